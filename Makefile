@@ -1,0 +1,30 @@
+# Two set-up commands (see README): `make demo` and `make test`.
+# Both create .venv with Python 3.11+ and install romanxr with its test and oracle extras.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-all lint bench oracle clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,plot,oracle]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/romanxr demo --output demo-output
+
+test: $(STAMP)
+	$(BIN)/ruff check romanxr tests benchmarks
+	$(BIN)/python -m pytest -q
+
+oracle: $(STAMP)
+	$(BIN)/python -m pytest -q -m oracle tests/parity
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_steps.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,13 @@
+"""romanxr: calibrate Roman WFI exposures with xarray and dask.
+
+Importing romanxr registers the ``ds.roman`` accessor.
+"""
+
+from __future__ import annotations
+
+from romanxr import accessor as _accessor  # noqa: F401  (registers ds.roman)
+from romanxr.io import open_cal, open_uncal
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "open_cal", "open_uncal"]

@@ -1,0 +1,72 @@
+"""The romanxr exception tree.
+
+Every error raised on purpose by romanxr derives from :class:`RomanxrError` and also from the
+builtin exception a caller would naturally catch (``ValueError``, ``FileNotFoundError``,
+``OSError``...), so ``except ValueError`` keeps working for code that does not know romanxr.
+Messages name the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CrdsConfigurationError",
+    "ExposureError",
+    "FileFormatError",
+    "InputError",
+    "OutputError",
+    "ReferenceFileError",
+    "ReferenceMismatchError",
+    "ReferenceNotFoundError",
+    "RomanxrError",
+    "RomanxrWarning",
+    "WrongProductError",
+]
+
+
+class RomanxrError(Exception):
+    """Base class of every error romanxr raises on purpose."""
+
+
+class RomanxrWarning(UserWarning):
+    """Base class of romanxr's warnings (tests treat them as errors)."""
+
+
+class InputError(RomanxrError, ValueError):
+    """The input data or metadata cannot be calibrated as given."""
+
+
+class FileFormatError(InputError):
+    """A file is not a readable ASDF file, or is truncated or corrupt."""
+
+
+class WrongProductError(InputError):
+    """A valid file, but not the kind of product that was expected (e.g. a cal for an uncal)."""
+
+
+class ExposureError(InputError):
+    """Exposure metadata or arrays violate the Dataset contract (read_pattern, dims, dtypes)."""
+
+
+class ConfigError(RomanxrError, ValueError):
+    """A step name, parameter name or parameter value is not valid."""
+
+
+class ReferenceFileError(RomanxrError, LookupError):
+    """Base class for reference-file problems."""
+
+
+class ReferenceNotFoundError(ReferenceFileError, FileNotFoundError):
+    """No reference file could be resolved (missing override, not in the CRDS cache, no match)."""
+
+
+class CrdsConfigurationError(ReferenceNotFoundError):
+    """CRDS is not configured well enough to resolve references offline."""
+
+
+class ReferenceMismatchError(ReferenceFileError, ValueError):
+    """A reference file does not fit the exposure (shape, detector, optical element, type)."""
+
+
+class OutputError(RomanxrError, OSError):
+    """The output cannot be written (bad path, exists without overwrite, disk full...)."""

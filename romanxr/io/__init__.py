@@ -1,0 +1,87 @@
+"""File I/O: the lazy ASDF reader, the xarray backend and the writers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import xarray as xr
+from dask.base import tokenize
+
+from romanxr.io.asdf_reader import default_chunks, open_roman_asdf
+from romanxr.io.backend import RomanBackendEntrypoint
+
+__all__ = [
+    "RomanBackendEntrypoint",
+    "chunk_dataset",
+    "default_chunks",
+    "open_cal",
+    "open_roman_asdf",
+    "open_uncal",
+]
+
+Chunks = Any
+
+
+def chunk_dataset(ds: xr.Dataset, chunks: Chunks, token: str = "") -> xr.Dataset:
+    """Chunk the data variables of a lazily indexed Dataset with dask (coordinates stay numpy).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Usually fresh from :func:`open_roman_asdf`.
+    chunks : "default", dict, "auto" or None
+        ``"default"`` uses :func:`default_chunks`; ``None`` leaves the Dataset as it is.
+    token : str
+        Makes the dask names deterministic (e.g. the file identity).
+    """
+    if chunks is None:
+        return ds
+    if isinstance(chunks, str) and chunks == "default":
+        sizes = {d: ds.sizes[d] for d in ("resultant", "y", "x") if d in ds.sizes}
+        chunks = default_chunks(sizes)
+    variables = {}
+    for name, var in ds.data_vars.items():
+        if isinstance(chunks, Mapping):
+            var_chunks = {d: c for d, c in chunks.items() if d in var.dims}
+        else:
+            var_chunks = chunks
+        variables[name] = var.variable.chunk(
+            var_chunks, from_array_kwargs={"name": f"{name}-{tokenize(token, name, var_chunks)}"}
+        )
+    out = xr.Dataset(variables, coords=ds.coords, attrs=ds.attrs)
+    out.encoding.update(ds.encoding)
+    return out
+
+
+def _open(path: str | os.PathLike, chunks: Chunks, expect: str) -> xr.Dataset:
+    ds = open_roman_asdf(path, expect=expect)
+    stat = os.stat(path)
+    return chunk_dataset(ds, chunks, token=f"{os.path.abspath(path)}-{stat.st_mtime_ns}")
+
+
+def open_uncal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Dataset:
+    """Open a Level-1 ``*_uncal.asdf`` (``wfi_science_raw``) lazily.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    chunks : "default", dict, "auto" or None
+        Dask chunks. ``"default"`` keeps ``resultant`` whole and cuts ``y`` into bands of about
+        64 MiB of float32; ``None`` returns lazily indexed numpy-backed arrays (no dask).
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``(resultant, y, x)``; ``data`` uint16 plus ``amp33`` and, when present,
+        ``resultantdq``/``reference_read``/``reference_amp33``; resultant coordinates from the
+        MA table; ``attrs["meta"]`` holds the metadata tree. No pixel data are read.
+    """
+    return _open(path, chunks, "uncal")
+
+
+def open_cal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Dataset:
+    """Open a Level-2 ``*_cal.asdf`` (``wfi_image``) lazily. See :func:`open_uncal`."""
+    return _open(path, chunks, "cal")

@@ -1,0 +1,1 @@
+"""Numeric kernels on plain ndarrays (numpy/numba); no xarray in here."""

@@ -1,0 +1,131 @@
+"""Load Roman reference files as lazy Datasets and align them to an exposure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from xarray.core import indexing
+
+from romanxr.errors import ReferenceMismatchError, WrongProductError
+from romanxr.io.asdf_reader import AsdfBackendArray, _open_asdf, _tag_of, to_plain
+from romanxr.refs.resolve import ResolvedReference
+
+__all__ = ["align_to_exposure", "load_reference"]
+
+#: Reference-file tag name -> CRDS reftype (where they differ).
+_REFTYPE_BY_TAG = {"wfi_img_photom": "photom"}
+
+
+def _lazy(path: str, key: str, node: Any, dims: tuple[str, ...]) -> xr.Variable:
+    arr = AsdfBackendArray(path, ("roman", key), tuple(node.shape), node.dtype)
+    return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
+
+
+def load_reference(
+    ref: ResolvedReference | str | os.PathLike, reftype: str | None = None
+) -> xr.Dataset:
+    """Open a reference file as a lazy Dataset.
+
+    Image-like arrays get dims ``(y, x)`` with absolute pixel coordinates: 0-based for
+    full-frame references, and starting at 4 for science-area references (flat), so
+    both align with exposures by coordinate. Stacks get a leading dim (``coeff`` for
+    (inverse)linearity). refpix arrays get ``(channel, frequency)``. Tables and transforms
+    (``phot_table``, ``decay_table``, ``inl_table``, ``coordinate_distortion_transform``)
+    go to ``attrs``. ``attrs["meta"]`` holds the reference's meta; ``attrs["path"]`` the file.
+
+    Raises
+    ------
+    WrongProductError
+        If the file is not a Roman reference file, or not of ``reftype``.
+    """
+    path = ref.path if isinstance(ref, ResolvedReference) else os.fspath(ref)
+    if reftype is None and isinstance(ref, ResolvedReference):
+        reftype = ref.reftype
+    if path is None:
+        raise ValueError("cannot load a reference resolved as N/A")
+    af, roman = _open_asdf(str(path))
+    try:
+        tag = _tag_of(roman) or ""
+        name = tag.rsplit("/", 1)[-1].split("-")[0]
+        file_reftype = _REFTYPE_BY_TAG.get(name, name)
+        if "reference_files" not in tag:
+            raise WrongProductError(
+                f"{path}: not a Roman reference file (tag {tag or 'none'}); expected a "
+                f"{reftype or 'reference'} file"
+            )
+        if reftype is not None and file_reftype != reftype.lower():
+            raise WrongProductError(
+                f"{path}: this is a {file_reftype} reference file, but a {reftype} reference "
+                f"was expected; pass it as override_{file_reftype} instead"
+            )
+        meta = to_plain(roman["meta"])
+        variables: dict[str, xr.Variable] = {}
+        attrs: dict[str, Any] = {"meta": meta, "path": str(path), "reftype": file_reftype}
+        for key in roman:
+            if key == "meta":
+                continue
+            node = roman[key]
+            if hasattr(node, "shape") and hasattr(node, "dtype"):
+                shape = tuple(node.shape)
+                if file_reftype == "refpix" and len(shape) == 2:
+                    dims: tuple[str, ...] = ("channel", "frequency")
+                elif len(shape) == 3:
+                    dims = ("coeff", "y", "x")
+                elif len(shape) == 2:
+                    dims = ("y", "x")
+                else:
+                    dims = (f"{key}_index",)
+                variables[key] = _lazy(str(path), key, node, dims)
+            else:
+                attrs[key] = to_plain(node)
+    finally:
+        af.close()
+    coords: dict[str, Any] = {}
+    sizes = {d: s for v in variables.values() for d, s in zip(v.dims, v.shape, strict=True)}
+    for dim in ("y", "x"):
+        if dim in sizes:
+            # science-area references (the flat) start at pixel 4 of the full frame
+            start = 4 if file_reftype == "flat" else 0
+            coords[dim] = np.arange(start, start + sizes[dim], dtype=np.int64)
+    ds = xr.Dataset(variables, coords=coords, attrs=attrs)
+    ds.encoding["source"] = str(path)
+    return ds
+
+
+def align_to_exposure(
+    ref: xr.Dataset, exposure: xr.Dataset, resolved: ResolvedReference | None = None
+) -> xr.Dataset:
+    """Select the reference pixels under ``exposure``'s ``y``/``x`` coordinates.
+
+    A reference must cover every pixel of the exposure (a full-frame reference serves any
+    cut-out of a full-frame exposure); anything else is a mismatch.
+
+    Raises
+    ------
+    ReferenceMismatchError
+        Names the file, its shape and the exposure's pixel range, and the override option.
+    """
+    indexers = {}
+    for dim in ("y", "x"):
+        if dim not in ref.dims or dim not in exposure.dims:
+            continue
+        want = np.asarray(exposure[dim].values)
+        have = np.asarray(ref[dim].values)
+        if want.size and (want.min() < have.min() or want.max() > have.max()):
+            path = ref.attrs.get("path", "reference file")
+            reftype = ref.attrs.get("reftype", resolved.reftype if resolved else "reference")
+            shape = tuple(ref.sizes[d] for d in ("y", "x") if d in ref.dims)
+            raise ReferenceMismatchError(
+                f"{Path(path).name}: {reftype} reference has shape {shape} covering {dim} "
+                f"{have.min()}..{have.max()}, but the exposure has {dim} "
+                f"{want.min()}..{want.max()}; "
+                f"use a {reftype} reference made for this detector size "
+                f"(override_{reftype}=...)"
+            )
+        if not (want.size == have.size and np.array_equal(want, have)):
+            indexers[dim] = want
+    return ref.sel(indexers) if indexers else ref

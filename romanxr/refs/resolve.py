@@ -1,0 +1,145 @@
+"""Resolve which reference file a step uses: explicit argument > user override > CRDS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from romanxr.errors import ReferenceNotFoundError
+
+__all__ = [
+    "REFTYPES_BY_STEP",
+    "ReferenceResolver",
+    "ResolvedReference",
+    "default_resolver",
+    "resolve_reference",
+]
+
+#: CRDS reference types each step reads (lower case, as CRDS and ``meta.ref_file`` spell them).
+REFTYPES_BY_STEP: dict[str, tuple[str, ...]] = {
+    "dq_init": ("mask",),
+    "saturation": ("saturation",),
+    "refpix": ("refpix",),
+    "dark_decay": ("darkdecaysignal",),
+    "wfi18_transient": (),
+    "linearity": ("linearity", "inverselinearity", "integralnonlinearity"),
+    "ramp_fit": ("readnoise", "gain"),
+    "dark": ("dark",),
+    "assign_wcs": ("distortion",),
+    "photom": ("photom",),
+    "flat_field": ("flat",),
+}
+
+ALL_REFTYPES: tuple[str, ...] = tuple(r for refs in REFTYPES_BY_STEP.values() for r in refs)
+
+
+@dataclass(frozen=True)
+class ResolvedReference:
+    """Where a reference file came from.
+
+    Attributes
+    ----------
+    reftype : str
+        CRDS reference type (lower case).
+    path : str or None
+        Local file path; ``None`` when CRDS says the type does not apply ("N/A").
+    source : {"argument", "override", "crds"}
+        Which rule chose it.
+    context : str or None
+        The CRDS context (``roman_NNNN.pmap``) when CRDS chose it.
+    """
+
+    reftype: str
+    path: str | None
+    source: str
+    context: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The file name recorded in ``meta.ref_file`` (``"N/A"`` when not applicable)."""
+        return "N/A" if self.path is None else Path(self.path).name
+
+
+@dataclass
+class ReferenceResolver:
+    """Resolve reference files for an exposure.
+
+    Parameters
+    ----------
+    overrides : mapping of reftype -> path, optional
+        User overrides (``override_<reftype>`` in stpipe spelling), used before CRDS.
+    context : str, optional
+        Pinned CRDS context (e.g. ``roman_0055.pmap``). Default: ``CRDS_CONTEXT`` or the
+        cache's/server's operational context.
+    crds_path : path, optional
+        CRDS cache folder; default ``$CRDS_PATH``.
+    server_url : str, optional
+        CRDS server; default ``$CRDS_SERVER_URL``.
+    """
+
+    overrides: Mapping[str, str | os.PathLike] = field(default_factory=dict)
+    context: str | None = None
+    crds_path: str | os.PathLike | None = None
+    server_url: str | None = None
+
+    def resolve(
+        self, reftype: str, exposure: xr.Dataset | Mapping[str, Any], explicit: Any = None
+    ) -> ResolvedReference:
+        """Resolve one reference type for ``exposure`` (a Dataset or its ``meta`` tree)."""
+        reftype = reftype.lower()
+        if explicit is not None:
+            return ResolvedReference(reftype, _existing(explicit, reftype, "argument"), "argument")
+        override = self.overrides.get(reftype) if self.overrides else None
+        if override is not None:
+            if str(override).upper() == "N/A":
+                return ResolvedReference(reftype, None, "override")
+            return ResolvedReference(reftype, _existing(override, reftype, "override"), "override")
+        meta = exposure.attrs.get("meta", {}) if isinstance(exposure, xr.Dataset) else exposure
+        from romanxr.refs.crds_client import crds_best_reference
+
+        path, context = crds_best_reference(
+            reftype,
+            meta,
+            context=self.context,
+            crds_path=self.crds_path,
+            server_url=self.server_url,
+        )
+        return ResolvedReference(reftype, path, "crds", context)
+
+
+def _existing(path: Any, reftype: str, source: str) -> str:
+    p = Path(os.fspath(path)).expanduser()
+    if not p.is_file():
+        option = f"override_{reftype}"
+        raise ReferenceNotFoundError(
+            f"{reftype} reference given as {source} does not exist: {p}; fix the path passed as "
+            f"{option} (or --steps.<step>.{option}=...)"
+        )
+    return str(p)
+
+
+def default_resolver() -> ReferenceResolver:
+    """A resolver with no overrides, configured from the environment (``CRDS_*``)."""
+    return ReferenceResolver()
+
+
+def resolve_reference(
+    reftype: str,
+    exposure: xr.Dataset | Mapping[str, Any],
+    *,
+    explicit: Any = None,
+    resolver: ReferenceResolver | None = None,
+) -> ResolvedReference:
+    """Resolve ``reftype`` for ``exposure``: explicit > ``resolver`` overrides > CRDS.
+
+    Raises
+    ------
+    ReferenceNotFoundError
+        Names the reference type, the CRDS context, ``CRDS_PATH`` and the override option.
+    """
+    return (resolver or default_resolver()).resolve(reftype, exposure, explicit)

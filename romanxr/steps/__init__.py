@@ -1,0 +1,1 @@
+"""Calibration steps: one module per step, each a pure function ``step(ds, *, params) -> ds``."""
