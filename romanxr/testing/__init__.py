@@ -1,1 +1,1 @@
-"""Public test helpers: synthetic exposures with known truth, matching reference sets, CRDS caches."""
+"""Public test helpers: synthetic exposures with known truth, reference sets, CRDS caches."""
