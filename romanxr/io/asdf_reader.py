@@ -305,9 +305,19 @@ BORDER = 4
 
 def _open_cal_vars(path: str, roman: Any, meta: dict) -> tuple[dict, dict]:
     variables = {}
+    seen: dict[str, int] = {}
     for name, dims in L2_ARRAY_DIMS.items():
-        if name in roman and roman[name] is not None and hasattr(roman[name], "shape"):
-            variables[name] = _array_var(path, name, roman[name], dims)
+        node = roman[name] if name in roman else None
+        if node is None or not hasattr(node, "shape"):
+            continue
+        shape = tuple(int(s) for s in node.shape)
+        if len(shape) != len(dims) or any(
+            seen.get(d, n) != n for d, n in zip(dims, shape, strict=True)
+        ):
+            # inconsistent with the other arrays (e.g. placeholder arrays): keep it, on its own dims
+            dims = tuple(f"{name}_dim_{i}" for i in range(len(shape)))
+        seen.update(zip(dims, shape, strict=True))
+        variables[name] = _array_var(path, name, node, dims)
     if "data" not in variables or variables["data"].ndim != 2:
         raise WrongProductError(f"{path}: a Level-2 image needs a 2-D roman.data")
     ny, nx = variables["data"].shape
