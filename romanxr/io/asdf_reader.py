@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ def to_plain(obj: Any) -> Any:
     """Convert a Roman/ASDF node tree to nested ``dict``/``list`` (leaves kept as they are)."""
     if isinstance(obj, Mapping):
         return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, Sequence) and not isinstance(obj, str | bytes):
+        # lists, tuples and asdf's lazy list nodes (UserList) alike
         return [to_plain(v) for v in obj]
     return obj
 

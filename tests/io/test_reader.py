@@ -39,6 +39,10 @@ def test_open_uncal_layout(tmp_uncal):
     np.testing.assert_array_equal(ds["last_read"], [1, 3, 4, 7, 8, 9])
     np.testing.assert_array_equal(ds["x"], np.arange(24))
     assert ds.attrs["meta"]["exposure"]["read_pattern"] == pattern
+    # plain python containers all the way down (no lazy asdf nodes kept alive)
+    assert type(ds.attrs["meta"]["exposure"]["read_pattern"]) is list
+    assert type(ds.attrs["meta"]["exposure"]["read_pattern"][1]) is list
+    assert type(ds.attrs["meta"]["exposure"]) is dict
     assert ds.attrs["meta"]["instrument"]["detector"] == "WFI01"
     # values equal what roman_datamodels reads
     with dm.open(path) as model:
