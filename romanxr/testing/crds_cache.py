@@ -140,6 +140,12 @@ def _parkeys(reftype: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return match, useafter
 
 
+def _known_reftypes() -> list[str]:
+    from crds.roman import TYPES
+
+    return [t for t in TYPES.unified_defs["wfi"] if t != "all"]
+
+
 def _crds_version() -> str:
     import crds
 
@@ -288,6 +294,7 @@ def build_local_crds_cache(
     *,
     context: str = "roman_9000.pmap",
     not_applicable: Iterable[str] = (),
+    step_parameters: bool = True,
     link: bool = True,
 ) -> LocalCrdsCache:
     """Write a self-contained CRDS cache for Roman WFI that resolves with no server at all.
@@ -308,6 +315,10 @@ def build_local_crds_cache(
     not_applicable : iterable of str
         Reference types whose rules say "N/A" for every exposure (as the real Roman rules
         do for some types in some contexts).
+    step_parameters : bool
+        Also write "N/A" rules for every ``pars-<step>`` type crds knows, so that stpipe's
+        look-up of step parameters (romancal does one per step) finds "none" quietly
+        instead of logging a CRDS error.
     link : bool
         Hard-link the files into the cache when possible (else copy).
 
@@ -362,10 +373,13 @@ def build_local_crds_cache(
             name = f"roman_wfi_{reftype}_{stem or 'all'}_{len(used_names):04d}.asdf"
         existing = rows.setdefault(reftype, {}).setdefault(key, {})
         if date in existing and existing[date] != name:
+            keys = ", ".join(k.lower().removeprefix("roman.meta.") for k in match_keys)
             raise InputError(
-                f"{src}: {reftype} files {existing[date]} and {name} both select "
-                f"{dict(zip(match_keys, key, strict=True))} from useafter {date}; give them "
-                f"different detectors/modes or useafter dates"
+                f"{src}: {reftype} files {existing[date]} and {name} compete for the same "
+                f"rule from useafter {date}: CRDS selects {reftype} by "
+                f"{keys or 'useafter only (one file serves every detector)'}, and both have "
+                f"{dict(zip(match_keys, key, strict=True)) or 'the same useafter'}; give them "
+                f"different values or useafter dates"
             )
         existing[date] = name
         dest = cache.references_dir / name
@@ -374,11 +388,18 @@ def build_local_crds_cache(
             used_names[name] = src.resolve()
         placed.setdefault(reftype, []).append(dest)
 
-    for reftype in not_applicable:
-        reftype = reftype.lower()
+    na_types = [t.lower() for t in not_applicable]
+    if step_parameters:
+        na_types += [t for t in _known_reftypes() if t.startswith("pars-") and t not in rows]
+    for reftype in na_types:
+        if reftype in rows:
+            raise InputError(
+                f"{reftype} is listed in not_applicable but files of that type were given"
+            )
         match_keys, _ = _parkeys(reftype)
         rows[reftype] = {tuple("N/A" for _ in match_keys): {_DEFAULT_USEAFTER: "N/A"}}
-        placed.setdefault(reftype, [])
+        if not reftype.startswith("pars-"):
+            placed.setdefault(reftype, [])
 
     rmaps: dict[str, str] = {}
     for reftype, table in rows.items():
