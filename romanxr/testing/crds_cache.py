@@ -146,6 +146,12 @@ def _known_reftypes() -> list[str]:
     return [t for t in TYPES.unified_defs["wfi"] if t != "all"]
 
 
+def _encoded_empty_metadata() -> Any:
+    from crds.client import proxy
+
+    return proxy.crds_encode({})
+
+
 def _crds_version() -> str:
     import crds
 
@@ -446,6 +452,8 @@ def build_local_crds_cache(
         "mapping_url": {"checked": {}, "unchecked": {}},
         "status": "cache",
         "connected": False,
+        # crds asks the server for this when it is missing; it is only used for downloads
+        "download_metadata": _encoded_empty_metadata(),
     }
     (cache.config_dir / "server_config").write_text(pprint.pformat(server_config) + "\n")
     (cache.config_dir / "bad_files.txt").write_text("")
