@@ -36,10 +36,33 @@ from typing import Any
 
 from romanxr.errors import InputError, WrongProductError
 
-__all__ = ["OFFLINE_SERVER_URL", "LocalCrdsCache", "build_local_crds_cache"]
+__all__ = [
+    "OFFLINE_SERVER_URL",
+    "REFERENCE_MODELS",
+    "LocalCrdsCache",
+    "build_local_crds_cache",
+    "write_fake_reference",
+]
 
 #: The server URL a local cache is used with: crds treats "serverless" URLs as no server.
 OFFLINE_SERVER_URL = "https://roman-serverless-mode.stsci.edu"
+
+#: roman_datamodels class name of each reference type romanxr uses
+REFERENCE_MODELS = {
+    "mask": "MaskRefModel",
+    "saturation": "SaturationRefModel",
+    "refpix": "RefpixRefModel",
+    "darkdecaysignal": "DarkdecaysignalRefModel",
+    "linearity": "LinearityRefModel",
+    "inverselinearity": "InverselinearityRefModel",
+    "integralnonlinearity": "IntegralnonlinearityRefModel",
+    "readnoise": "ReadnoiseRefModel",
+    "gain": "GainRefModel",
+    "dark": "DarkRefModel",
+    "distortion": "DistortionRefModel",
+    "photom": "WfiImgPhotomRefModel",
+    "flat": "FlatRefModel",
+}
 
 _CONTEXT_RE = re.compile(r"^roman_(\d{4})\.pmap$")
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,120}$")
@@ -467,3 +490,63 @@ def build_local_crds_cache(
             for date, fname in sorted(dates.items())
         )
     return cache
+
+
+def write_fake_reference(
+    path: str | os.PathLike,
+    reftype: str,
+    detector: str = "WFI01",
+    *,
+    shape: tuple[int, ...] = (2, 8, 8),
+    arrays: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> Path:
+    """Write a small ``reftype`` reference made by roman_datamodels' ``create_fake_data``.
+
+    For CRDS plumbing tests: the arrays are roman_datamodels' fake values, not meaningful.
+
+    Parameters
+    ----------
+    path : path
+        Output file.
+    reftype : str
+        One of :data:`REFERENCE_MODELS`.
+    detector : str
+        ``meta.instrument.detector``.
+    shape : tuple of int
+        Passed to ``create_fake_data`` where the model accepts a shape.
+    arrays : mapping of str -> array, optional
+        Replace these top-level arrays (e.g. ``{"data": ...}``) before saving.
+    **meta
+        More metadata by dotted name below ``meta``, e.g. ``useafter="2027-01-01T00:00:00"``
+        (a string, converted to a Time), ``**{"instrument.optical_element": "F158"}``.
+
+    Returns
+    -------
+    Path
+    """
+    import roman_datamodels.datamodels as dm
+    from astropy.time import Time
+
+    try:
+        cls = getattr(dm, REFERENCE_MODELS[reftype.lower()])
+    except KeyError:
+        raise InputError(
+            f"no fake-reference recipe for {reftype!r}; known: {sorted(REFERENCE_MODELS)}"
+        ) from None
+    try:
+        model = cls.create_fake_data(shape=shape)
+    except TypeError:
+        model = cls.create_fake_data()
+    model.meta.instrument.detector = detector
+    for dotted, value in meta.items():
+        node = model.meta
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = Time(value) if leaf == "useafter" and isinstance(value, str) else value
+    for key, value in (arrays or {}).items():
+        model[key] = value
+    out = Path(os.fspath(path))
+    model.save(out)
+    return out

@@ -12,6 +12,7 @@ import os
 from functools import cache
 from pathlib import Path
 
+import crds  # noqa: F401  (imported at collection: urllib3 probes a socket on import)
 import numpy as np
 import pytest
 import xarray as xr
@@ -31,49 +32,17 @@ from romanxr.refs.crds_client import (
     is_offline_server,
 )
 from romanxr.refs.resolve import ALL_REFTYPES
-from romanxr.testing.crds_cache import build_local_crds_cache
+from romanxr.testing.crds_cache import build_local_crds_cache, write_fake_reference
 
 DETECTORS = ("WFI01", "WFI02")
 
-#: roman_datamodels model class for each reference type romanxr uses
-REF_MODELS = {
-    "mask": "MaskRefModel",
-    "saturation": "SaturationRefModel",
-    "refpix": "RefpixRefModel",
-    "darkdecaysignal": "DarkdecaysignalRefModel",
-    "linearity": "LinearityRefModel",
-    "inverselinearity": "InverselinearityRefModel",
-    "integralnonlinearity": "IntegralnonlinearityRefModel",
-    "readnoise": "ReadnoiseRefModel",
-    "gain": "GainRefModel",
-    "dark": "DarkRefModel",
-    "distortion": "DistortionRefModel",
-    "photom": "WfiImgPhotomRefModel",
-    "flat": "FlatRefModel",
-}
-
 
 def make_ref(path: Path, reftype: str, detector: str = "WFI01", **meta) -> Path:
-    """Write a tiny fake ``reftype`` reference for ``detector``; extra meta by dotted name."""
-    import roman_datamodels.datamodels as dm
-    from astropy.time import Time
-
-    cls = getattr(dm, REF_MODELS[reftype])
-    try:
-        model = cls.create_fake_data(shape=(2, 8, 8))
-    except TypeError:
-        model = cls.create_fake_data()
-    model.meta.instrument.detector = detector
-    for dotted, value in meta.items():
-        node = model.meta
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = Time(value) if leaf == "useafter" else value
-    if reftype == "gain":  # values that tell files apart after loading
-        model.data = np.full((8, 8), 1.0 + DETECTORS.index(detector), dtype=np.float32)
-    model.save(path)
-    return path
+    """A tiny fake reference; gains hold 1 + detector index so files can be told apart."""
+    arrays = None
+    if reftype == "gain":
+        arrays = {"data": np.full((8, 8), 1.0 + DETECTORS.index(detector), dtype=np.float32)}
+    return write_fake_reference(path, reftype, detector, arrays=arrays, **meta)
 
 
 @cache
