@@ -489,6 +489,9 @@ def build_local_crds_cache(
             for key, dates in sorted(rows.get(reftype, {}).items())
             for date, fname in sorted(dates.items())
         )
+    from romanxr.refs.crds_client import clear_crds_cache
+
+    clear_crds_cache()  # lookups cached before a rebuild of the same folder are stale
     return cache
 
 

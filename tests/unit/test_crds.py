@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -408,6 +409,43 @@ def test_unreachable_server_falls_back_to_the_cache(crds_cache):
         server_url="https://roman-crds-test.example.org",
     )
     assert (Path(path).name, context) == ("gain_WFI02.asdf", crds_cache.context)
+
+
+def test_environ_alone_configures_a_fresh_process(crds_cache):
+    """What a romancal run in a subprocess gets: only the environment variables."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys, crds\n"
+        "params = json.loads(sys.argv[1])\n"
+        "print(json.dumps(crds.getreferences(params, reftypes=['gain', 'flat'],"
+        " observatory='roman')))\n"
+    )
+    params = crds_parameters(exposure_meta("WFI02"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
+    env.update(crds_cache.environ())
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(params)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {k: Path(v).name for k, v in got.items()} == {
+        "gain": "gain_WFI02.asdf",
+        "flat": "flat_WFI02.asdf",
+    }
+
+
+def test_instrument_context(crds_cache):
+    path, context = crds_best_reference(
+        "gain", exposure_meta("WFI02"), crds_path=crds_cache.path, context="roman_wfi_9000.imap"
+    )
+    assert (Path(path).name, context) == ("gain_WFI02.asdf", "roman_wfi_9000.imap")
 
 
 # ------------------------------------------------------------------------------------------
