@@ -279,7 +279,8 @@ def crds_best_reference(
     path : str or None
         Local path of the reference file; ``None`` when CRDS says "N/A" (not applicable).
     context : str
-        The ``.pmap`` that made the selection.
+        The context that made the selection (a ``.pmap``, or the ``.imap`` if one was
+        pinned).
 
     Raises
     ------
@@ -322,6 +323,8 @@ def crds_best_reference(
             env.update(_offline_env(path_s or ""))
         if server:
             env["CRDS_SERVER_URL"] = server
+        if server_url is not None and not offline:
+            env["CRDS_CONFIG_URI"] = None  # an explicit server: ask it, not a config file
         with crds_environment(env):
             final, parkeys, found = _lookup(reftype, params, requested, path_s, server, offline)
         values = _parkey_values(params, parkeys, reftype, final, path_s, server)
