@@ -7,14 +7,14 @@ metadata is flattened into CRDS selection parameters exactly as roman_datamodels
 
 CRDS keeps its configuration in environment variables and in module-level caches. Every lookup
 here therefore runs under one process-wide lock inside :func:`crds_environment`, which sets
-``CRDS_PATH`` / ``CRDS_SERVER_URL`` (and, offline, ``CRDS_CONFIG_URI`` + ``CRDS_MODE=local``),
+``CRDS_PATH`` / ``CRDS_SERVER_URL`` (and, offline, ``CRDS_MODE=local``),
 resets crds' function caches, and restores everything it changed on exit, so a lookup never
 leaks configuration into the caller or into a romancal run in the same process.
 
 Offline means: no server URL, a URL containing ``serverless``, or a host in the reserved
-``.invalid`` domain. Then crds reads the cache's own ``config/roman/server_config`` (never the
-network), and a reference missing from the cache is reported as missing instead of as the
-misleading network error crds would raise while trying to download it.
+``.invalid`` domain. Then crds is handed the cache's own ``config/roman/server_config`` (it
+never tries the network), and a reference missing from the cache is reported as missing
+instead of as the misleading network error crds would raise while trying to download it.
 
 Results are cached per (cache, server, context, reftype, values of the rmap's selection
 parameters); :func:`clear_crds_cache` empties that cache.
@@ -22,6 +22,7 @@ parameters); :func:`clear_crds_cache` empties that cache.
 
 from __future__ import annotations
 
+import ast
 import datetime
 import enum
 import os
@@ -157,13 +158,37 @@ def _reset_crds_module_state() -> None:
     config.CRDS_REF_SUBDIR_MODE = "None"
     url = os.environ.get("CRDS_SERVER_URL") or f"https://{OBSERVATORY}-serverless-mode.stsci.edu"
     api.set_crds_server(url)
+    _prime_offline_config(url)
 
 
-def _offline_env(crds_path: str) -> dict[str, str]:
-    return {
-        "CRDS_CONFIG_URI": str(Path(crds_path) / "config" / OBSERVATORY),
-        "CRDS_MODE": "local",
-    }
+def _prime_offline_config(url: str) -> None:
+    """Offline, hand crds the cache's own server configuration so it never calls a server.
+
+    crds asks the server first and falls back to ``config/roman/server_config`` only after
+    the network fails. Putting the cached configuration into crds' memo of
+    ``api.get_server_info`` skips that attempt. (``CRDS_CONFIG_URI`` would do the same, but
+    crds lower-cases its value, which breaks cache paths with capitals.)
+    """
+    if not is_offline_server(url):
+        return
+    from crds.client import api, proxy
+    from crds.core import config
+
+    path = Path(config.get_crds_cfgpath(OBSERVATORY)) / "server_config"
+    try:
+        info = ast.literal_eval(path.read_text())
+    except (OSError, ValueError, SyntaxError):
+        return  # not a cache: the lookup reports it
+    if not isinstance(info, dict):
+        return
+    info.update(status="cache", connected=False, server=url)
+    info.setdefault("download_metadata", proxy.crds_encode({}))
+    api.get_server_info.cache[api.get_server_info.cache_key()] = info
+
+
+def _offline_env() -> dict[str, str | None]:
+    # "none" is crds' own spelling of "unset" (removing the variable breaks crds)
+    return {"CRDS_CONFIG_URI": "none", "CRDS_MODE": "local"}
 
 
 @contextmanager
@@ -211,6 +236,7 @@ def crds_environment(env: Mapping[str, str | None], *, lock: bool = True) -> Ite
             if saved_url is not None:
                 api.URL = saved_url
                 api.S = saved_proxy
+                _prime_offline_config(saved_url[: -len(api.URL_SUFFIX)])
 
 
 def _apply_env(env: Mapping[str, str | None]) -> None:
@@ -320,11 +346,11 @@ def crds_best_reference(
         if path_s:
             env["CRDS_PATH"] = path_s
         if offline:
-            env.update(_offline_env(path_s or ""))
+            env.update(_offline_env())
         if server:
             env["CRDS_SERVER_URL"] = server
         if server_url is not None and not offline:
-            env["CRDS_CONFIG_URI"] = None  # an explicit server: ask it, not a config file
+            env["CRDS_CONFIG_URI"] = "none"  # an explicit server: ask it, not a config file
         with crds_environment(env):
             final, parkeys, found = _lookup(reftype, params, requested, path_s, server, offline)
         values = _parkey_values(params, parkeys, reftype, final, path_s, server)

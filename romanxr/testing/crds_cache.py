@@ -108,16 +108,22 @@ class LocalCrdsCache:
         """Environment variables that make crds (and romancal via stpipe) use this cache.
 
         ``CRDS_PATH`` is the cache, ``CRDS_SERVER_URL`` a serverless URL, ``CRDS_MODE`` local
-        and ``CRDS_CONFIG_URI`` the cache's own configuration folder, so crds never tries the
-        network; ``CRDS_CONTEXT`` pins this cache's context unless ``pin_context`` is False.
+        and ``CRDS_CONFIG_URI`` the cache's own configuration folder, so crds in a fresh
+        process never tries the network. crds lower-cases ``CRDS_CONFIG_URI``, so for a cache
+        path with capitals it is left out; crds then makes one failed attempt to reach the
+        serverless URL and falls back to the cache's configuration. (In-process,
+        :meth:`activate` and romanxr's own lookups hand crds the configuration directly.)
+        ``CRDS_CONTEXT`` pins this cache's context unless ``pin_context`` is False.
         """
         env = {
             "CRDS_PATH": str(self.path),
             "CRDS_SERVER_URL": OFFLINE_SERVER_URL,
             "CRDS_MODE": "local",
-            "CRDS_CONFIG_URI": str(self.config_dir),
             "CRDS_OBSERVATORY": "roman",
         }
+        config_dir = str(self.config_dir)
+        if config_dir == config_dir.lower():  # crds lower-cases CRDS_CONFIG_URI
+            env["CRDS_CONFIG_URI"] = config_dir
         if pin_context:
             env["CRDS_CONTEXT"] = self.context
         return env

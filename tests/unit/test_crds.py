@@ -391,6 +391,33 @@ def test_concurrent_lookups_from_threads(crds_cache):
     assert names == [expected_name(rt, det) for rt, det in jobs]
 
 
+def test_offline_lookups_never_touch_the_network(tmp_path, monkeypatch):
+    import socket
+
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append(args)
+        raise OSError("network used")
+
+    monkeypatch.setattr(socket, "getaddrinfo", record)
+    # capitals in the path: crds lower-cases CRDS_CONFIG_URI, so it must not be relied on
+    cache = build_local_crds_cache(
+        tmp_path / "MyCache", [make_ref(tmp_path / "Gain.asdf", "gain", "WFI02")]
+    )
+    path, _ = crds_best_reference("gain", exposure_meta("WFI02"), crds_path=cache.path)
+    assert Path(path) == cache.references_dir / "Gain.asdf"
+    with pytest.raises(ReferenceNotFoundError):
+        crds_best_reference("gain", exposure_meta("WFI03"), crds_path=cache.path)
+    with cache.activate():
+        import crds
+
+        params = crds_parameters(exposure_meta("WFI02"))
+        got = crds.getreferences(params, reftypes=["gain"], observatory="roman")
+        assert Path(got["gain"]).name == "Gain.asdf"
+    assert calls == []
+
+
 def test_offline_server_detection():
     assert is_offline_server(None)
     assert is_offline_server("")
