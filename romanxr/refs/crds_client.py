@@ -27,7 +27,7 @@ import datetime
 import enum
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,8 @@ def crds_parameters(meta: Mapping[str, Any]) -> dict[str, Any]:
 
     Mirrors ``roman_datamodels.DataModel.get_crds_parameters``: every scalar leaf (str, int,
     float, complex, bool; times as ISO strings) of ``meta`` becomes
-    ``roman.meta.<dotted.path>``; arrays, lists and other objects are left out.
+    ``roman.meta.<dotted.path>``, list items by index (``...read_pattern.0.0``); arrays and
+    other objects are left out.
 
     Parameters
     ----------
@@ -131,13 +132,16 @@ def crds_parameters(meta: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
 
-    def walk(node: Mapping[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}.{key}"
-            if isinstance(value, Mapping):
-                walk(value, name)
-                continue
-            scalar = _scalar(value)
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, f"{name}.{key}")
+        elif isinstance(node, Sequence) and not isinstance(node, str | bytes):
+            # lists, tuples and asdf's lazy list nodes
+            for index, value in enumerate(node):
+                walk(value, f"{name}.{index}")
+        else:
+            scalar = _scalar(node)
             if scalar is not None:
                 out[name] = scalar
 

@@ -506,7 +506,7 @@ def write_fake_reference(
     reftype: str,
     detector: str = "WFI01",
     *,
-    shape: tuple[int, ...] = (2, 8, 8),
+    shape: tuple[int, int] = (8, 8),
     arrays: Mapping[str, Any] | None = None,
     **meta: Any,
 ) -> Path:
@@ -522,8 +522,9 @@ def write_fake_reference(
         One of :data:`REFERENCE_MODELS`.
     detector : str
         ``meta.instrument.detector``.
-    shape : tuple of int
-        Passed to ``create_fake_data`` where the model accepts a shape.
+    shape : (int, int)
+        Pixel shape (y, x) of the image arrays; (inverse)linearity coefficients get
+        ``(2, y, x)``.
     arrays : mapping of str -> array, optional
         Replace these top-level arrays (e.g. ``{"data": ...}``) before saving.
     **meta
@@ -534,6 +535,7 @@ def write_fake_reference(
     -------
     Path
     """
+    import numpy as np
     import roman_datamodels.datamodels as dm
     from astropy.time import Time
 
@@ -543,10 +545,15 @@ def write_fake_reference(
         raise InputError(
             f"no fake-reference recipe for {reftype!r}; known: {sorted(REFERENCE_MODELS)}"
         ) from None
-    try:
-        model = cls.create_fake_data(shape=shape)
-    except TypeError:
-        model = cls.create_fake_data()
+    ny, nx = shape
+    if reftype.lower() in ("linearity", "inverselinearity"):
+        model = cls.create_fake_data(shape=(2, ny, nx))
+        model.dq = np.zeros((ny, nx), dtype=np.uint32)
+    else:
+        try:
+            model = cls.create_fake_data(shape=(ny, nx))
+        except TypeError:
+            model = cls.create_fake_data()
     model.meta.instrument.detector = detector
     for dotted, value in meta.items():
         node = model.meta

@@ -136,6 +136,15 @@ def test_resolved_reference_loads(crds_cache):
     np.testing.assert_array_equal(loaded["data"].values, np.full((8, 8), 2.0, np.float32))
 
 
+@pytest.mark.parametrize("reftype", ALL_REFTYPES)
+def test_every_resolved_reftype_loads(crds_cache, reftype):
+    ds = xr.Dataset(attrs={"meta": exposure_meta("WFI01")})
+    ref = resolve_reference(reftype, ds, resolver=crds_cache.resolver())
+    loaded = load_reference(ref)
+    assert loaded.attrs["reftype"] == reftype
+    assert loaded.attrs["meta"]["instrument"]["detector"] == "WFI01"
+
+
 def test_selection_parameters_flatten_like_roman_datamodels():
     import roman_datamodels.datamodels as dm
 
@@ -147,6 +156,19 @@ def test_selection_parameters_flatten_like_roman_datamodels():
     assert ours == theirs
     assert ours["roman.meta.instrument.detector"] == "WFI01"
     assert ours["roman.meta.exposure.start_time"] == "2020-01-01T00:00:00.000"
+
+
+def test_selection_parameters_of_an_opened_uncal_file(tmp_uncal):
+    import roman_datamodels.datamodels as dm
+
+    from romanxr.io import open_uncal
+
+    path = tmp_uncal(shape=(3, 16, 16))
+    ours = crds_parameters(open_uncal(path).attrs["meta"])
+    with dm.open(path) as model:
+        theirs = model.get_crds_parameters()
+    assert ours == theirs
+    assert ours["roman.meta.exposure.read_pattern.2.0"] == 3
 
 
 def test_pinned_context_and_crds_context(tmp_path, monkeypatch):
@@ -538,3 +560,7 @@ def test_romancal_step_resolves_from_cache(crds_cache):
         assert Path(step.get_reference_file(model, "mask")).name == "mask_WFI01.asdf"
         # step parameters: N/A rules, found quietly
         assert dict(DQInitStep.get_config_from_reference(model)) == {}
+        result = DQInitStep.call(model)
+    assert result.meta.ref_file.mask == "crds://mask_WFI01.asdf"
+    assert result.meta.ref_file.crds.context == crds_cache.context
+    assert result.meta.cal_step.dq_init == "COMPLETE"
