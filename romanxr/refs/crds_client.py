@@ -333,17 +333,18 @@ def crds_best_reference(
             f"(e.g. one made by romanxr.testing.build_local_crds_cache or `crds sync`) or "
             f"CRDS_SERVER_URL to a CRDS server, or {_fix_hint(reftype)}"
         )
-    params = crds_parameters(meta)
     server_key = "offline" if offline else server
     pk_key = (path_s, server_key, requested, reftype)
     with _LOCK:
         known = _PARKEYS.get(pk_key)
         if known is not None:
             final, parkeys = known
-            values = _parkey_values(params, parkeys, reftype, final, path_s, server)
+            direct = {k.lower(): _meta_value(meta, k) for k in parkeys}
+            values = _parkey_values(direct, parkeys, reftype, final, path_s, server)
             res_key = (path_s, server_key, final, reftype, values)
             if res_key in _RESULTS:
                 return _RESULTS[res_key], final
+        params = crds_parameters(meta)
         env: dict[str, str | None] = {}
         if crds_path is not None:
             env.update(dict.fromkeys(_PATH_OVERRIDES))
@@ -363,6 +364,21 @@ def crds_best_reference(
         return found, final
 
 
+def _meta_value(meta: Mapping[str, Any], parkey: str) -> Any:
+    """One selection parameter straight from ``meta`` (as :func:`crds_parameters` has it)."""
+    node: Any = meta
+    for part in parkey.lower().removeprefix("roman.meta.").split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return _MISSING
+    value = _scalar(node)
+    return _MISSING if value is None else value
+
+
+_MISSING = object()
+
+
 def _parkey_values(
     params: Mapping[str, Any],
     parkeys: tuple[str, ...],
@@ -374,7 +390,7 @@ def _parkey_values(
     lowered = {k.lower(): v for k, v in params.items()}
     values = []
     for key in parkeys:
-        if key.lower() not in lowered:
+        if lowered.get(key.lower(), _MISSING) is _MISSING:
             field = key.lower().removeprefix("roman.")
             raise ReferenceNotFoundError(
                 f"cannot select the {reftype} reference: the exposure has no {field} "
