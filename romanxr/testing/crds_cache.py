@@ -32,9 +32,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from romanxr.errors import InputError, WrongProductError
+
+if TYPE_CHECKING:
+    from romanxr.refs.resolve import ReferenceResolver
 
 __all__ = [
     "OFFLINE_SERVER_URL",
@@ -140,7 +143,7 @@ class LocalCrdsCache:
         with crds_environment(self.environ(pin_context=pin_context), lock=False):
             yield self
 
-    def resolver(self, **kwargs: Any):
+    def resolver(self, **kwargs: Any) -> ReferenceResolver:
         """A :class:`~romanxr.refs.resolve.ReferenceResolver` reading this cache."""
         from romanxr.refs.resolve import ReferenceResolver
 
