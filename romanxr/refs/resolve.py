@@ -90,13 +90,24 @@ class ReferenceResolver:
     def resolve(
         self, reftype: str, exposure: xr.Dataset | Mapping[str, Any], explicit: Any = None
     ) -> ResolvedReference:
-        """Resolve one reference type for ``exposure`` (a Dataset or its ``meta`` tree)."""
+        """Resolve one reference type for ``exposure`` (a Dataset or its ``meta`` tree).
+
+        ``explicit`` (a step's ``override_<reftype>`` argument) wins, then this resolver's
+        ``overrides`` (keys ``<reftype>`` or ``override_<reftype>``, any case), then CRDS
+        (:func:`romanxr.refs.crds_client.crds_best_reference`). The string ``"N/A"`` as
+        explicit or override means "not applicable" (path ``None``), as in stpipe.
+        """
         reftype = reftype.lower()
         if explicit is not None:
+            if _is_na(explicit):
+                return ResolvedReference(reftype, None, "argument")
             return ResolvedReference(reftype, _existing(explicit, reftype, "argument"), "argument")
-        override = self.overrides.get(reftype) if self.overrides else None
+        override = None
+        for key, value in (self.overrides or {}).items():
+            if str(key).lower().removeprefix("override_") == reftype:
+                override = value
         if override is not None:
-            if str(override).upper() == "N/A":
+            if _is_na(override):
                 return ResolvedReference(reftype, None, "override")
             return ResolvedReference(reftype, _existing(override, reftype, "override"), "override")
         meta = exposure.attrs.get("meta", {}) if isinstance(exposure, xr.Dataset) else exposure
@@ -110,6 +121,10 @@ class ReferenceResolver:
             server_url=self.server_url,
         )
         return ResolvedReference(reftype, path, "crds", context)
+
+
+def _is_na(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().upper() == "N/A"
 
 
 def _existing(path: Any, reftype: str, source: str) -> str:
