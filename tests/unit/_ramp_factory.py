@@ -60,3 +60,15 @@ def write_decay_reference(path, detector="WFI01", amplitude=0.4, time_constant=2
     ref.decay_table[detector] = {"amplitude": amplitude, "time_constant": time_constant}
     ref.save(path)
     return path
+
+
+def write_refpix_reference(path, gamma, zeta, alpha):
+    """A REFPIX reference holding the given (channels, M) complex coefficient arrays."""
+    import roman_datamodels.datamodels as dm
+
+    ref = dm.RefpixRefModel.create_fake_data(shape=gamma.shape)
+    ref.gamma = np.asarray(gamma, dtype=np.complex128)
+    ref.zeta = np.asarray(zeta, dtype=np.complex128)
+    ref.alpha = np.asarray(alpha, dtype=np.complex128)
+    ref.save(path)
+    return path
