@@ -189,6 +189,33 @@ def _reference_spectrum(
     return spec
 
 
+def _read_order(frame: np.ndarray, channel: int) -> np.ndarray:
+    """View of one channel's 128 columns in read order (odd channels reversed)."""
+    view = frame[:, channel * CHANNEL_WIDTH : (channel + 1) * CHANNEL_WIDTH]
+    return view[:, ::-1] if channel % 2 else view
+
+
+def _remove_trend_view(view: np.ndarray, t_rows: np.ndarray, t_cols: np.ndarray) -> None:
+    """Trend removal (see :func:`remove_trends`) on one read-order channel view, in place."""
+    rows = view.shape[0]
+    ref = _trend_rows(rows)
+    y = view[ref].astype(np.float64)
+    use = y != 0
+    n = int(use.sum())
+    if n == 0:
+        return
+    tx = (t_rows[ref][:, None] + t_cols[None, :])[use]
+    yv = y[use]
+    if n == 1:
+        slope, intercept = 0.0, float(yv[0])
+    else:
+        tm, ym = tx.mean(), yv.mean()
+        slope = float(np.sum((tx - tm) * (yv - ym)) / np.sum((tx - tm) ** 2))
+        intercept = float(ym - slope * tm)
+    line = (t_rows[:, None] * slope + (t_cols * slope + intercept)[None, :]) * (view != 0)
+    np.subtract(view, line, out=view, casting="unsafe")
+
+
 def correct_resultant(
     frame: np.ndarray,
     gamma: np.ndarray,
@@ -202,13 +229,18 @@ def correct_resultant(
 ) -> np.ndarray:
     """Reference-pixel correct one resultant.
 
+    Works on read-order views of the frame's channels instead of a padded copy of the whole
+    channel cube: only the three reference series (left, right, amp33) are built with pads.
+
     Parameters
     ----------
     frame : ndarray, float32, shape (rows, 128 * (n + 1))
         Detector columns (``n`` channels, ``n`` even) followed by the 128 amp33 columns, with
         the per-pixel offset already removed (if wanted) and bad reference pixels zeroed.
     gamma, zeta, alpha : ndarray, complex, shape (n, rows * 70 + 1)
-        Weights of the left, right and amp33 spectra for each detector channel.
+        Weights of the left, right and amp33 spectra for each detector channel. complex128
+        reproduces romancal bit for bit; complex64 (what the step passes) halves time and
+        memory and changes the result by far less than the float32 rounding of the data.
     remove_trends_, cosine_interpolate_, fft_interpolate_ : bool
         Switch the corresponding stage on or off.
     workers : int, optional
@@ -219,29 +251,43 @@ def correct_resultant(
     ndarray, float32, same shape as ``frame``
         The corrected frame (amp33 columns after trend removal and interpolation).
     """
-    channels = to_channels(np.asarray(frame, dtype=np.float32))
-    k, rows, width = channels.shape
-    n_det = k - 1
-    length = rows * width
+    frame = np.array(frame, dtype=np.float32, copy=True)
+    rows, cols = frame.shape
+    n_det = cols // CHANNEL_WIDTH - 1
+    length = rows * ROW_LENGTH
     if remove_trends_:
-        remove_trends(channels)
-    amp33 = channels[n_det]
+        # sample index row * 140 + column, centred on zero
+        t_rows = np.arange(rows, dtype=np.float64) * ROW_LENGTH - (length - 1) / 2.0
+        t_cols = np.arange(CHANNEL_WIDTH, dtype=np.float64)
+        for c in range(n_det + 1):
+            _remove_trend_view(_read_order(frame, c), t_rows, t_cols)
+    amp33 = np.zeros((rows, ROW_LENGTH), dtype=np.float32)
+    amp33[:, :CHANNEL_WIDTH] = _read_order(frame, n_det)
     if cosine_interpolate_:
         cosine_interpolate(amp33.reshape(length))
     if fft_interpolate_:
         fft_interpolate(amp33, workers=workers)
-    f_left = _reference_spectrum(channels[0], length, True, workers)
-    f_right = _reference_spectrum(channels[n_det - 1], length, True, workers)
+    _read_order(frame, n_det)[...] = amp33[:, :CHANNEL_WIDTH]
+    f_left = _reference_spectrum(_read_order(frame, 0), length, True, workers)
+    f_right = _reference_spectrum(_read_order(frame, n_det - 1), length, True, workers)
     f_amp33 = _reference_spectrum(amp33, length, False, workers)
-    scale = 2 * gamma.shape[1]
+    # single precision unless the coefficients come in double: the correction is a few DN at
+    # most, so complex64 keeps it far below the float32 rounding of the data, at half the cost
+    ctype = np.result_type(gamma.dtype, zeta.dtype, alpha.dtype, np.complex64)
+    f_left, f_right, f_amp33 = (f.astype(ctype, copy=False) for f in (f_left, f_right, f_amp33))
+    scale = ctype.type(2 * gamma.shape[1])
     for start in range(0, n_det, _BATCH):
         stop = min(start + _BATCH, n_det)
-        spectra = (
-            f_left * gamma[start:stop] + f_right * zeta[start:stop] + f_amp33 * alpha[start:stop]
-        ) * scale
-        corr = fft.irfft(spectra, n=length, axis=-1, workers=workers).astype(np.float32)
-        channels[start:stop] -= corr.reshape(stop - start, rows, width)
-    return from_channels(channels)
+        spectra = f_left * gamma[start:stop]
+        spectra += f_right * zeta[start:stop]
+        spectra += f_amp33 * alpha[start:stop]
+        spectra *= scale
+        corr = fft.irfft(spectra, n=length, axis=-1, workers=workers)
+        corr = corr.reshape(stop - start, rows, ROW_LENGTH)[:, :, :CHANNEL_WIDTH]
+        for i, c in enumerate(range(start, stop)):
+            view = _read_order(frame, c)
+            view -= corr[i].astype(np.float32)
+    return frame
 
 
 def refpix_reference_coefficients(
