@@ -71,7 +71,7 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
         in_y = (y >= BORDER) & (y < FRAME_SIZE - BORDER)
         in_x = (x >= BORDER) & (x < FRAME_SIZE - BORDER)
         sci = data.isel(y=np.flatnonzero(in_y), x=np.flatnonzero(in_x))
-        d = [sci.isel(resultant=i).drop_vars("resultant") for i in range(5)]
+        d = [sci.isel(resultant=i).reset_coords(drop=True) for i in range(5)]
         # float32 differences, float64 from the division on (romancal's promotion)
         residual = first_read_residual(d[0], d[1], d[2], info.mean_time[:3])
         later = d[4] - d[3]
