@@ -58,6 +58,7 @@ def row_residual_means(residual: np.ndarray, later_difference: np.ndarray) -> np
     with warnings.catch_warnings():
         # all-NaN rows give NaN means; the fit then fails and the caller masks instead
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Input data contains invalid values")
         bright = later_difference > np.median(later_difference, axis=1, keepdims=True)
         mean, _, _ = sigma_clipped_stats(residual, mask=bright, sigma=3.0, axis=1)
     return np.asarray(mean, dtype=np.float64)
