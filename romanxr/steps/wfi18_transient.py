@@ -50,6 +50,12 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
       subtracted from resultant 0 (science pixels only). If the fit fails the rows are masked as
       above instead. ``cal_step = "COMPLETE"``.
 
+    Difference from romancal 1.1.0: its bright-pixel mask is ``diff > np.median(diff, axis=1)``,
+    which broadcasts the row medians along the *columns* (pixel (r, c) is compared with the
+    median of row c) and only runs because a full frame is square. Here each pixel is compared
+    with its own row's median, as algorithms.md 4.5 describes. On frames whose rows have
+    uniform residuals both give the same result (see the parity tests).
+
     The row statistics and fit are a reduction (whole rows, then one small fit); their result is
     applied blockwise, so a dask-backed input stays lazy. Cut-outs use their own rows and
     columns with full-frame timing; the start values of the time constants come from the
