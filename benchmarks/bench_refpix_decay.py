@@ -36,7 +36,9 @@ def _make(nres: int, detector: str):
     from _ramp_factory import make_ramp
 
     rng = np.random.default_rng(0)
-    data = rng.normal(1000.0, 10.0, (nres, 4096, 4096)).astype(np.float32)
+    data = rng.standard_normal((nres, 4096, 4096), dtype=np.float32)
+    data *= 10.0
+    data += 1000.0
     amp33 = rng.integers(900, 1100, (nres, 4096, 128)).astype(np.uint16)
     return make_ramp(
         data,
@@ -56,7 +58,7 @@ def _refs(tmp: Path) -> dict[str, Path]:
     g, z, a = refpix_reference_coefficients(4096)
     return {
         "refpix": write_refpix_reference(tmp / "refpix.asdf", g, z, a),
-        "darkdecaysignal": write_decay_reference(tmp / "decay.asdf"),
+        "darkdecaysignal": write_decay_reference(tmp / "decay.asdf", detector="WFI18"),
     }
 
 
@@ -102,7 +104,9 @@ def run_romancal(step: str, nres: int) -> dict:
     import types
 
     rng = np.random.default_rng(0)
-    data = rng.normal(1000.0, 10.0, (nres, 4096, 4096)).astype(np.float32)
+    data = rng.standard_normal((nres, 4096, 4096), dtype=np.float32)
+    data *= 10.0
+    data += 1000.0
     base = _rss_mib()
     t0 = time.perf_counter()
     if step == "refpix":

@@ -31,6 +31,15 @@ M = ROWS * 140 // 2 + 1  # 841
 STEP_ATOL = 3e-4
 
 
+@pytest.fixture(autouse=True)
+def _fullframe_opt_in(request):
+    """4096x4096 tests run only when selected with ``-m fullframe``."""
+    if request.node.get_closest_marker("fullframe") and "fullframe" not in (
+        request.config.getoption("-m") or ""
+    ):
+        pytest.skip("full-frame run; select it with -m fullframe")
+
+
 @pytest.fixture(scope="module")
 def refpix_case(tmp_path_factory):
     rng = np.random.default_rng(3)

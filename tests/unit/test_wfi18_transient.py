@@ -99,3 +99,13 @@ def test_input_unmodified():
     wfi18_transient(ds)
     wfi18_transient(ds, mask_rows=True)
     assert ds.identical(before) and ds.attrs == before.attrs
+
+
+def test_fallback_lazy_with_too_few_resultants():
+    ds = _glow_ramp(ny=1010, nx=8, rp=[[1], [2], [3]])
+    eager = wfi18_transient(ds)
+    with dask.config.set(scheduler=_no_compute):
+        lazy = wfi18_transient(ds.chunk({"y": 300}))
+    np.testing.assert_array_equal(lazy.groupdq.values, eager.groupdq.values)
+    assert np.all(eager.groupdq.values[0, :1000] == 129)
+    assert np.all(eager.groupdq.values[0, 1000:] == 0)
