@@ -200,8 +200,9 @@ def refpix(
         a = da.asarray(amp33.data).astype(np.float32)
         b = da.asarray(bad.data)
         if remove_offset:
-            masked = da.where(b[None], np.float32(0), d)
-            total = da.concatenate([masked.sum(axis=0), a.sum(axis=0)], axis=1)
+            # bad reference pixels are zero in every resultant, so their sum is zero
+            det_total = da.where(b, np.float32(0), d.sum(axis=0))
+            total = da.concatenate([det_total, a.sum(axis=0)], axis=1)
             offset = total.map_blocks(offset_from_sum, nres, dtype=np.float32)
         else:
             offset = da.zeros((ny, nx + CHANNEL_WIDTH), dtype=np.float32)
@@ -225,16 +226,17 @@ def refpix(
             dtype=np.float32,
             coeffs=coeffs,
             flags=params,
-            workers=workers,
+            # resultants run in parallel under dask: no nested FFT threads
+            workers=1,
         )
     else:
         d = np.asarray(data.values, dtype=np.float32)
         a = np.asarray(amp33.values, dtype=np.float32)
         b = np.asarray(bad.values)
         if remove_offset:
-            total = np.concatenate(
-                [np.where(b[None], np.float32(0), d).sum(axis=0), a.sum(axis=0)], axis=1
-            )
+            det_total = d.sum(axis=0)
+            det_total[b] = 0  # bad reference pixels are zero in every resultant
+            total = np.concatenate([det_total, a.sum(axis=0)], axis=1)
             offset = offset_from_sum(total, nres)
         else:
             offset = np.zeros((ny, nx + CHANNEL_WIDTH), dtype=np.float32)
