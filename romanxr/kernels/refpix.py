@@ -1,0 +1,328 @@
+"""Reference-pixel correction (algorithms.md 4.3) on plain ndarrays, one resultant at a time.
+
+Geometry. A frame of ``n_rows`` rows and ``128 * n_channels`` detector columns is read by
+``n_channels`` amplifiers of 128 columns; odd channels read right to left. ``amp33`` (128
+columns) is read alongside as one more channel. Each channel row is followed by 12 idle pixel
+times, modelled as 12 zero "pad" columns, so every channel is a time series of
+``L = n_rows * 140`` samples and its rFFT has ``M = L / 2 + 1`` frequencies.
+
+Per resultant (after the per-pixel offset has been subtracted by the caller):
+
+1. channel view ``(n_channels + 1, n_rows, 140)`` in read order with zero pads;
+2. per channel, remove the least-squares line in time fitted to the non-zero samples of the
+   first and last 4 rows (zeros stay zero);
+3. amp33: fill zeros by a ``sin(j pi / 32)``-weighted average of the non-zero neighbours, then
+   three passes of FFT low-pass interpolation of the pad samples;
+4. correction of channel ``c``: ``irfft((F_L gamma_c + F_R zeta_c + F_A alpha_c) * 2M)`` with
+   ``F_L``/``F_R`` the rFFTs of the left (x 0-3) and right (last 4 columns) reference columns
+   padded to 140 (scaled by ``L`` and the duty cycle 140/4) and ``F_A`` that of amp33;
+5. back to the frame layout.
+
+The arithmetic follows romancal's float32/float64 promotions so results agree to float32
+rounding. Memory per resultant: the frame, its channel view and one batch of spectra.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import fft
+
+__all__ = [
+    "CHANNEL_WIDTH",
+    "PAD_COLUMNS",
+    "REF_COLUMNS",
+    "ROW_LENGTH",
+    "correct_resultant",
+    "cosine_interpolate",
+    "fft_interpolate",
+    "from_channels",
+    "offset_from_sum",
+    "refpix_reference_coefficients",
+    "remove_trends",
+    "spectrum_length",
+    "to_channels",
+]
+
+REF_COLUMNS = 4
+PAD_COLUMNS = 12
+CHANNEL_WIDTH = 128
+ROW_LENGTH = CHANNEL_WIDTH + PAD_COLUMNS
+#: Number of rows at the top and at the bottom used for the trend fit.
+TREND_ROWS = 4
+#: Length of the sine kernel of the amp33 cosine interpolation (one per detector channel).
+COSINE_KERNEL = 32
+FFT_ITERATIONS = 3
+#: Channels whose spectra are inverse-transformed together (bounds the temporary memory).
+_BATCH = 8
+
+
+def spectrum_length(n_rows: int) -> int:
+    """Number of rFFT frequencies ``M = n_rows * 140 / 2 + 1`` the coefficients must have."""
+    return n_rows * ROW_LENGTH // 2 + 1
+
+
+def offset_from_sum(total: np.ndarray, n_resultants: int) -> np.ndarray:
+    """Per-pixel offset from the float32 sum over resultants.
+
+    The offset is the intercept of a least-squares line in the resultant index centred on
+    zero, i.e. the mean; it is evaluated as ``(sum * Sxx) / (n * Sxx)`` in float32, the way
+    romancal does, so that values which become exactly zero (and are then treated as masked by
+    the trend fit) are the same ones.
+    """
+    index = np.arange(n_resultants, dtype=np.float32)
+    index = index - np.mean(index)
+    sxx = np.sum(index**2)
+    total = np.asarray(total, dtype=np.float32)
+    if sxx == 0:  # a single resultant: the offset is the value itself
+        return total.copy()
+    return (total * sxx) / (n_resultants * sxx)
+
+
+def to_channels(frame: np.ndarray) -> np.ndarray:
+    """``(rows, 128 k)`` frame -> ``(k, rows, 140)`` float32 read-order channels with zero pads."""
+    rows, cols = frame.shape
+    k = cols // CHANNEL_WIDTH
+    view = frame.reshape(rows, k, CHANNEL_WIDTH).transpose(1, 0, 2)
+    out = np.zeros((k, rows, ROW_LENGTH), dtype=np.float32)
+    out[0::2, :, :CHANNEL_WIDTH] = view[0::2]
+    out[1::2, :, :CHANNEL_WIDTH] = view[1::2, :, ::-1]
+    return out
+
+
+def from_channels(channels: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_channels` (pads dropped): ``(rows, 128 k)`` float32."""
+    k, rows, _ = channels.shape
+    data = channels[:, :, :CHANNEL_WIDTH]
+    out = np.empty((rows, k, CHANNEL_WIDTH), dtype=np.float32)
+    out[:, 0::2] = data[0::2].transpose(1, 0, 2)
+    out[:, 1::2] = data[1::2, :, ::-1].transpose(1, 0, 2)
+    return out.reshape(rows, k * CHANNEL_WIDTH)
+
+
+def _trend_rows(rows: int) -> np.ndarray:
+    # first 4 and last 4 rows; for fewer than 8 rows some rows count twice, as in romancal
+    top = np.arange(TREND_ROWS)
+    return np.concatenate([top, rows - TREND_ROWS + top])
+
+
+def remove_trends(channels: np.ndarray) -> None:
+    """Subtract, in place, each channel's line in time fitted to its top/bottom rows.
+
+    Time is the sample index ``row * 140 + column`` centred on zero; only non-zero samples of
+    the first and last 4 rows enter the ordinary least-squares fit, and only non-zero samples are
+    corrected. A channel with no non-zero sample is left alone; with exactly one, its value is
+    removed as a constant.
+    """
+    k, rows, width = channels.shape
+    t = np.arange(rows * width, dtype=np.float64).reshape(rows, width)
+    t -= (rows * width - 1) / 2.0
+    ref = _trend_rows(rows)
+    t_ref = t[ref]
+    for c in range(k):
+        y = channels[c][ref].astype(np.float64)
+        use = y != 0
+        n = int(use.sum())
+        if n == 0:
+            continue
+        tx = t_ref[use]
+        yv = y[use]
+        if n == 1:
+            slope, intercept = 0.0, float(yv[0])
+        else:
+            tm, ym = tx.mean(), yv.mean()
+            slope = float(np.sum((tx - tm) * (yv - ym)) / np.sum((tx - tm) ** 2))
+            intercept = float(ym - slope * tm)
+        chan = channels[c]
+        line = (t * slope + intercept) * (chan != 0)
+        np.subtract(chan, line, out=chan, casting="unsafe")
+
+
+def cosine_interpolate(series: np.ndarray) -> None:
+    """Fill zeros of a 1-D float32 series, in place, by sine-weighted neighbour averages.
+
+    ``fill = conv(v, k) / conv(v != 0, k)`` with ``k_j = sin(j pi / 32)``, ``j = 1..32`` ("same"
+    convolution); non-finite fills become 0 (and infinities the largest float32).
+    """
+    kernel = np.sin(np.arange(1, COSINE_KERNEL + 1, dtype=np.float32) * np.pi / COSINE_KERNEL)
+    valid = (series != 0).astype(np.int64)
+    num = np.convolve(series, kernel, mode="same")
+    den = np.convolve(valid, kernel, mode="same")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fill = num / den
+    series += (fill * (1 - valid)).astype(np.float32)
+    np.nan_to_num(series, copy=False)
+
+
+def fft_interpolate(
+    channel: np.ndarray, iterations: int = FFT_ITERATIONS, workers: int | None = None
+) -> None:
+    """Replace, in place, the pad samples of a ``(rows, 140)`` channel by a low-passed version.
+
+    Each iteration applies the apodizer ``(1 + cos(2 pi f / L)) / 2`` to the rFFT of the whole
+    series and overwrites only the 12 pad columns of every row.
+    """
+    rows, width = channel.shape
+    length = rows * width
+    series = channel.reshape(length)
+    apodize = (1.0 + np.cos(2.0 * np.pi * np.arange(length // 2 + 1) / length)) / 2.0
+    pads = np.zeros((rows, width), dtype=bool)
+    pads[:, CHANNEL_WIDTH:] = True
+    pads = pads.reshape(length)
+    for _ in range(iterations):
+        smooth = fft.irfft(apodize * fft.rfft(series, workers=workers), n=length, workers=workers)
+        series[pads] = smooth[pads].astype(np.float32)
+
+
+def _reference_spectrum(
+    channel: np.ndarray, length: int, duty: bool, workers: int | None
+) -> np.ndarray:
+    rows, _ = channel.shape
+    if duty:
+        series = np.zeros((rows, ROW_LENGTH), dtype=np.float32)
+        series[:, :REF_COLUMNS] = channel[:, :REF_COLUMNS]
+    else:
+        series = channel
+    spec = fft.rfft(series.reshape(length) / np.float32(length), workers=workers)
+    if duty:
+        # only 4 of 140 samples per row carry data
+        spec *= ROW_LENGTH / REF_COLUMNS
+    return spec
+
+
+def _read_order(frame: np.ndarray, channel: int) -> np.ndarray:
+    """View of one channel's 128 columns in read order (odd channels reversed)."""
+    view = frame[:, channel * CHANNEL_WIDTH : (channel + 1) * CHANNEL_WIDTH]
+    return view[:, ::-1] if channel % 2 else view
+
+
+def _remove_trend_view(view: np.ndarray, t_rows: np.ndarray, t_cols: np.ndarray) -> None:
+    """Trend removal (see :func:`remove_trends`) on one read-order channel view, in place."""
+    rows = view.shape[0]
+    ref = _trend_rows(rows)
+    y = view[ref].astype(np.float64)
+    use = y != 0
+    n = int(use.sum())
+    if n == 0:
+        return
+    tx = (t_rows[ref][:, None] + t_cols[None, :])[use]
+    yv = y[use]
+    if n == 1:
+        slope, intercept = 0.0, float(yv[0])
+    else:
+        tm, ym = tx.mean(), yv.mean()
+        slope = float(np.sum((tx - tm) * (yv - ym)) / np.sum((tx - tm) ** 2))
+        intercept = float(ym - slope * tm)
+    line = (t_rows[:, None] * slope + (t_cols * slope + intercept)[None, :]) * (view != 0)
+    np.subtract(view, line, out=view, casting="unsafe")
+
+
+def correct_resultant(
+    frame: np.ndarray,
+    gamma: np.ndarray,
+    zeta: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    remove_trends_: bool = True,
+    cosine_interpolate_: bool = True,
+    fft_interpolate_: bool = True,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Reference-pixel correct one resultant.
+
+    Works on read-order views of the frame's channels instead of a padded copy of the whole
+    channel cube: only the three reference series (left, right, amp33) are built with pads.
+
+    Parameters
+    ----------
+    frame : ndarray, float32, shape (rows, 128 * (n + 1))
+        Detector columns (``n`` channels, ``n`` even) followed by the 128 amp33 columns, with
+        the per-pixel offset already removed (if wanted) and bad reference pixels zeroed.
+    gamma, zeta, alpha : ndarray, complex, shape (n, rows * 70 + 1)
+        Weights of the left, right and amp33 spectra for each detector channel. complex128
+        reproduces romancal bit for bit; complex64 (what the step passes) halves time and
+        memory and changes the result by far less than the float32 rounding of the data.
+    remove_trends_, cosine_interpolate_, fft_interpolate_ : bool
+        Switch the corresponding stage on or off.
+    workers : int, optional
+        Threads for scipy.fft.
+
+    Returns
+    -------
+    ndarray, float32, same shape as ``frame``
+        The corrected frame (amp33 columns after trend removal and interpolation).
+    """
+    frame = np.array(frame, dtype=np.float32, copy=True)
+    rows, cols = frame.shape
+    n_det = cols // CHANNEL_WIDTH - 1
+    length = rows * ROW_LENGTH
+    if remove_trends_:
+        # sample index row * 140 + column, centred on zero
+        t_rows = np.arange(rows, dtype=np.float64) * ROW_LENGTH - (length - 1) / 2.0
+        t_cols = np.arange(CHANNEL_WIDTH, dtype=np.float64)
+        for c in range(n_det + 1):
+            _remove_trend_view(_read_order(frame, c), t_rows, t_cols)
+    amp33 = np.zeros((rows, ROW_LENGTH), dtype=np.float32)
+    amp33[:, :CHANNEL_WIDTH] = _read_order(frame, n_det)
+    if cosine_interpolate_:
+        cosine_interpolate(amp33.reshape(length))
+    if fft_interpolate_:
+        fft_interpolate(amp33, workers=workers)
+    _read_order(frame, n_det)[...] = amp33[:, :CHANNEL_WIDTH]
+    f_left = _reference_spectrum(_read_order(frame, 0), length, True, workers)
+    f_right = _reference_spectrum(_read_order(frame, n_det - 1), length, True, workers)
+    f_amp33 = _reference_spectrum(amp33, length, False, workers)
+    # single precision unless the coefficients come in double: the correction is a few DN at
+    # most, so complex64 keeps it far below the float32 rounding of the data, at half the cost
+    ctype = np.result_type(gamma.dtype, zeta.dtype, alpha.dtype, np.complex64)
+    f_left, f_right, f_amp33 = (f.astype(ctype, copy=False) for f in (f_left, f_right, f_amp33))
+    scale = ctype.type(2 * gamma.shape[1])
+    for start in range(0, n_det, _BATCH):
+        stop = min(start + _BATCH, n_det)
+        spectra = f_left * gamma[start:stop]
+        spectra += f_right * zeta[start:stop]
+        spectra += f_amp33 * alpha[start:stop]
+        spectra *= scale
+        corr = fft.irfft(spectra, n=length, axis=-1, workers=workers)
+        corr = corr.reshape(stop - start, rows, ROW_LENGTH)[:, :, :CHANNEL_WIDTH]
+        for i, c in enumerate(range(start, stop)):
+            view = _read_order(frame, c)
+            view -= corr[i].astype(np.float32)
+    return frame
+
+
+def refpix_reference_coefficients(
+    n_rows: int, n_channels: int = 32, cutoff: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients that remove a common-mode drift seen in the left/right reference columns.
+
+    Derivation. Let every channel carry the same slowly varying signal ``s(t)`` (t = read-order
+    sample index, ``L = n_rows * 140`` samples). The left reference series is ``s`` kept on 4 of
+    every 140 samples, so below the row frequency (``n_rows`` cycles per frame) its spectrum is
+    ``(4/140) S(f)``; the step scales it by ``140/4`` and ``1/L``, so ``F_L ~ S/L`` and
+    likewise ``F_R``. The correction ``irfft((F_L gamma + F_R zeta) * 2M)`` equals ``s``
+    low-passed by ``w(f)`` when ``gamma = zeta = w(f) L / (4 M)`` (the two sides averaged).
+    ``w`` is 1 below ``cutoff * n_rows`` cycles per frame (half the row frequency, where the
+    first alias of the 4/140 sampling starts) and 0 above; ``alpha = 0`` (amp33 unused).
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the frame (4096 for a full frame).
+    n_channels : int
+        Detector channels (32 for a full frame).
+    cutoff : float
+        Pass band edge as a fraction of the row frequency.
+
+    Returns
+    -------
+    gamma, zeta, alpha : ndarray, complex128, shape (n_channels, n_rows * 70 + 1)
+    """
+    length = n_rows * ROW_LENGTH
+    m = spectrum_length(n_rows)
+    freq = np.arange(m)
+    window = (freq < cutoff * n_rows).astype(np.float64)
+    weights = window * length / (4.0 * m)
+    gamma = np.broadcast_to(weights.astype(np.complex128), (n_channels, m)).copy()
+    zeta = gamma.copy()
+    alpha = np.zeros((n_channels, m), dtype=np.complex128)
+    return gamma, zeta, alpha
