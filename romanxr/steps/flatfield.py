@@ -100,8 +100,10 @@ def flatfield(
     flat2 = flat * flat
 
     def scaled(name: str, divisor: xr.DataArray) -> xr.DataArray:
+        # float16 arrays read from a cal file are promoted: float16 is a storage format only
         var = ds[name]
-        return (var / divisor).astype(var.dtype).assign_attrs(var.attrs)
+        dtype = np.result_type(var.dtype, np.float32)
+        return (var.astype(dtype) / divisor).astype(dtype).assign_attrs(var.attrs)
 
     out = ds.copy(deep=False)
     out["data"] = scaled("data", flat)

@@ -144,3 +144,35 @@ def write_distortion(path, transform=None):
     )
     model.save(path)
     return path
+
+
+def open_image(path, backend="dask"):
+    """Open a test image numpy-backed (loaded) or dask-backed (chunked in y bands of 5 rows)."""
+    import romanxr
+
+    if backend == "numpy":
+        ds = romanxr.open_cal(path, chunks=None).load()
+    else:
+        ds = romanxr.open_cal(path, chunks={"y": 5, "x": -1})
+    ds.attrs["meta"]["wcs"] = None  # the fake model's placeholder gwcs compares by identity
+    return ds
+
+
+def raise_on_compute(*args, **kwargs):
+    """A dask scheduler that fails: use to prove a step only builds a graph."""
+    raise AssertionError("a dask graph was computed while building the step")
+
+
+def snapshot(ds):
+    """Deep copy of a Dataset (values and attrs) to check later that a step left it alone."""
+    import copy
+
+    return ds.copy(deep=True), copy.deepcopy(ds.attrs)
+
+
+def assert_unchanged(ds, snap):
+    import xarray as xr
+
+    before, attrs = snap
+    xr.testing.assert_identical(ds.drop_attrs(), before.drop_attrs())
+    assert ds.attrs == attrs
