@@ -146,16 +146,28 @@ def write_distortion(path, transform=None):
     return path
 
 
+_OPENED: dict = {}
+
+
 def open_image(path, backend="dask"):
-    """Open a test image numpy-backed (loaded) or dask-backed (chunked in y bands of 5 rows)."""
+    """Open a test image numpy-backed (loaded) or dask-backed (chunked in y bands of 5 rows).
+
+    Opening validates the whole ASDF tree (seconds on a busy machine), so each file is opened
+    once per session; callers get a shallow copy with deep-copied attrs.
+    """
+    import os
+
     import romanxr
 
-    if backend == "numpy":
-        ds = romanxr.open_cal(path, chunks=None).load()
-    else:
-        ds = romanxr.open_cal(path, chunks={"y": 5, "x": -1})
-    ds.attrs["meta"]["wcs"] = None  # the fake model's placeholder gwcs compares by identity
-    return ds
+    key = (os.path.abspath(path), os.stat(path).st_mtime_ns, backend)
+    if key not in _OPENED:
+        if backend == "numpy":
+            ds = romanxr.open_cal(path, chunks=None).load()
+        else:
+            ds = romanxr.open_cal(path, chunks={"y": 5, "x": -1})
+        ds.attrs["meta"]["wcs"] = None  # the fake model's placeholder gwcs compares by identity
+        _OPENED[key] = ds
+    return with_meta(_OPENED[key])
 
 
 def raise_on_compute(*args, **kwargs):
@@ -176,3 +188,17 @@ def assert_unchanged(ds, snap):
     before, attrs = snap
     xr.testing.assert_identical(ds.drop_attrs(), before.drop_attrs())
     assert ds.attrs == attrs
+
+
+def with_meta(ds, **groups):
+    """A shallow copy of ``ds`` with deep-copied attrs and ``meta[group].update(values)``.
+
+    ``with_meta(ds, wcsinfo={"ra_ref": 0.0})`` varies the metadata without writing a new file.
+    """
+    import copy
+
+    out = ds.copy(deep=False)
+    out.attrs = copy.deepcopy(ds.attrs)
+    for group, values in groups.items():
+        out.attrs["meta"].setdefault(group, {}).update(values)
+    return out

@@ -20,6 +20,7 @@ from tests.unit._image_factories import (
     open_image,
     raise_on_compute,
     snapshot,
+    with_meta,
     write_distortion,
     write_image,
 )
@@ -34,6 +35,11 @@ CENTRED = Shift(V2_REF - REF_PIXEL[0]) & Shift(V3_REF - REF_PIXEL[1])
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     return write_image(tmp_path_factory.mktemp("wcs") / "r_cal.asdf")
+
+
+@pytest.fixture(scope="module")
+def image_ds(image):
+    return open_image(image, "numpy")
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +78,8 @@ def test_every_pixel_near_the_reference_and_nan_outside(image, simple_distortion
     assert_unchanged(ds, snap)
 
 
-def test_reference_pixel_maps_to_reference_sky_position(image, centred_distortion):
-    out = assign_wcs(open_image(image, "numpy"), override_distortion=centred_distortion)
+def test_reference_pixel_maps_to_reference_sky_position(image_ds, centred_distortion):
+    out = assign_wcs(image_ds, override_distortion=centred_distortion)
     wcs = out.attrs["meta"]["wcs"]
     ra, dec = wcs(*REF_PIXEL)
     assert ra == pytest.approx(RA_REF, abs=1e-10)
@@ -97,13 +103,13 @@ def test_reference_pixel_maps_to_reference_sky_position(image, centred_distortio
 
 
 @pytest.mark.parametrize("scale", [1.0001, 0.9998])
-def test_velocity_aberration_scales_offsets(tmp_path, centred_distortion, scale):
+def test_velocity_aberration_scales_offsets(image_ds, centred_distortion, scale):
     plain = assign_wcs(
-        open_image(write_image(tmp_path / "a_cal.asdf", scale_factor=1.0), "numpy"),
+        with_meta(image_ds, velocity_aberration={"scale_factor": 1.0}),
         override_distortion=centred_distortion,
     ).attrs["meta"]["wcs"]
     dva = assign_wcs(
-        open_image(write_image(tmp_path / "b_cal.asdf", scale_factor=scale), "numpy"),
+        with_meta(image_ds, velocity_aberration={"scale_factor": scale}),
         override_distortion=centred_distortion,
     ).attrs["meta"]["wcs"]
     # v' = s v + (1 - s) v_ref: the reference point stays, offsets from it scale by s
@@ -115,20 +121,20 @@ def test_velocity_aberration_scales_offsets(tmp_path, centred_distortion, scale)
 
 
 @pytest.mark.parametrize("scale", [0.0, -999999.0])
-def test_non_positive_scale_is_no_correction(tmp_path, centred_distortion, scale):
+def test_non_positive_scale_is_no_correction(image_ds, centred_distortion, scale):
     plain = assign_wcs(
-        open_image(write_image(tmp_path / "a_cal.asdf", scale_factor=1.0), "numpy"),
+        with_meta(image_ds, velocity_aberration={"scale_factor": 1.0}),
         override_distortion=centred_distortion,
     ).attrs["meta"]["wcs"]
     odd = assign_wcs(
-        open_image(write_image(tmp_path / "b_cal.asdf", scale_factor=scale), "numpy"),
+        with_meta(image_ds, velocity_aberration={"scale_factor": scale}),
         override_distortion=centred_distortion,
     ).attrs["meta"]["wcs"]
     assert odd(NX - 1, NY - 1) == plain(NX - 1, NY - 1)
 
 
-def test_s_region(image, simple_distortion):
-    out = assign_wcs(open_image(image, "numpy"), override_distortion=simple_distortion)
+def test_s_region(image_ds, simple_distortion):
+    out = assign_wcs(image_ds, override_distortion=simple_distortion)
     region = out.attrs["meta"]["wcsinfo"]["s_region"]
     tokens = region.split()
     assert len(tokens) == 10
@@ -141,20 +147,20 @@ def test_s_region(image, simple_distortion):
     np.testing.assert_allclose([float(t) for t in tokens[2:]], expected, atol=1e-9)
 
 
-def test_s_region_ra_is_positive_near_zero(tmp_path, centred_distortion):
-    image = write_image(tmp_path / "r_cal.asdf", wcsinfo={"ra_ref": 0.0})
-    out = assign_wcs(open_image(image, "numpy"), override_distortion=centred_distortion)
+def test_s_region_ra_is_positive_near_zero(image_ds, centred_distortion):
+    out = assign_wcs(
+        with_meta(image_ds, wcsinfo={"ra_ref": 0.0}), override_distortion=centred_distortion
+    )
     ras = [float(t) for t in out.attrs["meta"]["wcsinfo"]["s_region"].split()[2::2]]
     assert all(0 <= r < 360 for r in ras)
     assert min(ras) < 0.01 and max(ras) > 359.99  # the footprint straddles RA = 0
 
 
-def test_transform_bounding_box_is_kept(tmp_path):
+def test_transform_bounding_box_is_kept(tmp_path, image_ds):
     transform = Shift(1) & Shift(2)
     bind_bounding_box(transform, ((0, 5), (0, 3)), order="F")  # x 0..5, y 0..3
     dist = write_distortion(tmp_path / "boxed.asdf", transform)
-    image = write_image(tmp_path / "r_cal.asdf")
-    wcs = assign_wcs(open_image(image, "numpy"), override_distortion=dist).attrs["meta"]["wcs"]
+    wcs = assign_wcs(image_ds, override_distortion=dist).attrs["meta"]["wcs"]
     assert np.isfinite(wcs(4, 2)).all()
     assert np.isnan(wcs(7, 2)).all()
     assert np.isnan(wcs(4, 5)).all()
@@ -177,8 +183,8 @@ def test_world_coords_lazy_and_equal_to_the_wcs(image, centred_distortion):
     assert float(point["dec"]) == pytest.approx(DEC_REF, abs=1e-10)
 
 
-def test_cut_out_has_the_same_sky(image, centred_distortion):
-    ds = open_image(image, "numpy")
+def test_cut_out_has_the_same_sky(image_ds, centred_distortion):
+    ds = image_ds
     full = world_coords(assign_wcs(ds, override_distortion=centred_distortion))
     cut_ds = ds.sel(y=slice(7, 11), x=slice(6, 10))
     cut = assign_wcs(cut_ds, override_distortion=centred_distortion)
@@ -193,19 +199,21 @@ def test_cut_out_has_the_same_sky(image, centred_distortion):
     assert np.isnan(wcs(5, 0)).all()
 
 
-def test_world_coords_needs_a_wcs(image):
+def test_world_coords_needs_a_wcs(image_ds):
     with pytest.raises(ExposureError, match="assign_wcs"):
-        world_coords(open_image(image, "numpy"))
+        world_coords(image_ds)
 
 
-def test_placeholder_pointing_raises(tmp_path, simple_distortion):
-    image = write_image(tmp_path / "r_cal.asdf", wcsinfo={"ra_ref": -999999.0})
+@pytest.mark.parametrize("value", [-999999.0, None, float("nan")])
+def test_placeholder_pointing_raises(image_ds, simple_distortion, value):
     with pytest.raises(ExposureError, match="ra_ref"):
-        assign_wcs(open_image(image, "numpy"), override_distortion=simple_distortion)
+        assign_wcs(
+            with_meta(image_ds, wcsinfo={"ra_ref": value}), override_distortion=simple_distortion
+        )
 
 
-def test_not_applicable_reference_skips(image):
-    ds = open_image(image, "numpy")
+def test_not_applicable_reference_skips(image_ds):
+    ds = image_ds
     out = assign_wcs(ds, resolver=ReferenceResolver(overrides={"distortion": "N/A"}))
     assert out.attrs["meta"]["cal_step"]["assign_wcs"] == "SKIPPED"
     assert out.attrs["meta"]["wcs"] is None

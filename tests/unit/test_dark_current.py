@@ -22,8 +22,9 @@ from tests.unit._image_factories import (
 )
 
 
-@pytest.fixture
-def files(tmp_path):
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("dark")
     image = write_image(tmp_path / "r_cal.asdf")
     dark = write_dark(tmp_path / "dark.asdf")
     return image, dark
@@ -70,8 +71,8 @@ def test_numpy_and_dask_agree_and_input_untouched(files):
     assert "dark" not in (np_ds.attrs["meta"].get("cal_step") or {})
 
 
-def test_nan_dark_is_zeroed_and_flagged(tmp_path):
-    image = write_image(tmp_path / "r_cal.asdf")
+def test_nan_dark_is_zeroed_and_flagged(tmp_path, files):
+    image, _ = files
     # full-frame (7, 8) is image pixel y=7, x=8; full-frame (1, 1) is in the border
     dark = write_dark(tmp_path / "dark.asdf", nan_at=[(7, 8), (1, 1)])
     ds = open_image(image, "dask")
@@ -93,11 +94,11 @@ def test_cut_out_gets_the_same_pixels(files):
     )
 
 
-def test_too_small_reference_raises(tmp_path):
-    image = write_image(tmp_path / "r_cal.asdf")
+def test_too_small_reference_raises(tmp_path, files):
+    image, _ = files
     small = dm.DarkRefModel.create_fake_data(shape=(10, 10))
     small.save(tmp_path / "small_dark.asdf")
-    with pytest.raises(ReferenceMismatchError, match="small_dark.asdf"):
+    with pytest.raises(ReferenceMismatchError, match=r"small_dark\.asdf"):
         dark_current(open_image(image), override_dark=tmp_path / "small_dark.asdf")
 
 

@@ -18,6 +18,7 @@ from tests.unit._image_factories import (
     open_image,
     raise_on_compute,
     snapshot,
+    with_meta,
     write_flat,
     write_image,
 )
@@ -27,8 +28,9 @@ ZERO_AT = [(2, 2)]
 DQ_AT = [(5, 5)]
 
 
-@pytest.fixture
-def files(tmp_path):
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("flat")
     image = write_image(tmp_path / "r_cal.asdf")
     flat = write_flat(tmp_path / "flat.asdf", nan_at=NAN_AT, zero_at=ZERO_AT, dq_at=DQ_AT)
     return image, flat
@@ -63,9 +65,7 @@ def test_division_and_variance_scaling(files, backend):
     no_flat = (out["dq"].values & PixelFlag.NO_FLAT_FIELD) != 0
     assert no_flat.sum() == len(NAN_AT) + len(ZERO_AT) + len(DQ_AT)
     np.testing.assert_array_equal(no_flat, bad)
-    np.testing.assert_array_equal(
-        out["dq"].values & ~np.uint32(PixelFlag.NO_FLAT_FIELD), img["dq"]
-    )
+    np.testing.assert_array_equal(out["dq"].values & ~np.uint32(PixelFlag.NO_FLAT_FIELD), img["dq"])
     assert "var_flat" not in out
     assert out["data"].dtype == np.float32 and out["dq"].dtype == np.uint32
     assert out.attrs["meta"]["cal_step"]["flat_field"] == "COMPLETE"
@@ -102,9 +102,8 @@ def test_numpy_and_dask_agree_lazily_and_input_untouched(files):
 
 
 @pytest.mark.parametrize("exposure_type", ["WFI_SPECTRAL", "WFI_IM_DARK", "WFI_FLAT"])
-def test_non_imaging_exposures_are_skipped(tmp_path, exposure_type):
-    image = write_image(tmp_path / "r_cal.asdf", exposure_type=exposure_type)
-    ds = open_image(image, "numpy")
+def test_non_imaging_exposures_are_skipped(tmp_path, files, exposure_type):
+    ds = with_meta(open_image(files[0], "numpy"), exposure={"type": exposure_type})
     # no reference is even looked up: a missing path must not matter
     out = flatfield(ds, override_flat=tmp_path / "does_not_exist.asdf")
     assert out.attrs["meta"]["cal_step"]["flat_field"] == "SKIPPED"
@@ -112,17 +111,17 @@ def test_non_imaging_exposures_are_skipped(tmp_path, exposure_type):
 
 
 @pytest.mark.parametrize("exposure_type", ["WFI_LOLO", "WFI_WFSC"])
-def test_other_imaging_types_are_flat_fielded(tmp_path, exposure_type):
-    image = write_image(tmp_path / "r_cal.asdf", exposure_type=exposure_type)
-    flat = write_flat(tmp_path / "flat.asdf")
-    out = flatfield(open_image(image, "numpy"), override_flat=flat)
+def test_other_imaging_types_are_flat_fielded(files, exposure_type):
+    image, flat = files
+    ds = with_meta(open_image(image, "numpy"), exposure={"type": exposure_type})
+    out = flatfield(ds, override_flat=flat)
     assert out.attrs["meta"]["cal_step"]["flat_field"] == "COMPLETE"
 
 
-def test_wrong_shape_raises(tmp_path):
-    image = write_image(tmp_path / "r_cal.asdf")
+def test_wrong_shape_raises(tmp_path, files):
+    image, _ = files
     flat = write_flat(tmp_path / "wide_flat.asdf", shape=(NY, NX + 2))
-    with pytest.raises(ReferenceMismatchError, match="wide_flat.asdf"):
+    with pytest.raises(ReferenceMismatchError, match=r"wide_flat\.asdf"):
         flatfield(open_image(image), override_flat=flat)
 
 

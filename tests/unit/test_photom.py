@@ -15,9 +15,15 @@ from tests.unit._image_factories import (
     phot_table,
     raise_on_compute,
     snapshot,
+    with_meta,
     write_image,
     write_photom,
 )
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    return write_image(tmp_path_factory.mktemp("photom_image") / "r_cal.asdf")
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +32,9 @@ def photom_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("element", ["F062", "F158", "f213"])
-def test_table_entry_copied(tmp_path, photom_file, element):
-    image = write_image(tmp_path / "r_cal.asdf", optical_element=element.upper())
-    ds = open_image(image, "dask")
-    ds.attrs["meta"]["instrument"]["optical_element"] = element  # lower case still matches
+def test_table_entry_copied(image, photom_file, element):
+    # lower case still matches
+    ds = with_meta(open_image(image, "dask"), instrument={"optical_element": element})
     snap = snapshot(ds)
     with dask.config.set(scheduler=raise_on_compute):
         out = photom(ds, override_photom=photom_file)
@@ -47,19 +52,18 @@ def test_table_entry_copied(tmp_path, photom_file, element):
 
 
 @pytest.mark.parametrize("element", ["GRISM", "PRISM", "DARK"])
-def test_spectral_and_dark_elements_get_none(tmp_path, photom_file, element):
-    image = write_image(tmp_path / "r_cal.asdf", optical_element=element)
-    out = photom(open_image(image, "numpy"), override_photom=photom_file)
+def test_spectral_and_dark_elements_get_none(image, photom_file, element):
+    ds = with_meta(open_image(image, "numpy"), instrument={"optical_element": element})
+    out = photom(ds, override_photom=photom_file)
     photometry = out.attrs["meta"]["photometry"]
     assert photometry["conversion_megajanskys"] is None
     assert photometry["conversion_megajanskys_uncertainty"] is None
     assert photometry["pixel_area"] is None
 
 
-def test_missing_entry_warns_and_leaves_metadata(tmp_path):
-    image = write_image(tmp_path / "r_cal.asdf", optical_element="F146")
+def test_missing_entry_warns_and_leaves_metadata(tmp_path, image):
     ref = write_photom(tmp_path / "photom_no_f146.asdf", drop=["F146"])
-    ds = open_image(image, "numpy")
+    ds = with_meta(open_image(image, "numpy"), instrument={"optical_element": "F146"})
     ds.attrs["meta"]["photometry"]["pixel_area"] = -1.0
     with pytest.warns(NoPhotometryWarning, match="F146"):
         out = photom(ds, override_photom=ref)
@@ -69,8 +73,7 @@ def test_missing_entry_warns_and_leaves_metadata(tmp_path):
     assert out.attrs["meta"]["cal_step"]["photom"] == "COMPLETE"
 
 
-def test_not_applicable_reference_skips(tmp_path):
-    image = write_image(tmp_path / "r_cal.asdf")
+def test_not_applicable_reference_skips(image):
     ds = open_image(image, "numpy")
     out = photom(ds, resolver=ReferenceResolver(overrides={"photom": "N/A"}))
     assert out.attrs["meta"]["cal_step"]["photom"] == "SKIPPED"
