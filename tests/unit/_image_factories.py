@@ -51,6 +51,12 @@ def write_image(path, *, seed=0, exposure_type="WFI_IMAGE", optical_element="F15
     for key, value in wcsinfo.items():
         model.meta.wcsinfo[key] = value
     model.meta.velocity_aberration.scale_factor = meta.pop("scale_factor", 1.0)
+    from romanxr.dataset import CAL_STEP_KEYS
+
+    done = {"dq_init", "saturation", "refpix", "dark_decay", "wfi18_transient", "linearity"}
+    model.meta.cal_step = {
+        key: "COMPLETE" if key in done | {"ramp_fit"} else "INCOMPLETE" for key in CAL_STEP_KEYS
+    }
     model.save(path)
     return path
 
