@@ -164,3 +164,62 @@ def test_documented_difference_flat_shape(refs):
     assert model.meta.cal_step.flat_field == "SKIPPED"
     with pytest.raises(ReferenceMismatchError):
         flatfield(open_image(refs["image"], "numpy"), override_flat=refs["flat_wide"])
+
+
+def test_fully_saturated_image_matches_romancal():
+    """Zeroed image of a saturated ramp; dumo and var_rnoise are documented differences."""
+    import xarray as xr
+    from romancal.pipeline.exposure_pipeline import ExposurePipeline
+
+    from romanxr.steps.saturated_exposure import is_fully_saturated, saturated_image
+
+    n, ny, nx = 3, 12, 14
+    rng = np.random.default_rng(0)
+    data = rng.uniform(60000, 65000, (n, ny, nx)).astype(np.float32)
+    groupdq = np.full((n, ny, nx), 2, np.uint8)
+    groupdq[0, 5, 6] |= 4
+    pixeldq = np.zeros((ny, nx), np.uint32)
+    pixeldq[6, 7] = 2048
+    model = dm.RampModel.create_fake_data(shape=(n, ny, nx))
+    model.meta.exposure.read_pattern = [[1], [2], [3]]
+    model.meta.exposure.frame_time = 3.04
+    model.meta.exposure.nresultants = n
+    model.meta.cal_step.dq_init = "COMPLETE"
+    model.meta.cal_step.saturation = "COMPLETE"
+    model.data, model.groupdq, model.pixeldq = data, groupdq, pixeldq
+    model.amp33 = np.zeros((n, ny, 128), np.uint16)
+    for side in ("left", "right"):
+        cols = slice(None, 4) if side == "left" else slice(-4, None)
+        model[f"border_ref_pix_{side}"] = data[:, :, cols].copy()
+        model[f"dq_border_ref_pix_{side}"] = pixeldq[:, cols].copy()
+    for side in ("top", "bottom"):
+        rows = slice(None, 4) if side == "top" else slice(-4, None)
+        model[f"border_ref_pix_{side}"] = data[:, rows, :].copy()
+        model[f"dq_border_ref_pix_{side}"] = pixeldq[rows, :].copy()
+    oracle = ExposurePipeline().create_fully_saturated_zeroed_image(model)
+
+    ramp = xr.Dataset(
+        {
+            "data": (("resultant", "y", "x"), data),
+            "groupdq": (("resultant", "y", "x"), groupdq),
+            "pixeldq": (("y", "x"), pixeldq),
+            "amp33": (("resultant", "y", "amp33_x"), np.asarray(model.amp33)),
+        },
+        coords={"resultant": np.arange(n), "y": np.arange(ny), "x": np.arange(nx)},
+        attrs={"meta": {"cal_step": {"dq_init": "COMPLETE", "saturation": "COMPLETE"}}},
+    ).chunk({"y": 5})
+    assert is_fully_saturated(ramp)
+    ours = saturated_image(ramp).compute()
+    for name in ("data", "err", "var_poisson", "chisq"):
+        np.testing.assert_array_equal(ours[name].values, np.asarray(oracle[name], np.float32))
+    np.testing.assert_array_equal(ours["dq"].values, oracle.dq)
+    for side in ("left", "right", "top", "bottom"):
+        for prefix in ("border_ref_pix_", "dq_border_ref_pix_"):
+            np.testing.assert_array_equal(ours[prefix + side].values, oracle[prefix + side])
+    assert ours.attrs["meta"]["cal_step"] == dict(oracle.meta.cal_step)
+    assert ours.attrs["meta"]["photometry"] == dict(oracle.meta.photometry)
+    # documented differences: romancal keeps the uniform-weight slope of the saturated
+    # resultants as dumo and has no var_rnoise; romanxr zeroes dumo and always has var_rnoise
+    assert np.abs(oracle.dumo).max() > 1
+    assert not ours["dumo"].values.any()
+    assert "var_rnoise" not in oracle and not ours["var_rnoise"].values.any()
