@@ -1,6 +1,8 @@
 """Full-frame timing of the Level-2 image steps and of world_coords.
 
-Usage (from the repository root): PYTHONPATH=. python benchmarks/bench_image_steps.py [--workdir DIR] [--chunk ROWS]
+Usage (from the repository root)::
+
+    PYTHONPATH=. python benchmarks/bench_image_steps.py [--workdir DIR] [--chunk ROWS]
 
 Builds a synthetic 4088x4088 image in memory (dask, bands of ``--chunk`` rows), writes full-size
 DARK/FLAT/DISTORTION references with roman_datamodels, then times graph construction, the
@@ -88,6 +90,7 @@ def main() -> None:
     t0 = time.perf_counter()
     sky = world_coords(out)
     ra, dec = dask.compute(sky["ra"], sky["dec"])
+    assert np.isfinite(ra).all() and np.isfinite(dec).all()
     print(f"world_coords of {n}x{n} pixels in {time.perf_counter() - t0:.1f} s")
     print("s_region:", out.attrs["meta"]["wcsinfo"]["s_region"])
 

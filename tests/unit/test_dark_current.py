@@ -68,7 +68,7 @@ def test_numpy_and_dask_agree_and_input_untouched(files):
     assert b["data"].chunks is not None
     xr.testing.assert_identical(a.drop_attrs(), b.compute().drop_attrs())
     assert_unchanged(np_ds, snap)
-    assert "dark" not in (np_ds.attrs["meta"].get("cal_step") or {})
+    assert np_ds.attrs["meta"]["cal_step"]["dark"] == "INCOMPLETE"
 
 
 def test_nan_dark_is_zeroed_and_flagged(tmp_path, files):
