@@ -141,6 +141,7 @@ def test_documented_difference_nan_dark(refs):
     model = dm.open(refs["image"])
     with dm.open(refs["dark_nan"]) as ref:
         subtract_dark_current(model, ref)
+    model.close()
     ours = dark_current(open_image(refs["image"], "numpy"), override_dark=refs["dark_nan"])
     # full-frame (6, 7) is L2 array index (2, 3)
     assert np.isnan(model.data[2, 3])
@@ -161,6 +162,7 @@ def test_documented_difference_flat_shape(refs):
     model = dm.open(refs["image"])
     with dm.open(refs["flat_wide"]) as ref:
         do_flat_field(model, ref)
+    model.close()
     assert model.meta.cal_step.flat_field == "SKIPPED"
     with pytest.raises(ReferenceMismatchError):
         flatfield(open_image(refs["image"], "numpy"), override_flat=refs["flat_wide"])

@@ -133,3 +133,12 @@ def test_cut_out_uses_the_full_science_area_flat(files):
     np.testing.assert_array_equal(
         cut["data"].values, full["data"].sel(y=slice(6, 10), x=slice(5, 9)).values
     )
+
+
+def test_dask_cut_out_is_lazy_and_equal(files):
+    image, flat_path = files
+    window = {"y": slice(6, 10), "x": slice(5, 9)}
+    with dask.config.set(scheduler=raise_on_compute):
+        lazy = flatfield(open_image(image, "dask").sel(window), override_flat=flat_path)
+    eager = flatfield(open_image(image, "numpy").sel(window), override_flat=flat_path)
+    xr.testing.assert_identical(lazy.compute().drop_attrs(), eager.drop_attrs())
