@@ -87,7 +87,8 @@ class _ArrayCache:
 
     def __init__(self, max_entries: int = 8) -> None:
         self.max_entries = max_entries
-        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        # values: (array, open AsdfFile); the file stays open while a memmap may use it
+        self._items: OrderedDict[tuple, tuple[np.ndarray, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple, threading.Lock] = {}
 
@@ -97,38 +98,51 @@ class _ArrayCache:
         with self._lock:
             if ident in self._items:
                 self._items.move_to_end(ident)
-                return self._items[ident]
+                return self._items[ident][0]
             key_lock = self._key_locks.setdefault(ident, threading.Lock())
         with key_lock:
             with self._lock:
                 if ident in self._items:
-                    return self._items[ident]
-            array = _load_array(path, keys)
+                    return self._items[ident][0]
+            entry = _load_array(path, keys)
+            evicted = []
             with self._lock:
-                self._items[ident] = array
+                self._items[ident] = entry
                 while len(self._items) > self.max_entries:
-                    self._items.popitem(last=False)
+                    evicted.append(self._items.popitem(last=False)[1])
                 self._key_locks.pop(ident, None)
-        return array
+        for _, handle in evicted:
+            handle.close()
+        return entry[0]
 
     def clear(self) -> None:
         with self._lock:
+            entries = list(self._items.values())
             self._items.clear()
+        for _, handle in entries:
+            handle.close()
 
 
 _CACHE = _ArrayCache()
 
 
-def _load_array(path: str, keys: tuple[str, ...]) -> np.ndarray:
+def _load_array(path: str, keys: tuple[str, ...]) -> tuple[np.ndarray, Any]:
     import asdf
 
     # memmap=True gives a view on disk for uncompressed blocks; compressed blocks are
     # decompressed into memory once and kept in the cache.
     af = asdf.open(path, lazy_load=True, memmap=True, lazy_tree=True)
-    node: Any = af.tree
-    for key in keys:
-        node = node[key]
-    return np.asarray(node)
+    try:
+        node: Any = af.tree
+        for key in keys:
+            node = node[key]
+        array = np.asarray(node)
+    except BaseException:
+        af.close()
+        raise
+    if not isinstance(array, np.memmap) and getattr(array, "base", None) is None:
+        af.close()  # a decompressed in-memory copy needs no open file
+    return array, af
 
 
 class AsdfBackendArray(BackendArray):
