@@ -14,7 +14,8 @@ from romanxr.dataset import CAL_STEP_KEYS, get_meta, validate_exposure
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
 from romanxr.errors import ExposureError
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import finish_step, get_reference
+from romanxr.steps._common import finish_step
+from romanxr.steps._detector import resolve
 
 __all__ = ["BORDER", "DETECTOR_SIZE", "dq_init"]
 
@@ -205,7 +206,7 @@ def dq_init(
             amp33 = amp33.transpose(*ds["amp33"].dims)
 
     # 5. mask
-    resolved, mask = get_reference(ds, "mask", explicit=override_mask, resolver=resolver)
+    resolved, mask = resolve(ds, "mask", override_mask, resolver)
     status = "SKIPPED"
     if mask is not None:
         mask_dq = mask["dq"].astype(PIXEL_DTYPE)

@@ -10,31 +10,13 @@ import xarray as xr
 
 from romanxr.dataset import read_pattern_info, validate_exposure
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
-from romanxr.errors import ConfigError, ExposureError
+from romanxr.errors import ConfigError
 from romanxr.kernels.saturation import flag_saturation, halo, read_pattern_arrays
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import apply_kernel, finish_step, get_reference
+from romanxr.steps._common import apply_kernel, finish_step
+from romanxr.steps._detector import like_chunks, require_ramp, resolve
 
 __all__ = ["saturation"]
-
-
-def _require_ramp(ds: xr.Dataset, step: str) -> None:
-    missing = [v for v in ("pixeldq", "groupdq") if v not in ds]
-    if missing or ds["data"].dtype != np.float32:
-        raise ExposureError(
-            f"{step} needs a ramp (float32 data with pixeldq and groupdq); this Dataset lacks "
-            f"{missing or 'float32 data'}: run romanxr.steps.dq_init.dq_init (ds.roman.dq_init()) "
-            "first"
-        )
-
-
-def _like_chunks(arr: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
-    """Chunk a reference array like the exposure's (y, x) chunks (a no-op for numpy input)."""
-    if like.chunks is None:
-        return arr
-    sizes = {d: like.chunksizes[d] for d in ("y", "x")}
-    sizes.update({d: -1 for d in arr.dims if d not in sizes})
-    return arr.chunk(sizes)
 
 
 def _grow_blocks(
@@ -134,7 +116,7 @@ def saturation(
     ReferenceMismatchError
         If the reference does not cover the exposure's pixels.
     """
-    _require_ramp(ds, "saturation")
+    require_ramp(ds, "saturation")
     validate_exposure(ds)
     n_grow, n_backup = int(n_pix_grow_sat), int(backup)
     if n_grow < 0 or n_backup < 0:
@@ -143,7 +125,7 @@ def saturation(
             f"{backup!r}"
         )
     params = {"n_pix_grow_sat": n_grow, "backup": n_backup}
-    resolved, ref = get_reference(ds, "saturation", explicit=override_saturation, resolver=resolver)
+    resolved, ref = resolve(ds, "saturation", override_saturation, resolver)
     if ref is None:
         return finish_step(
             ds, ds, "saturation", "SKIPPED", parameters=params, references=[resolved]
@@ -159,8 +141,8 @@ def saturation(
         "backup": n_backup,
     }
     data, gdq = ds["data"], ds["groupdq"]
-    thresh = _like_chunks(ref["data"].astype(np.float32), data)
-    tdq = _like_chunks(ref["dq"].astype(PIXEL_DTYPE), data)
+    thresh = like_chunks(ref["data"].astype(np.float32), data)
+    tdq = like_chunks(ref["dq"].astype(PIXEL_DTYPE), data)
 
     if n_grow == 0:
         (groupdq,) = apply_kernel(

@@ -1,0 +1,251 @@
+"""Read-level classical linearity correction on plain arrays (algorithms.md 4.6).
+
+Per pixel: sanitise the polynomial coefficients, anchor a linear ramp on the first and the
+last-but-one unsaturated resultant, rebuild each read of each resultant through the inverse
+(forward non-linear) polynomial, optionally add the ADC integral non-linearity of the pixel's
+science channel, linearise each read and average them back into the resultant.
+
+The arithmetic follows the reference implementation's precisions so results agree to float32
+rounding: the anchor polynomial is evaluated in float32, everything per read in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from romanxr.dq import GroupFlag, PixelFlag
+
+__all__ = ["CLAMP", "linearity_correction", "pack_read_pattern"]
+
+#: Corrected values beyond +-CLAMP DN are clipped and flagged DO_NOT_USE (romancal's guard).
+CLAMP = 1.0e6
+
+_SAT = int(GroupFlag.SATURATED)
+_DNU = int(GroupFlag.DO_NOT_USE)
+_NO_LIN_CORR = int(PixelFlag.NO_LIN_CORR)
+
+
+def pack_read_pattern(read_pattern: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten an MA table: (all read numbers as float64, start offset of each resultant)."""
+    reads = np.array([r for g in read_pattern for r in g], dtype=np.float64)
+    starts = np.zeros(len(read_pattern) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(g) for g in read_pattern])
+    return reads, starts
+
+
+@njit(cache=True, nogil=True)
+def _horner32(c, y, x, v):  # pragma: no cover - compiled
+    n = c.shape[0]
+    r = np.float32(c[n - 1, y, x] * v)
+    for j in range(n - 2, 0, -1):
+        r = np.float32(r + c[j, y, x])
+        r = np.float32(r * v)
+    return np.float32(r + c[0, y, x])
+
+
+@njit(cache=True, nogil=True)
+def _horner64(c, y, x, v):  # pragma: no cover - compiled
+    n = c.shape[0]
+    r = np.float64(c[n - 1, y, x]) * v
+    for j in range(n - 2, 0, -1):
+        r += np.float64(c[j, y, x])
+        r *= v
+    return r + np.float64(c[0, y, x])
+
+
+@njit(cache=True, nogil=True)
+def _interp(v, xp, fp):  # pragma: no cover - compiled
+    """``numpy.interp`` for one value (clamped at both ends, exact at the nodes)."""
+    n = xp.shape[0]
+    if np.isnan(v):
+        return v
+    if v <= xp[0]:
+        return fp[0]
+    if v >= xp[n - 1]:
+        return fp[n - 1]
+    lo = 0
+    hi = n - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xp[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    if xp[lo] == v:
+        return fp[lo]
+    slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
+    res = slope * (v - xp[lo]) + fp[lo]
+    if np.isnan(res):
+        res = slope * (v - xp[lo + 1]) + fp[lo + 1]
+        if np.isnan(res) and fp[lo] == fp[lo + 1]:
+            res = fp[lo]
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _sanitise(coeffs, lin_dq, pdq, no_lin_corr):  # pragma: no cover - compiled
+    """Identity coefficients where flagged, NaN or with a zero linear term (in place)."""
+    nc, ny, nx = coeffs.shape
+    for y in range(ny):
+        for x in range(nx):
+            bad = False
+            for k in range(nc):
+                if np.isnan(coeffs[k, y, x]):
+                    bad = True
+            if nc > 1 and coeffs[1, y, x] == 0:
+                bad = True
+            if bad:
+                pdq[y, x] |= no_lin_corr
+            if bad or (lin_dq[y, x] & no_lin_corr) != 0:
+                for k in range(nc):
+                    coeffs[k, y, x] = 0.0
+                if nc > 1:
+                    coeffs[1, y, x] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _correct(
+    data, gdq, lin, ilin, reads, starts, channel, inl_x, inl_y, use_inl, clamp
+):  # pragma: no cover - compiled
+    nres, ny, nx = data.shape
+    sat = np.uint8(_SAT)
+    dnu = np.uint8(_DNU)
+    out = np.empty_like(data)
+    gout = gdq.copy()
+    mean_read = np.empty(nres, dtype=np.float64)
+    for i in range(nres):
+        s = 0.0
+        for k in range(starts[i], starts[i + 1]):
+            s += reads[k]
+        mean_read[i] = s / (starts[i + 1] - starts[i])
+    max_reads = 0
+    for i in range(nres):
+        max_reads = max(max_reads, starts[i + 1] - starts[i])
+    obs = np.empty(max_reads, dtype=np.float64)
+    for y in range(ny):
+        for x in range(nx):
+            n_unsat = 0
+            for i in range(nres):
+                if (gdq[i, y, x] & sat) == 0:
+                    n_unsat += 1
+            u = max(n_unsat - 1, 2)
+            last = min(u - 1, nres - 1)
+            d0 = data[0, y, x]
+            first_lin = d0 if (gdq[0, y, x] & sat) != 0 else _horner32(lin, y, x, d0)
+            dl = data[last, y, x]
+            last_lin = dl if (gdq[last, y, x] & sat) != 0 else _horner32(lin, y, x, dl)
+            if last > 0:
+                rate = np.float64(np.float32(last_lin - first_lin)) / (
+                    mean_read[last] - mean_read[0]
+                )
+            else:
+                rate = 0.0
+            ch = channel[y, x]
+            for i in range(nres):
+                di = data[i, y, x]
+                if (gdq[i, y, x] & sat) != 0:
+                    out[i, y, x] = di
+                    continue
+                a = starts[i]
+                n = starts[i + 1] - a
+                total = 0.0
+                for k in range(n):
+                    lin_r = np.float64(first_lin) + rate * (reads[a + k] - mean_read[0])
+                    obs[k] = _horner64(ilin, y, x, lin_r)
+                    total += obs[k]
+                offset = np.float64(di) - total / n
+                acc = 0.0
+                for k in range(n):
+                    v = obs[k] + offset
+                    if use_inl:
+                        v += _interp(v, inl_x, inl_y[ch])
+                    acc += _horner64(lin, y, x, v)
+                value = np.float32(acc / n)
+                if abs(value) > clamp:
+                    value = np.float32(clamp) if value > 0 else np.float32(-clamp)
+                    gout[i, y, x] |= dnu
+                out[i, y, x] = value
+    return out, gout
+
+
+def linearity_correction(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    lin_coeffs: np.ndarray,
+    ilin_coeffs: np.ndarray,
+    lin_dq: np.ndarray,
+    channel: np.ndarray,
+    *,
+    reads: np.ndarray,
+    starts: np.ndarray,
+    inl_values: np.ndarray | None = None,
+    inl_corrections: np.ndarray | None = None,
+    clamp: float = CLAMP,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linearise one block of resultants, read by read.
+
+    Parameters
+    ----------
+    data : ndarray, float32, (resultant, y, x)
+        Resultants (DN, observed).
+    groupdq : ndarray, uint8, (resultant, y, x)
+        SATURATED resultants are passed through unchanged.
+    pixeldq : ndarray, uint32, (y, x)
+        Pixel DQ on input.
+    lin_coeffs, ilin_coeffs : ndarray, float32, (coeff, y, x)
+        Linearity (observed -> linear DN) and inverse linearity (linear -> observed DN)
+        polynomial coefficients, lowest order first.
+    lin_dq : ndarray, uint32, (y, x)
+        DQ of the linearity reference (OR'ed into ``pixeldq``; NO_LIN_CORR -> identity for
+        both polynomials).
+    channel : ndarray, int, broadcastable to (y, x)
+        0-based science channel of each pixel (absolute column // 128), row of
+        ``inl_corrections`` to use.
+    reads, starts : ndarray
+        MA table from :func:`pack_read_pattern`.
+    inl_values : ndarray, (n,), optional
+        INL lookup abscissa (DN); with ``inl_corrections`` (channel, n) enables the INL term.
+    clamp : float
+        Corrected values beyond +-clamp are clipped and flagged DO_NOT_USE.
+
+    Returns
+    -------
+    data, groupdq, pixeldq
+        float32 corrected resultants, uint8 group DQ (DO_NOT_USE where clamped), uint32 pixel
+        DQ (``| lin_dq``, NO_LIN_CORR where a polynomial had NaNs or a zero linear term).
+    """
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    gdq = np.ascontiguousarray(groupdq, dtype=np.uint8)
+    ldq = np.ascontiguousarray(lin_dq, dtype=np.uint32)
+    pdq = np.asarray(pixeldq, dtype=np.uint32) | ldq
+    lin = np.array(lin_coeffs, dtype=np.float32, copy=True, order="C")
+    ilin = np.array(ilin_coeffs, dtype=np.float32, copy=True, order="C")
+    _sanitise(lin, ldq, pdq, np.uint32(_NO_LIN_CORR))
+    _sanitise(ilin, ldq, pdq, np.uint32(_NO_LIN_CORR))
+    ch = np.ascontiguousarray(np.broadcast_to(np.asarray(channel, dtype=np.int64), data.shape[1:]))
+    use_inl = inl_values is not None and inl_corrections is not None
+    if use_inl:
+        inl_x = np.ascontiguousarray(inl_values, dtype=np.float32).astype(np.float64)
+        inl_y = np.ascontiguousarray(inl_corrections, dtype=np.float64)
+    else:
+        inl_x = np.zeros(1, dtype=np.float64)
+        inl_y = np.zeros((1, 1), dtype=np.float64)
+        ch = np.zeros_like(ch)
+    out, gout = _correct(
+        data,
+        gdq,
+        lin,
+        ilin,
+        np.asarray(reads, dtype=np.float64),
+        np.asarray(starts, dtype=np.int64),
+        ch,
+        inl_x,
+        inl_y,
+        use_inl,
+        float(clamp),
+    )
+    return out, gout, pdq
