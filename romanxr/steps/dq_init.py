@@ -140,8 +140,9 @@ def dq_init(
 
     * ``amp33`` sums are done in a wide integer type and clipped to 0..65535 before going back
       to uint16; romancal adds in uint16 and wraps around on overflow.
-    * The guide window validity test uses the detector size (4096), not the row count of the
-      array, because coordinates are absolute detector pixels; the two agree on real frames.
+    * The guide window validity test and the clipping of the expanded window use the
+      detector size (4096) on both axes; romancal uses the row count of the array for both.
+      Coordinates are absolute detector pixels, so the two agree on real (4096x4096) frames.
     * A mask whose shape does not cover the exposure raises
       :class:`~romanxr.errors.ReferenceMismatchError`; romancal logs and marks the step
       SKIPPED. A mask resolving to N/A marks ``dq_init`` SKIPPED, the conversion still happens.
