@@ -108,13 +108,6 @@ def write_inl(path: Path, value: np.ndarray, corrections: dict[int, np.ndarray])
     return Path(path)
 
 
-def ramp_from(ds_l1, **kw):
-    """dq_init with an all-zero mask written next to the exposure (helper for later steps)."""
-    from romanxr.steps.dq_init import dq_init
-
-    return dq_init(ds_l1, **kw)
-
-
 def _no_compute(dsk, keys, **kwargs):
     raise AssertionError("a dask computation ran while the graph was being built")
 
@@ -131,3 +124,12 @@ def snapshot(ds):
     import copy
 
     return ds.load().copy(deep=True), copy.deepcopy(ds.attrs)
+
+
+def make_ramp(tmp_path, data, *, read_pattern=None, chunks=None, name="r_uncal.asdf", **kw):
+    """Write an L1 file holding ``data`` and return it after dq_init (no mask)."""
+    import romanxr
+    from romanxr.steps.dq_init import dq_init
+
+    path = write_uncal(tmp_path / name, data, read_pattern=read_pattern, **kw)
+    return dq_init(romanxr.open_uncal(path, chunks=chunks), override_mask="N/A")
