@@ -107,8 +107,52 @@ def _sanitise(coeffs, lin_dq, pdq, no_lin_corr):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _horner_row(c, y, v, out):  # pragma: no cover - compiled
+    """float64 Horner along one row: coefficient loop outside so the pixel loop vectorises."""
+    n = c.shape[0]
+    nx = v.shape[0]
+    for x in range(nx):
+        out[x] = np.float64(c[n - 1, y, x]) * v[x]
+    for j in range(n - 2, 0, -1):
+        for x in range(nx):
+            out[x] = (out[x] + np.float64(c[j, y, x])) * v[x]
+    for x in range(nx):
+        out[x] += np.float64(c[0, y, x])
+
+
+@njit(cache=True, nogil=True)
+def _interp_uniform(v, x0, inv_step, xp, fp, c):  # pragma: no cover - compiled
+    """``_interp`` on row ``c`` of ``fp`` for equally spaced nodes: the interval is computed,
+    not searched (a slope table was tried: the extra cache line costs more than the division).
+    """
+    n = xp.shape[0]
+    if np.isnan(v):
+        return v
+    if v <= xp[0]:
+        return fp[c, 0]
+    if v >= xp[n - 1]:
+        return fp[c, n - 1]
+    j = int((v - x0) * inv_step)
+    j = min(max(j, 0), n - 2)
+    # guard against rounding: the same interval a binary search finds
+    while j > 0 and xp[j] > v:
+        j -= 1
+    while j < n - 2 and xp[j + 1] <= v:
+        j += 1
+    if xp[j] == v:
+        return fp[c, j]
+    slope = (fp[c, j + 1] - fp[c, j]) / (xp[j + 1] - xp[j])
+    res = slope * (v - xp[j]) + fp[c, j]
+    if np.isnan(res):
+        res = slope * (v - xp[j + 1]) + fp[c, j + 1]
+        if np.isnan(res) and fp[c, j] == fp[c, j + 1]:
+            res = fp[c, j]
+    return res
+
+
+@njit(cache=True, nogil=True)
 def _correct(
-    data, gdq, lin, ilin, reads, starts, channel, inl_x, inl_y, use_inl, clamp
+    data, gdq, lin, ilin, reads, starts, channel, inl_x, inl_y, use_inl, uniform, clamp
 ):  # pragma: no cover - compiled
     nres, ny, nx = data.shape
     sat = np.uint8(_SAT)
@@ -116,54 +160,76 @@ def _correct(
     out = np.empty_like(data)
     gout = gdq.copy()
     mean_read = np.empty(nres, dtype=np.float64)
+    max_reads = 0
     for i in range(nres):
         s = 0.0
         for k in range(starts[i], starts[i + 1]):
             s += reads[k]
         mean_read[i] = s / (starts[i + 1] - starts[i])
-    max_reads = 0
-    for i in range(nres):
         max_reads = max(max_reads, starts[i + 1] - starts[i])
-    obs = np.empty(max_reads, dtype=np.float64)
+    x0 = inl_x[0]
+    span = inl_x[inl_x.shape[0] - 1] - x0
+    inv_step = (inl_x.shape[0] - 1) / span if span > 0 else 0.0
+    first = np.empty(nx, dtype=np.float32)
+    rate = np.empty(nx, dtype=np.float64)
+    obs = np.empty((max_reads, nx), dtype=np.float64)
+    total = np.empty(nx, dtype=np.float64)
+    shifted = np.empty(nx, dtype=np.float64)
+    lin_read = np.empty(nx, dtype=np.float64)
+    acc = np.empty(nx, dtype=np.float64)
     for y in range(ny):
+        # anchors: first and last-but-one unsaturated resultant, linearised in float32
         for x in range(nx):
             n_unsat = 0
             for i in range(nres):
                 if (gdq[i, y, x] & sat) == 0:
                     n_unsat += 1
-            u = max(n_unsat - 1, 2)
-            last = min(u - 1, nres - 1)
+            last = min(max(n_unsat - 1, 2) - 1, nres - 1)
             d0 = data[0, y, x]
-            first_lin = d0 if (gdq[0, y, x] & sat) != 0 else _horner32(lin, y, x, d0)
+            f = d0 if (gdq[0, y, x] & sat) != 0 else _horner32(lin, y, x, d0)
             dl = data[last, y, x]
-            last_lin = dl if (gdq[last, y, x] & sat) != 0 else _horner32(lin, y, x, dl)
+            lf = dl if (gdq[last, y, x] & sat) != 0 else _horner32(lin, y, x, dl)
+            first[x] = f
             if last > 0:
-                rate = np.float64(np.float32(last_lin - first_lin)) / (
-                    mean_read[last] - mean_read[0]
-                )
+                rate[x] = np.float64(np.float32(lf - f)) / (mean_read[last] - mean_read[0])
             else:
-                rate = 0.0
-            ch = channel[y, x]
-            for i in range(nres):
+                rate[x] = 0.0
+        for i in range(nres):
+            a = starts[i]
+            n = starts[i + 1] - a
+            for x in range(nx):
+                total[x] = 0.0
+            for k in range(n):
+                since = reads[a + k] - mean_read[0]
+                for x in range(nx):
+                    lin_read[x] = np.float64(first[x]) + rate[x] * since
+                _horner_row(ilin, y, lin_read, obs[k])
+                for x in range(nx):
+                    total[x] += obs[k, x]
+            for x in range(nx):
+                total[x] = np.float64(data[i, y, x]) - total[x] / n  # the shift
+                acc[x] = 0.0
+            for k in range(n):
+                for x in range(nx):
+                    shifted[x] = obs[k, x] + total[x]
+                if use_inl:
+                    for x in range(nx):
+                        v = shifted[x]
+                        if uniform:
+                            shifted[x] = v + _interp_uniform(
+                                v, x0, inv_step, inl_x, inl_y, channel[y, x]
+                            )
+                        else:
+                            shifted[x] = v + _interp(v, inl_x, inl_y[channel[y, x]])
+                _horner_row(lin, y, shifted, lin_read)
+                for x in range(nx):
+                    acc[x] += lin_read[x]
+            for x in range(nx):
                 di = data[i, y, x]
                 if (gdq[i, y, x] & sat) != 0:
                     out[i, y, x] = di
                     continue
-                a = starts[i]
-                n = starts[i + 1] - a
-                total = 0.0
-                for k in range(n):
-                    lin_r = np.float64(first_lin) + rate * (reads[a + k] - mean_read[0])
-                    obs[k] = _horner64(ilin, y, x, lin_r)
-                    total += obs[k]
-                offset = np.float64(di) - total / n
-                acc = 0.0
-                for k in range(n):
-                    v = obs[k] + offset
-                    if use_inl:
-                        v += _interp(v, inl_x, inl_y[ch])
-                    acc += _horner64(lin, y, x, v)
-                value = np.float32(acc / n)
+                value = np.float32(acc[x] / n)
                 if abs(value) > clamp:
                     value = np.float32(clamp) if value > 0 else np.float32(-clamp)
                     gout[i, y, x] |= dnu
@@ -231,10 +297,13 @@ def linearity_correction(
     if use_inl:
         inl_x = np.ascontiguousarray(inl_values, dtype=np.float32).astype(np.float64)
         inl_y = np.ascontiguousarray(inl_corrections, dtype=np.float64)
+        gaps = np.diff(inl_x)
+        uniform = bool(gaps.size and (gaps > 0).all() and (gaps == gaps[0]).all())
     else:
         inl_x = np.zeros(1, dtype=np.float64)
         inl_y = np.zeros((1, 1), dtype=np.float64)
         ch = np.zeros_like(ch)
+        uniform = False
     out, gout = _correct(
         data,
         gdq,
@@ -246,6 +315,7 @@ def linearity_correction(
         inl_x,
         inl_y,
         use_inl,
+        uniform,
         float(clamp),
     )
     return out, gout, pdq

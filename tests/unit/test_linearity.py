@@ -197,3 +197,16 @@ def test_lazy_numpy_equals_dask_and_input_unmodified(tmp_path):
     assert not np.array_equal(got["data"].values, data.astype(np.float32))
     xr.testing.assert_identical(lazy.compute(), before)
     assert lazy.attrs == attrs
+
+
+def test_inl_non_uniform_abscissa(tmp_path):
+    """Unequally spaced lookup nodes: linear interpolation between the bracketing nodes.
+
+    Identity polynomials, D = 100: INL(100) = 1 + (3 - 1) * (100 - 10) / (1000 - 10).
+    """
+    ds = make_ramp(tmp_path, np.full((2, 1, 1), 100, np.uint16))
+    lin, ilin = _refs(tmp_path, (1, 1), lin_terms=(0, 1), inv_terms=(0, 1))
+    value = np.array([0, 10, 1000, 65535])
+    inl = write_inl(tmp_path / "inl.asdf", value, {1: np.array([0.0, 1.0, 3.0, 5.0])})
+    out = _run(ds, lin, ilin, inl)
+    np.testing.assert_allclose(out["data"].values, 100 + 1 + 2 * 90 / 990, rtol=1e-7)
