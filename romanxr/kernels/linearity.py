@@ -107,17 +107,18 @@ def _sanitise(coeffs, lin_dq, pdq, no_lin_corr):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _horner_row(c, y, v, out):  # pragma: no cover - compiled
-    """float64 Horner along one row: coefficient loop outside so the pixel loop vectorises."""
+def _horner_row(c, v, out):  # pragma: no cover - compiled
+    """float64 Horner on a run of pixels (``c`` is (coeff, pixel)): coefficient loop outside so
+    the pixel loop vectorises."""
     n = c.shape[0]
-    nx = v.shape[0]
-    for x in range(nx):
-        out[x] = np.float64(c[n - 1, y, x]) * v[x]
+    m = v.shape[0]
+    for x in range(m):
+        out[x] = np.float64(c[n - 1, x]) * v[x]
     for j in range(n - 2, 0, -1):
-        for x in range(nx):
-            out[x] = (out[x] + np.float64(c[j, y, x])) * v[x]
-    for x in range(nx):
-        out[x] += np.float64(c[0, y, x])
+        for x in range(m):
+            out[x] = (out[x] + np.float64(c[j, x])) * v[x]
+    for x in range(m):
+        out[x] += np.float64(c[0, x])
 
 
 @njit(cache=True, nogil=True)
@@ -152,7 +153,7 @@ def _interp_uniform(v, x0, inv_step, xp, fp, c):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _correct(
-    data, gdq, lin, ilin, reads, starts, channel, inl_x, inl_y, use_inl, uniform, clamp
+    data, gdq, lin, ilin, reads, starts, channel, tiles, inl_x, inl_y, use_inl, uniform, clamp
 ):  # pragma: no cover - compiled
     nres, ny, nx = data.shape
     sat = np.uint8(_SAT)
@@ -177,63 +178,68 @@ def _correct(
     shifted = np.empty(nx, dtype=np.float64)
     lin_read = np.empty(nx, dtype=np.float64)
     acc = np.empty(nx, dtype=np.float64)
-    for y in range(ny):
-        # anchors: first and last-but-one unsaturated resultant, linearised in float32
-        for x in range(nx):
-            n_unsat = 0
+    # Column tiles of one science channel each, so the INL lookups of a tile stay within one
+    # channel's table (cache-resident) instead of roaming over all 32 tables.
+    for t in range(tiles.shape[0] - 1):
+        lo = tiles[t]
+        hi = tiles[t + 1]
+        for y in range(ny):
+            # anchors: first and last-but-one unsaturated resultant, linearised in float32
+            for x in range(lo, hi):
+                n_unsat = 0
+                for i in range(nres):
+                    if (gdq[i, y, x] & sat) == 0:
+                        n_unsat += 1
+                last = min(max(n_unsat - 1, 2) - 1, nres - 1)
+                d0 = data[0, y, x]
+                f = d0 if (gdq[0, y, x] & sat) != 0 else _horner32(lin, y, x, d0)
+                dl = data[last, y, x]
+                lf = dl if (gdq[last, y, x] & sat) != 0 else _horner32(lin, y, x, dl)
+                first[x] = f
+                if last > 0:
+                    rate[x] = np.float64(np.float32(lf - f)) / (mean_read[last] - mean_read[0])
+                else:
+                    rate[x] = 0.0
             for i in range(nres):
-                if (gdq[i, y, x] & sat) == 0:
-                    n_unsat += 1
-            last = min(max(n_unsat - 1, 2) - 1, nres - 1)
-            d0 = data[0, y, x]
-            f = d0 if (gdq[0, y, x] & sat) != 0 else _horner32(lin, y, x, d0)
-            dl = data[last, y, x]
-            lf = dl if (gdq[last, y, x] & sat) != 0 else _horner32(lin, y, x, dl)
-            first[x] = f
-            if last > 0:
-                rate[x] = np.float64(np.float32(lf - f)) / (mean_read[last] - mean_read[0])
-            else:
-                rate[x] = 0.0
-        for i in range(nres):
-            a = starts[i]
-            n = starts[i + 1] - a
-            for x in range(nx):
-                total[x] = 0.0
-            for k in range(n):
-                since = reads[a + k] - mean_read[0]
-                for x in range(nx):
-                    lin_read[x] = np.float64(first[x]) + rate[x] * since
-                _horner_row(ilin, y, lin_read, obs[k])
-                for x in range(nx):
-                    total[x] += obs[k, x]
-            for x in range(nx):
-                total[x] = np.float64(data[i, y, x]) - total[x] / n  # the shift
-                acc[x] = 0.0
-            for k in range(n):
-                for x in range(nx):
-                    shifted[x] = obs[k, x] + total[x]
-                if use_inl:
-                    for x in range(nx):
-                        v = shifted[x]
-                        if uniform:
-                            shifted[x] = v + _interp_uniform(
-                                v, x0, inv_step, inl_x, inl_y, channel[y, x]
-                            )
-                        else:
-                            shifted[x] = v + _interp(v, inl_x, inl_y[channel[y, x]])
-                _horner_row(lin, y, shifted, lin_read)
-                for x in range(nx):
-                    acc[x] += lin_read[x]
-            for x in range(nx):
-                di = data[i, y, x]
-                if (gdq[i, y, x] & sat) != 0:
-                    out[i, y, x] = di
-                    continue
-                value = np.float32(acc[x] / n)
-                if abs(value) > clamp:
-                    value = np.float32(clamp) if value > 0 else np.float32(-clamp)
-                    gout[i, y, x] |= dnu
-                out[i, y, x] = value
+                a = starts[i]
+                n = starts[i + 1] - a
+                for x in range(lo, hi):
+                    total[x] = 0.0
+                for k in range(n):
+                    since = reads[a + k] - mean_read[0]
+                    for x in range(lo, hi):
+                        lin_read[x] = np.float64(first[x]) + rate[x] * since
+                    _horner_row(ilin[:, y, lo:hi], lin_read[lo:hi], obs[k, lo:hi])
+                    for x in range(lo, hi):
+                        total[x] += obs[k, x]
+                for x in range(lo, hi):
+                    total[x] = np.float64(data[i, y, x]) - total[x] / n  # the shift
+                    acc[x] = 0.0
+                for k in range(n):
+                    for x in range(lo, hi):
+                        shifted[x] = obs[k, x] + total[x]
+                    if use_inl:
+                        for x in range(lo, hi):
+                            v = shifted[x]
+                            if uniform:
+                                shifted[x] = v + _interp_uniform(
+                                    v, x0, inv_step, inl_x, inl_y, channel[y, x]
+                                )
+                            else:
+                                shifted[x] = v + _interp(v, inl_x, inl_y[channel[y, x]])
+                    _horner_row(lin[:, y, lo:hi], shifted[lo:hi], lin_read[lo:hi])
+                    for x in range(lo, hi):
+                        acc[x] += lin_read[x]
+                for x in range(lo, hi):
+                    di = data[i, y, x]
+                    if (gdq[i, y, x] & sat) != 0:
+                        out[i, y, x] = di
+                        continue
+                    value = np.float32(acc[x] / n)
+                    if abs(value) > clamp:
+                        value = np.float32(clamp) if value > 0 else np.float32(-clamp)
+                        gout[i, y, x] |= dnu
+                    out[i, y, x] = value
     return out, gout
 
 
@@ -294,6 +300,14 @@ def linearity_correction(
     _sanitise(ilin, ldq, pdq, np.uint32(_NO_LIN_CORR))
     ch = np.ascontiguousarray(np.broadcast_to(np.asarray(channel, dtype=np.int64), data.shape[1:]))
     use_inl = inl_values is not None and inl_corrections is not None
+    nx = data.shape[-1]
+    if use_inl and ch.shape[0]:
+        # runs of columns of one channel (the channel depends on the column only); without INL
+        # whole rows vectorise better
+        breaks = np.flatnonzero(np.diff(ch[0])) + 1
+        tiles = np.concatenate([[0], breaks, [nx]]).astype(np.int64)
+    else:
+        tiles = np.array([0, nx], dtype=np.int64)
     if use_inl:
         inl_x = np.ascontiguousarray(inl_values, dtype=np.float32).astype(np.float64)
         inl_y = np.ascontiguousarray(inl_corrections, dtype=np.float64)
@@ -312,6 +326,7 @@ def linearity_correction(
         np.asarray(reads, dtype=np.float64),
         np.asarray(starts, dtype=np.int64),
         ch,
+        tiles,
         inl_x,
         inl_y,
         use_inl,
