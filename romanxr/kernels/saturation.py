@@ -20,11 +20,12 @@ __all__ = ["ATOD_LIMIT", "flag_saturation", "halo", "read_pattern_arrays"]
 
 #: Hard DN limit of the 16-bit A/D converter.
 ATOD_LIMIT = 65535.0
+_ATOD_PLUS_ONE = ATOD_LIMIT + 1
 
 _SAT = int(GroupFlag.SATURATED)
 _DNU = int(GroupFlag.DO_NOT_USE)
 _LOW = int(GroupFlag.AD_FLOOR | GroupFlag.DO_NOT_USE)
-_NO_SAT_CHECK = np.uint32(PixelFlag.NO_SAT_CHECK)
+_NO_SAT_CHECK_INT = int(PixelFlag.NO_SAT_CHECK)
 
 
 def halo(n_grow: int) -> int:
@@ -65,12 +66,27 @@ def _dilate(mask, n):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _flag(
-    data, gdq, thresh, no_check, mean_read, last_read, n_reads, n_grow, backup
+    data, gdq_in, raw_thresh, thresh_dq, mean_read, last_read, n_reads, n_grow, backup
 ):  # pragma: no cover
     nres, ny, nx = data.shape
     sat = np.uint8(_SAT)
     dnu = np.uint8(_DNU)
     low = np.uint8(_LOW)
+    # inputs may arrive in any memory layout: copy DQ into a C-ordered output and build the
+    # per-pixel threshold here instead of with numpy temporaries
+    gdq = np.empty((nres, ny, nx), dtype=np.uint8)
+    for g in range(nres):
+        for y in range(ny):
+            for x in range(nx):
+                gdq[g, y, x] = gdq_in[g, y, x]
+    thresh = np.empty((ny, nx), dtype=np.float32)
+    no_check = np.empty((ny, nx), dtype=np.bool_)
+    for y in range(ny):
+        for x in range(nx):
+            t = raw_thresh[y, x]
+            skip = np.isnan(t) or (thresh_dq[y, x] & _NO_SAT_CHECK_INT) != 0
+            no_check[y, x] = skip
+            thresh[y, x] = np.float32(_ATOD_PLUS_ONE) if skip else t
     # 1. forward pass: cumulative threshold crossing, A/D floor
     crossed = np.zeros((ny, nx), dtype=np.bool_)
     for g in range(nres):
@@ -175,18 +191,16 @@ def flag_saturation(
         DO_NOT_USE on partially saturated multi-read resultants and by the second-resultant
         rule.
     """
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    gdq = np.array(groupdq, dtype=np.uint8, copy=True, order="C")
-    thresh = np.array(threshold, dtype=np.float32, copy=True, order="C")
-    tdq = np.asarray(threshold_dq).astype(np.uint32)
-    thresh, tdq = np.broadcast_to(thresh, data.shape[1:]), np.broadcast_to(tdq, data.shape[1:])
-    no_check = ((tdq & _NO_SAT_CHECK) != 0) | np.isnan(thresh)
-    thresh = np.where(no_check, np.float32(ATOD_LIMIT + 1), thresh).astype(np.float32)
+    data = np.asarray(data, dtype=np.float32)
+    gdq = np.asarray(groupdq, dtype=np.uint8)
+    shape = data.shape[1:]
+    thresh = np.broadcast_to(np.asarray(threshold, dtype=np.float32), shape)
+    tdq = np.broadcast_to(np.asarray(threshold_dq, dtype=np.uint32), shape)
     return _flag(
         data,
         gdq,
-        np.ascontiguousarray(thresh),
-        np.ascontiguousarray(no_check),
+        thresh,
+        tdq,
         np.asarray(mean_read, dtype=np.float64),
         np.asarray(last_read, dtype=np.float64),
         np.asarray(n_reads, dtype=np.int64),
