@@ -290,8 +290,8 @@ def linearity_correction(
         float32 corrected resultants, uint8 group DQ (DO_NOT_USE where clamped), uint32 pixel
         DQ (``| lin_dq``, NO_LIN_CORR where a polynomial had NaNs or a zero linear term).
     """
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    gdq = np.ascontiguousarray(groupdq, dtype=np.uint8)
+    data = np.asarray(data, dtype=np.float32)  # any layout: numba reads it strided
+    gdq = np.asarray(groupdq, dtype=np.uint8)
     ldq = np.ascontiguousarray(lin_dq, dtype=np.uint32)
     pdq = np.asarray(pixeldq, dtype=np.uint32) | ldq
     lin = np.array(lin_coeffs, dtype=np.float32, copy=True, order="C")
