@@ -12,7 +12,7 @@ import xarray as xr
 
 from romanxr.dataset import CAL_STEP_KEYS, get_meta, validate_exposure
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
-from romanxr.errors import ExposureError
+from romanxr.errors import ConfigError
 from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import finish_step
 from romanxr.steps._detector import resolve
@@ -157,7 +157,7 @@ def dq_init(
     meta = get_meta(ds)
     expand = int(expand_gw_flagging)
     if expand < 0:
-        raise ExposureError(f"expand_gw_flagging must be >= 0, got {expand_gw_flagging!r}")
+        raise ConfigError(f"dq_init: expand_gw_flagging must be >= 0, got {expand_gw_flagging!r}")
 
     data = ds["data"].astype(np.float32)
     frame = data.isel(resultant=0, drop=True)

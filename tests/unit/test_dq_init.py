@@ -191,3 +191,25 @@ def test_lazy_numpy_equals_dask_and_input_unmodified(exposure):
     xr.testing.assert_identical(out.compute(), eager.compute())
     xr.testing.assert_identical(lazy.compute(), before)
     assert lazy.attrs == attrs_before
+
+
+def test_negative_expand_is_a_config_error(exposure):
+    from romanxr.errors import ConfigError
+
+    path, *_ = exposure
+    with pytest.raises(ConfigError, match="expand_gw_flagging"):
+        dq_init(romanxr.open_uncal(path, chunks=None), override_mask="N/A", expand_gw_flagging=-1)
+
+
+def test_bottom_border_is_rows_4092_to_4095(tmp_path):
+    """A tall strip (rows 0..4095, columns 0..7): "bottom" holds rows 4092..4095 as in romancal
+    (the rad schema text calls these rows "top"); no right border in 8 columns."""
+    data = np.random.default_rng(2).integers(0, 60000, size=(2, 4096, 8), dtype=np.uint16)
+    path = write_uncal(tmp_path / "t_uncal.asdf", data)
+    out = dq_init(romanxr.open_uncal(path, chunks={"y": 1000}), override_mask="N/A")
+    bottom = out["border_ref_pix_bottom"]
+    assert bottom.dims == ("resultant", "ref_row", "x") and bottom.shape == (2, 4, 8)
+    np.testing.assert_array_equal(bottom.values, data[:, 4092:, :].astype(np.float32))
+    np.testing.assert_array_equal(out["border_ref_pix_top"].values, data[:, :4, :])
+    assert out["dq_border_ref_pix_bottom"].shape == (4, 8)
+    assert "border_ref_pix_right" not in out

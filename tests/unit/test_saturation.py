@@ -194,3 +194,12 @@ def test_needs_a_ramp(tmp_path):
     path = write_uncal(tmp_path / "x_uncal.asdf", np.ones((3, 2, 2)))
     with pytest.raises(ExposureError, match="dq_init"):
         saturation(romanxr.open_uncal(path), override_saturation="N/A")
+
+
+@pytest.mark.parametrize("kw", [{"n_pix_grow_sat": -1}, {"backup": -2}])
+def test_negative_parameters_are_config_errors(tmp_path, kw):
+    from romanxr.errors import ConfigError
+
+    ds = make_ramp(tmp_path, np.full((3, 2, 2), 5, np.uint16))
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        saturation(ds, override_saturation="N/A", **kw)
