@@ -1,0 +1,245 @@
+"""dq_init: turn a Level-1 exposure into the ramp layout and initialise its data quality.
+
+algorithms.md section 4.1. Pure xarray arithmetic (lazy on dask): no kernel is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from romanxr.dataset import CAL_STEP_KEYS, get_meta, validate_exposure
+from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
+from romanxr.errors import ConfigError
+from romanxr.refs import ReferenceResolver
+from romanxr.steps._common import finish_step
+from romanxr.steps._detector import resolve
+
+__all__ = ["BORDER", "DETECTOR_SIZE", "dq_init"]
+
+#: Pixels per side of a WFI detector frame (reference border included).
+DETECTOR_SIZE = 4096
+#: Width of the reference-pixel border on each side of the frame.
+BORDER = 4
+
+_GW = np.uint32(PixelFlag.GW_AFFECTED_DATA)
+_GW_WINDOW = np.uint32(PixelFlag.DO_NOT_USE | PixelFlag.GW_AFFECTED_DATA)
+
+
+def _window_slice(start: int, stop: int, size: int) -> tuple[int, int]:
+    """Python slice semantics of ``[start:stop]`` on an axis of ``size`` elements."""
+    lo, hi, _ = slice(start, stop).indices(size)
+    return lo, max(lo, hi)
+
+
+def _guide_window(meta: dict, expand: int) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Columns of the guide-window stripe and the (expanded) window, or empty ranges."""
+    gs = meta.get("guide_star") or {}
+    try:
+        xs, xe, ys, ye = (
+            int(gs[k]) for k in ("window_xstart", "window_xstop", "window_ystart", "window_ystop")
+        )
+    except (KeyError, TypeError, ValueError):
+        return (0, 0), (0, 0, 0, 0)
+    n = DETECTOR_SIZE
+    if not (0 <= xs < n and 0 <= ys < n):
+        return (0, 0), (0, 0, 0, 0)
+    stripe = _window_slice(xs, xe, n)
+    if expand > 0:
+        xs, xe = int(np.clip(xs - expand, 0, n)), int(np.clip(xe + expand, 0, n))
+        ys, ye = int(np.clip(ys - expand, 0, n)), int(np.clip(ye + expand, 0, n))
+    return stripe, (*_window_slice(ys, ye, n), *_window_slice(xs, xe, n))
+
+
+def _in_range(coord: xr.DataArray, lo: int, hi: int) -> xr.DataArray:
+    return (coord >= lo) & (coord < hi)
+
+
+def _has(coord: xr.DataArray, values: range) -> bool:
+    return bool(np.isin(np.asarray(values), np.asarray(coord.values)).all())
+
+
+def _border_arrays(data: xr.DataArray, pixeldq: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Copies of the 4-pixel reference border; only the sides the Dataset actually contains."""
+    out: dict[str, xr.DataArray] = {}
+    left = range(0, BORDER)
+    right = range(DETECTOR_SIZE - BORDER, DETECTOR_SIZE)
+    # romancal calls rows 0..3 "top" and rows 4092..4095 "bottom"; the rad schema text says the
+    # opposite. We follow the code so files compare bit for bit (algorithms.md 8 item 5).
+    sides = {
+        "left": ("x", left, "ref_col"),
+        "right": ("x", right, "ref_col"),
+        "top": ("y", left, "ref_row"),
+        "bottom": ("y", right, "ref_row"),
+    }
+    for side, (dim, cols, new_dim) in sides.items():
+        if not _has(data[dim], cols):
+            continue
+        sel = {dim: list(cols)}
+        part = data.sel(sel).rename({dim: new_dim}).drop_vars(new_dim)
+        dq_part = pixeldq.sel(sel).rename({dim: new_dim}).drop_vars(new_dim)
+        part = part.assign_coords({new_dim: np.arange(BORDER)})
+        dq_part = dq_part.assign_coords({new_dim: np.arange(BORDER)})
+        out[f"border_ref_pix_{side}"] = part.transpose("resultant", ...)
+        out[f"dq_border_ref_pix_{side}"] = dq_part
+    return out
+
+
+def dq_init(
+    ds: xr.Dataset,
+    *,
+    expand_gw_flagging: int = 0,
+    override_mask: Any = None,
+    resolver: ReferenceResolver | None = None,
+) -> xr.Dataset:
+    """Convert a Level-1 exposure to the ramp layout and initialise its DQ arrays.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A Level-1 exposure from :func:`romanxr.open_uncal` (``data`` uint16, ``amp33``, and
+        optionally ``resultantdq``, ``reference_read``, ``reference_amp33``). A ramp that
+        already has ``pixeldq``/``groupdq`` is accepted too (as romancal does) and its DQ is
+        kept apart from the guide-window columns (plain assignment, see below).
+    expand_gw_flagging : int, default 0
+        Widen the guide window by this many pixels on every side (clipped to the detector)
+        before flagging it ``DO_NOT_USE | GW_AFFECTED_DATA``.
+    override_mask : path-like, optional
+        MASK reference file to use instead of the resolver's/CRDS's choice.
+    resolver : ReferenceResolver, optional
+        Reference resolution (overrides, CRDS context). Default: the environment's.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``data`` float32 (DN), ``pixeldq`` uint32 (y, x), ``groupdq`` uint8 (resultant, y, x),
+        ``amp33`` uint16, and the reference-border copies ``border_ref_pix_{left,right}``
+        (resultant, y, ref_col), ``border_ref_pix_{top,bottom}`` (resultant, ref_row, x) with
+        their ``dq_border_ref_pix_*``. ``resultantdq``, ``reference_read`` and
+        ``reference_amp33`` are consumed.
+
+    Notes
+    -----
+    In order (algorithms.md 4.1):
+
+    1. ``data`` -> float32; ``groupdq`` = ``resultantdq`` (else zeros); ``pixeldq`` = zeros.
+       Every required ``meta.cal_step`` key not yet set becomes ``INCOMPLETE``; a boolean
+       ``meta.exposure.data_problem`` becomes ``"True"`` / ``None``.
+    2. Guide window (``meta.guide_star.window_{x,y}{start,stop}``, science-frame pixels): if
+       ``0 <= xstart < 4096`` and ``0 <= ystart < 4096``, the columns ``xstart:xstop`` (all
+       rows) are *set* to GW_AFFECTED_DATA (16), then the window (expanded by
+       ``expand_gw_flagging``) gets ``|= DO_NOT_USE | GW_AFFECTED_DATA`` (17).
+    3. ``data += reference_read``; ``amp33 += reference_amp33``.
+    4. ``data -= meta.instrument.data_encoding_offset`` (default 0), same for ``amp33``.
+    5. ``pixeldq |= mask.dq``.
+    6. Border copies, taken after 3-4.
+
+    Differences from romancal 1.1.0 (intended behaviour):
+
+    * ``amp33`` sums are done in a wide integer type and clipped to 0..65535 before going back
+      to uint16; romancal adds in uint16 and wraps around on overflow.
+    * The guide window validity test and the clipping of the expanded window use the
+      detector size (4096) on both axes; romancal uses the row count of the array for both.
+      Coordinates are absolute detector pixels, so the two agree on real (4096x4096) frames.
+    * A mask whose shape does not cover the exposure raises
+      :class:`~romanxr.errors.ReferenceMismatchError`; romancal logs and marks the step
+      SKIPPED. A mask resolving to N/A marks ``dq_init`` SKIPPED, the conversion still happens.
+    * Border arrays exist only for the sides whose 4 border columns/rows (absolute pixels
+      0..3 and 4092..4095) are in the Dataset; a cut-out or a frame smaller than a detector
+      lacks some or all of them. Rows 0..3 are called "top" and rows 4092..4095 "bottom", as
+      romancal does (the rad schema descriptions say the opposite).
+
+    DQ bits touched: pixel GW_AFFECTED_DATA, DO_NOT_USE and every bit of the mask.
+    """
+    validate_exposure(ds)
+    meta = get_meta(ds)
+    expand = int(expand_gw_flagging)
+    if expand < 0:
+        raise ConfigError(f"dq_init: expand_gw_flagging must be >= 0, got {expand_gw_flagging!r}")
+
+    data = ds["data"].astype(np.float32)
+    frame = data.isel(resultant=0, drop=True)
+    if "pixeldq" in ds:
+        pixeldq = ds["pixeldq"].astype(PIXEL_DTYPE)
+    else:
+        pixeldq = xr.zeros_like(frame, dtype=PIXEL_DTYPE)
+    if "groupdq" in ds:
+        groupdq = ds["groupdq"].astype(GROUP_DTYPE)
+    elif "resultantdq" in ds:
+        groupdq = ds["resultantdq"].astype(GROUP_DTYPE)
+    else:
+        groupdq = xr.zeros_like(data, dtype=GROUP_DTYPE)
+
+    # 2. guide window
+    (cs, ce), (ys, ye, xs, xe) = _guide_window(meta, expand)
+    if ce > cs:
+        pixeldq = xr.where(_in_range(ds["x"], cs, ce), _GW, pixeldq).astype(PIXEL_DTYPE)
+    if ye > ys and xe > xs:
+        # built as (dask pixeldq) + (1-D terms) so nothing full-frame is made eagerly
+        inside = (
+            xr.zeros_like(pixeldq, dtype=np.uint8)
+            + _in_range(ds["y"], ys, ye).astype(np.uint8)
+            + _in_range(ds["x"], xs, xe).astype(np.uint8)
+        ) == 2
+        pixeldq = (pixeldq | xr.where(inside, _GW_WINDOW, np.uint32(0))).astype(PIXEL_DTYPE)
+    pixeldq = pixeldq.transpose("y", "x")
+
+    # 3-4. reference read and encoding offset
+    offset = (meta.get("instrument") or {}).get("data_encoding_offset") or 0
+    offset = int(offset)
+    if "reference_read" in ds:
+        data = data + ds["reference_read"].astype(np.float32)
+    if offset:
+        data = data - np.float32(offset)
+    data = data.astype(np.float32).transpose("resultant", "y", "x")
+
+    amp33 = None
+    if "amp33" in ds:
+        amp = ds["amp33"].astype(np.int64)
+        if "reference_amp33" in ds:
+            amp = amp + ds["reference_amp33"].astype(np.int64)
+        if offset:
+            amp = amp - offset
+        amp33 = amp.clip(0, np.iinfo(np.uint16).max).astype(np.uint16)
+        if amp33.dims != ds["amp33"].dims:
+            amp33 = amp33.transpose(*ds["amp33"].dims)
+
+    # 5. mask
+    resolved, mask = resolve(ds, "mask", override_mask, resolver)
+    status = "SKIPPED"
+    if mask is not None:
+        mask_dq = mask["dq"].astype(PIXEL_DTYPE)
+        if data.chunks is not None:
+            mask_dq = mask_dq.chunk({d: pixeldq.chunksizes[d] for d in ("y", "x")})
+        pixeldq = (pixeldq | mask_dq).astype(PIXEL_DTYPE)
+        status = "COMPLETE"
+
+    drop = [v for v in ("resultantdq", "reference_read", "reference_amp33") if v in ds]
+    out = ds.drop_vars(drop)
+    out = out.assign(data=data, pixeldq=pixeldq, groupdq=groupdq)
+    if amp33 is not None:
+        out = out.assign(amp33=amp33)
+    # 6. reference border copies (old ones, from a ramp input, are replaced)
+    stale = [v for v in out.data_vars if v.startswith(("border_ref_pix_", "dq_border_ref_pix_"))]
+    out = out.drop_vars(stale).assign(_border_arrays(data, pixeldq))
+
+    result = finish_step(
+        out,
+        ds,
+        "dq_init",
+        status,
+        parameters={"expand_gw_flagging": expand},
+        references=[resolved],
+    )
+    new_meta = result.attrs["meta"]
+    cal_step = new_meta.setdefault("cal_step", {})
+    for key in CAL_STEP_KEYS:
+        cal_step.setdefault(key, "INCOMPLETE")
+    exposure = new_meta.get("exposure")
+    if isinstance(exposure, dict) and isinstance(exposure.get("data_problem"), bool):
+        exposure["data_problem"] = "True" if exposure["data_problem"] else None
+    if "model_type" in new_meta:
+        new_meta["model_type"] = "RampModel"
+    return result
