@@ -25,6 +25,18 @@ def _lazy(path: str, key: str, node: Any, dims: tuple[str, ...]) -> xr.Variable:
     return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
 
 
+def _materialize(node: Any) -> Any:
+    """Plain containers with arrays read now, while the file is still open."""
+    node = to_plain(node)
+    if isinstance(node, dict):
+        return {k: _materialize(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_materialize(v) for v in node]
+    if hasattr(node, "shape") and hasattr(node, "dtype") and not isinstance(node, np.generic):
+        return np.array(node)
+    return node
+
+
 def load_reference(
     ref: ResolvedReference | str | os.PathLike, reftype: str | None = None
 ) -> xr.Dataset:
@@ -81,7 +93,7 @@ def load_reference(
                     dims = (f"{key}_index",)
                 variables[key] = _lazy(str(path), key, node, dims)
             else:
-                attrs[key] = to_plain(node)
+                attrs[key] = _materialize(node)
     finally:
         af.close()
     coords: dict[str, Any] = {}

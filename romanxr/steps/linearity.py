@@ -22,13 +22,7 @@ CHANNEL_WIDTH = 128
 
 
 def _inl_tables(ref: xr.Dataset, channels: np.ndarray, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Lookup abscissa and one correction row per science channel index 0..max(channels).
-
-    The tables are read here, with the file open: the arrays ``load_reference`` leaves in
-    ``attrs`` are lazy ASDF blocks of a file it has already closed.
-    """
-    import asdf
-
+    """Lookup abscissa and one correction row per science channel index 0..max(channels)."""
     if "value" not in ref:
         raise ReferenceFileError(
             f"{path}: an integralnonlinearity reference needs 'value' and 'inl_table'; pass a "
@@ -37,24 +31,23 @@ def _inl_tables(ref: xr.Dataset, channels: np.ndarray, path: str) -> tuple[np.nd
     values = np.asarray(ref["value"].values)
     n_rows = int(channels.max()) + 1 if channels.size else 1
     rows = np.zeros((n_rows, values.size), dtype=np.float64)
-    with asdf.open(path, lazy_load=True, memmap=False) as af:
-        table = af.tree["roman"].get("inl_table") or {}
-        for k in np.unique(channels):
-            key = f"science_channel_{int(k) + 1:02d}"
-            entry = table.get(key)
-            correction = None if entry is None else entry.get("correction")
-            if correction is None:
-                raise ReferenceFileError(
-                    f"{path}: inl_table has no {key}.correction, needed for columns "
-                    f"{int(k) * CHANNEL_WIDTH}..{(int(k) + 1) * CHANNEL_WIDTH - 1}"
-                )
-            correction = np.asarray(correction, dtype=np.float64)
-            if correction.shape != values.shape:
-                raise ReferenceMismatchError(
-                    f"{path}: inl_table.{key}.correction has {correction.size} values but "
-                    f"'value' has {values.size}"
-                )
-            rows[int(k)] = correction
+    table = ref.attrs.get("inl_table") or {}
+    for k in np.unique(channels):
+        key = f"science_channel_{int(k) + 1:02d}"
+        entry = table.get(key)
+        correction = None if entry is None else entry.get("correction")
+        if correction is None:
+            raise ReferenceFileError(
+                f"{path}: inl_table has no {key}.correction, needed for columns "
+                f"{int(k) * CHANNEL_WIDTH}..{(int(k) + 1) * CHANNEL_WIDTH - 1}"
+            )
+        correction = np.asarray(correction, dtype=np.float64)
+        if correction.shape != values.shape:
+            raise ReferenceMismatchError(
+                f"{path}: inl_table.{key}.correction has {correction.size} values but "
+                f"'value' has {values.size}"
+            )
+        rows[int(k)] = correction
     return values, rows
 
 
