@@ -32,8 +32,8 @@ __all__ = [
     "ROMANCAL_STEP_REFTYPES",
     "ReferenceSet",
     "make_reference_set",
-    "refpix_coefficients",
     "reference_file_name",
+    "refpix_coefficients",
 ]
 
 #: Every reftype written, in pipeline order.

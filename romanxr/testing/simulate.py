@@ -664,8 +664,9 @@ def simulate_exposure(
         model.resultantdq = np.zeros((nres, ny, nx), dtype=np.uint8)
     model.save(out_path)
 
-    source_rate = rate[BORDER:-BORDER, BORDER:-BORDER] - det.dark_rate[BORDER:-BORDER, BORDER:-BORDER]
-    gain_sci = det.gain[BORDER:-BORDER, BORDER:-BORDER].astype(np.float64)
+    sci = np.s_[BORDER:-BORDER, BORDER:-BORDER]
+    source_rate = rate[sci] - det.dark_rate[sci]
+    gain_sci = det.gain[sci].astype(np.float64)
     truth = SimulationTruth(
         rate=rate,
         source_rate=source_rate.astype(np.float32),
