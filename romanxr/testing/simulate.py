@@ -44,6 +44,7 @@ import xarray as xr
 from romanxr.testing.detector import (
     AMP33_COLUMNS,
     BORDER,
+    CHANNEL_WIDTH,
     DetectorModel,
     channel_read_order,
     make_detector,
@@ -317,7 +318,9 @@ def _simulate_band(
     nb = y.size
     nx = det.shape[1]
     x = np.arange(nx)
-    _, read_col = channel_read_order(x)
+    channel, read_col = channel_read_order(x)
+    cols = np.arange(CHANNEL_WIDTH)
+    offsets = det.drift.channel_offsets[np.minimum(channel, 31)]
     which = _resultant_of_read(read_pattern)
     n_reads = np.array([len(g) for g in read_pattern], dtype=np.float64)
 
@@ -351,18 +354,27 @@ def _simulate_band(
         mean = electron_rate * ((k - previous) * frame_time)
         electrons += mean if noiseless else rng.poisson(mean)
         previous = k
-        linear = bias + electrons / gain
-        observed = linear - beta * linear * linear
-        observed += det.drift.science(k, y, x)
-        t = det.drift.pixel_time(k, y[:, None], read_col[None, :]) - 0.5 * frame_time
-        observed += det.dark_decay_amplitude * np.exp(-t / det.dark_decay_time_constant)
+        linear = electrons / gain
+        linear += bias
+        observed = beta * linear
+        observed *= linear
+        np.subtract(linear, observed, out=observed)
+        # drift and dark decay depend on (row, read-order column) only: evaluate them on the
+        # (rows, 128) grid and spread to the channels with one gather
+        grid = det.drift.common(k, y[:, None], cols[None, :])
+        t = det.drift.pixel_time(k, y[:, None], cols[None, :]) - 0.5 * frame_time
+        grid += det.dark_decay_amplitude * np.exp(-t / det.dark_decay_time_constant)
+        observed += grid[:, read_col]
+        observed += offsets
         if not noiseless:
-            observed += rn * rng.standard_normal((nb, nx))
+            observed += rn * rng.standard_normal((nb, nx), dtype=np.float32)
         reached = (observed >= sat) & (first_sat == 0)
         first_sat[reached] = k
         if use_inl:
             observed -= det.inl(observed, x)
-        out[which[k]] += np.clip(np.rint(observed), 0, 65535)
+        np.rint(observed, out=observed)
+        np.clip(observed, 0, 65535, out=observed)
+        out[which[k]] += observed
 
         a33 = det.amp33_bias[rows].astype(np.float64) + det.drift.amp33(k, y)
         if not noiseless:
