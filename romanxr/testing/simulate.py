@@ -34,6 +34,7 @@ import functools
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from romanxr.testing._reads import simulate_reads
 from romanxr.testing.detector import (
     AMP33_COLUMNS,
     BORDER,
@@ -328,58 +330,65 @@ def _simulate_band(
     bias = det.bias[rows].astype(np.float64)
     beta = det.nonlinearity_beta[rows]
     rn = det.read_noise[rows].astype(np.float64)
-    sat = det.saturation[rows].astype(np.float64)
-    sat = np.where(np.isnan(sat), np.inf, sat)
-    use_inl = bool(np.any(det.inl_correction))
 
     in_band = (jumps["y"] >= rows.start) & (jumps["y"] < rows.stop)
     jy = jumps["y"][in_band] - rows.start
     jx = jumps["x"][in_band]
-    jread = jumps["read"][in_band]
-    jelec = jumps["amplitude"][in_band] * gain[jy, jx]
+    jump_read = np.zeros((nb, nx), dtype=np.int64)
+    jump_electrons = np.zeros((nb, nx), dtype=np.float64)
+    jump_read[jy, jx] = jumps["read"][in_band]
+    jump_electrons[jy, jx] = jumps["amplitude"][in_band] * gain[jy, jx]
 
-    electrons = np.zeros((nb, nx), dtype=np.float64)
+    used = np.array(sorted(which), dtype=np.int64)
+    dt = np.diff(used, prepend=0).astype(np.float64) * frame_time
+    res_index = np.array([which[int(k)] for k in used], dtype=np.int64)
+    # drift and dark decay depend on (row, read-order column) only: evaluate them on the
+    # (reads, rows, 128) grid; the kernel picks each pixel's column
+    grid = np.empty((used.size, nb, CHANNEL_WIDTH), dtype=np.float64)
+    for u, k in enumerate(used):
+        grid[u] = det.drift.common(int(k), y[:, None], cols[None, :])
+        t = det.drift.pixel_time(int(k), y[:, None], cols[None, :]) - 0.5 * frame_time
+        grid[u] += det.dark_decay_amplitude * np.exp(-t / det.dark_decay_time_constant)
+    if np.any(det.inl_correction):
+        inl_value = det.inl_value.astype(np.float64)
+        inl_correction = np.ascontiguousarray(det.inl_correction, dtype=np.float64)
+    else:
+        inl_value = np.zeros(0)
+        inl_correction = np.zeros((32, 0))
+    inl_channel = np.minimum(x // CHANNEL_WIDTH, 31).astype(np.int64)
+
     out = np.zeros((nres, nb, nx), dtype=np.float64)
-    amp33 = np.zeros((nres, nb, AMP33_COLUMNS), dtype=np.float64)
     first_sat = np.zeros((nb, nx), dtype=np.int16)
-    last_read = read_pattern[-1][-1]
-    previous = 0
-    for k in range(1, last_read + 1):
-        hit = jread == k
-        if np.any(hit):
-            # jumps land before the read; the electrons count from this read on
-            np.add.at(electrons, (jy[hit], jx[hit]), jelec[hit])
-        if k not in which:
-            continue
-        mean = electron_rate * ((k - previous) * frame_time)
-        electrons += mean if noiseless else rng.poisson(mean)
-        previous = k
-        linear = electrons / gain
-        linear += bias
-        observed = beta * linear
-        observed *= linear
-        np.subtract(linear, observed, out=observed)
-        # drift and dark decay depend on (row, read-order column) only: evaluate them on the
-        # (rows, 128) grid and spread to the channels with one gather
-        grid = det.drift.common(k, y[:, None], cols[None, :])
-        t = det.drift.pixel_time(k, y[:, None], cols[None, :]) - 0.5 * frame_time
-        grid += det.dark_decay_amplitude * np.exp(-t / det.dark_decay_time_constant)
-        observed += grid[:, read_col]
-        observed += offsets
-        if not noiseless:
-            observed += rn * rng.standard_normal((nb, nx), dtype=np.float32)
-        reached = (observed >= sat) & (first_sat == 0)
-        first_sat[reached] = k
-        if use_inl:
-            observed -= det.inl(observed, x)
-        np.rint(observed, out=observed)
-        np.clip(observed, 0, 65535, out=observed)
-        out[which[k]] += observed
+    simulate_reads(
+        np.ascontiguousarray(electron_rate, dtype=np.float64),
+        gain,
+        bias,
+        np.ascontiguousarray(beta, dtype=np.float64),
+        rn,
+        np.ascontiguousarray(det.saturation[rows], dtype=np.float64),
+        grid,
+        read_col.astype(np.int64),
+        offsets.astype(np.float64),
+        used,
+        dt,
+        res_index,
+        jump_read,
+        jump_electrons,
+        inl_value,
+        inl_correction,
+        inl_channel,
+        bool(noiseless),
+        rng,
+        out,
+        first_sat,
+    )
 
-        a33 = det.amp33_bias[rows].astype(np.float64) + det.drift.amp33(k, y)
+    amp33 = np.zeros((nres, nb, AMP33_COLUMNS), dtype=np.float64)
+    for k in used:
+        a33 = det.amp33_bias[rows].astype(np.float64) + det.drift.amp33(int(k), y)
         if not noiseless:
             a33 += det.amp33_read_noise * rng.standard_normal(a33.shape)
-        amp33[which[k]] += np.clip(np.rint(a33), 0, 65535)
+        amp33[which[int(k)]] += np.clip(np.rint(a33), 0, 65535)
     out /= n_reads[:, None, None]
     amp33 /= n_reads[:, None, None]
     return np.rint(out), np.rint(amp33), first_sat
@@ -518,6 +527,7 @@ def simulate_exposure(
     dec: float = 66.0,
     roll: float = 30.0,
     detector_name: str = "WFI01",
+    workers: int | None = None,
 ) -> SimulatedExposure:
     """Simulate a Level-1 exposure and write it as ``*_uncal.asdf``.
 
@@ -558,6 +568,9 @@ def simulate_exposure(
         Pointing of the aperture reference point (deg).
     detector_name : str
         Detector when ``detector`` is a shape.
+    workers : int, optional
+        Threads simulating row bands in parallel (default: the CPU count). The result is the
+        same for any number.
 
     Returns
     -------
@@ -618,9 +631,11 @@ def simulate_exposure(
     data = np.empty((nres, ny, nx), dtype=np.uint16)
     amp33 = np.empty((nres, ny, AMP33_COLUMNS), dtype=np.uint16)
     first_sat = np.empty((ny, nx), dtype=np.int16)
-    band_seeds = np.random.SeedSequence([int(seed), 7004]).spawn((ny + BAND_ROWS - 1) // BAND_ROWS)
-    for b, y0 in enumerate(range(0, ny, BAND_ROWS)):
-        rows = slice(y0, min(y0 + BAND_ROWS, ny))
+    n_bands = (ny + BAND_ROWS - 1) // BAND_ROWS
+    band_seeds = np.random.SeedSequence([int(seed), 7004]).spawn(n_bands)
+
+    def run_band(b: int) -> None:
+        rows = slice(b * BAND_ROWS, min((b + 1) * BAND_ROWS, ny))
         res, a33, fs = _simulate_band(
             det,
             rows,
@@ -634,6 +649,15 @@ def simulate_exposure(
         data[:, rows] = res.astype(np.uint16)
         amp33[:, rows] = a33.astype(np.uint16)
         first_sat[rows] = fs
+
+    # each band has its own generator, so the result does not depend on the thread count
+    n_workers = max(1, min(int(workers or os.cpu_count() or 1), n_bands))
+    if n_workers == 1:
+        for b in range(n_bands):
+            run_band(b)
+    else:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            list(pool.map(run_band, range(n_bands)))
 
     sat = det.saturation
     reached = data >= np.where(np.isnan(sat), np.inf, sat)[None]
