@@ -563,7 +563,8 @@ def simulate_exposure(
     resultantdq : bool
         Write an all-zero ``resultantdq``.
     guide_window : dict, optional
-        ``window_xstart/xstop/ystart/ystop``; default a 16x16 box in the upper right quarter.
+        ``window_xstart/xstop/ystart/ystop``; default a box (16 pixels, less on small frames)
+        at the frame centre.
     ra, dec, roll : float
         Pointing of the aperture reference point (deg).
     detector_name : str
@@ -664,12 +665,14 @@ def simulate_exposure(
     first_sat_res = np.where(reached.any(axis=0), reached.argmax(axis=0), -1).astype(np.int16)
 
     if guide_window is None:
+        # dq_init flags whole columns under the window: keep it narrow on small frames
+        size = min(16, max(2, nx // 8), max(2, ny // 8))
         xs, ys = max(nx // 2, BORDER), max(ny // 2, BORDER)
         guide_window = {
             "window_xstart": xs,
-            "window_xstop": min(xs + 16, nx - BORDER),
+            "window_xstop": min(xs + size, nx - BORDER),
             "window_ystart": ys,
-            "window_ystop": min(ys + 16, ny - BORDER),
+            "window_ystop": min(ys + size, ny - BORDER),
         }
 
     file_name = exposure_file_name(det.detector)

@@ -227,3 +227,42 @@ def test_make_scene_conserves_flux():
     np.testing.assert_allclose((scene - 0.5).sum(), sources["flux"].sum(), rtol=1e-3)
     assert sources["saturating"].sum() == 1
     assert np.all((sources["x"] >= BORDER) & (sources["x"] < 64 + BORDER))
+
+
+@pytest.mark.oracle
+def test_romancal_exposure_pipeline_recovers_the_truth(tmp_path, monkeypatch):
+    """romancal 1.1.0 runs offline on a small simulation with every reference overridden."""
+    pytest.importorskip("romancal")
+    import stpipe.crds_client
+
+    from romanxr.testing import make_reference_set
+
+    # no CRDS cache here: stpipe only asks for the context name to record it
+    monkeypatch.setattr(
+        stpipe.crds_client, "get_context_used", lambda observatory: "roman_0000.pmap"
+    )
+    monkeypatch.setenv("STPIPE_DISABLE_CRDS_STEPPARS", "True")
+    from romancal.pipeline import ExposurePipeline
+
+    det = quiet_detector()
+    sim = simulate_exposure(det, seed=12, scene=100.0, path=tmp_path)
+    refs = make_reference_set(tmp_path / "refs", det)
+    # refpix and dark_decay only run on 4096x4096 frames in romancal
+    steps = refs.romancal_steps(skip=("refpix", "dark_decay", "source_catalog", "tweakreg"))
+    result = ExposurePipeline.call(str(sim.path), steps=steps, save_results=False)
+    image = result[0] if isinstance(result, tuple) else result
+    cal_step = image.meta.cal_step
+    for key in ("dq_init", "saturation", "linearity", "ramp_fit", "dark", "assign_wcs"):
+        assert cal_step[key] == "COMPLETE", key
+    assert cal_step["flat_field"] == "COMPLETE" and cal_step["photom"] == "COMPLETE"
+    assert image.data.shape == (24, 24)
+    good = image.dq == 0
+    assert good.sum() > 400
+    # flat-fielded, dark-subtracted slope = scene / gain
+    ratio = np.asarray(image.data)[good] / sim.truth.scene_rate[good]
+    assert abs(np.median(ratio) - 1) < 0.01
+    jump_pixels = {
+        (y - 4, x - 4) for y, x in zip(sim.truth.jumps["y"], sim.truth.jumps["x"], strict=True)
+    }
+    flagged = {(int(y), int(x)) for y, x in zip(*np.nonzero(image.dq & 4), strict=True)}
+    assert jump_pixels <= flagged
