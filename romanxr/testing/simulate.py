@@ -14,10 +14,10 @@ the reset. Per read, in this order:
    polynomial ``[0, 1, -beta]`` evaluated with its float32 coefficients.
 4. additive electronics terms: the common-mode drift with per-channel pedestals
    (:class:`~romanxr.testing.detector.DriftModel`, also in the border and amp33) and the dark
-   decay signal ``A exp(-t / tau)`` (detector pixels incl. the border, not amp33) with the time
-   model ``t = (k - 1.5) * frame_time + frame_time * (y * 140 + c) / (ny * 140)`` (``c`` the
-   read-order column in its channel; ``k - 1.5`` puts ``t = 0`` in the middle of read 1, as
-   romancal does; romanxr.kernels.timing owns the exact pixel-time map).
+   decay signal ``A exp(-t / tau)`` (detector pixels incl. the border, not amp33) with
+   ``t = (k - 1.5) * frame_time + T(y, c)``, ``T`` the pixel read-time map of algorithms.md
+   4.4 (:func:`~romanxr.testing.detector.frame_read_time`; ``k - 1.5`` puts ``t = 0`` in the
+   middle of read 1, as romancal does).
 5. Gaussian read noise of the pixel (DN per read), then the ADC: the INL correction is
    subtracted (the pipeline adds it back), rounded to an integer and clipped to 0..65535.
 6. resultant = mean of its reads, rounded to uint16.
@@ -49,6 +49,7 @@ from romanxr.testing.detector import (
     CHANNEL_WIDTH,
     DetectorModel,
     channel_read_order,
+    dark_decay_signal,
     make_detector,
 )
 
@@ -153,9 +154,15 @@ class SimulationTruth:
         """Dark decay signal (DN) added to read ``read`` at rows ``y`` (vector) x cols ``x``."""
         det = self.detector
         _, read_col = channel_read_order(np.asarray(x))
-        t = det.drift.pixel_time(read, np.asarray(y)[:, None], read_col[None, :])
-        t = t - 0.5 * self.frame_time
-        return det.dark_decay_amplitude * np.exp(-t / det.dark_decay_time_constant)
+        return dark_decay_signal(
+            det.dark_decay_amplitude,
+            det.dark_decay_time_constant,
+            self.frame_time,
+            det.detector_number,
+            read,
+            np.asarray(y)[:, None],
+            read_col[None, :],
+        )
 
     def drift(self, read: int, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Reference-pixel drift (DN) of read ``read`` (pedestals included)."""
@@ -347,8 +354,15 @@ def _simulate_band(
     grid = np.empty((used.size, nb, CHANNEL_WIDTH), dtype=np.float64)
     for u, k in enumerate(used):
         grid[u] = det.drift.common(int(k), y[:, None], cols[None, :])
-        t = det.drift.pixel_time(int(k), y[:, None], cols[None, :]) - 0.5 * frame_time
-        grid[u] += det.dark_decay_amplitude * np.exp(-t / det.dark_decay_time_constant)
+        grid[u] += dark_decay_signal(
+            det.dark_decay_amplitude,
+            det.dark_decay_time_constant,
+            frame_time,
+            det.detector_number,
+            int(k),
+            y[:, None],
+            cols[None, :],
+        )
     if np.any(det.inl_correction):
         inl_value = det.inl_value.astype(np.float64)
         inl_correction = np.ascontiguousarray(det.inl_correction, dtype=np.float64)

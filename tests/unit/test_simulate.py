@@ -207,9 +207,16 @@ def test_drift_and_dark_decay_in_reference_pixels(tmp_path):
         # left/right border columns: per-read rounding + resultant rounding
         np.testing.assert_allclose(data[i, :, :BORDER], expected[:, :BORDER], atol=1.01)
         np.testing.assert_allclose(data[i, :, -BORDER:], expected[:, -BORDER:], atol=1.01)
-    # the first read carries the largest dark decay: ~A exp(0.5 * 3.04 / 23) early in the frame
-    first = sim.truth.dark_decay(1, np.array([0]), np.array([0]))[0, 0]
+    # WFI01 reads science rows bottom-up: row 4095, column 0 is the first pixel of the frame
+    first = sim.truth.dark_decay(1, np.array([4095]), np.array([0]))[0, 0]
     np.testing.assert_allclose(first, 5.0 * np.exp(0.5 * 3.04 / 23.0))
+    # ...and row 0, column 0 comes just before the frame's last guide-window excursion
+    q = 4095 * 142.0
+    cycles = (3.04 / 4.915263e-6 - (127 + q)) / 16 * 1.5
+    t = 3.04 * (q + 15 * cycles) / (127 + q + 16 * cycles)
+    late = sim.truth.dark_decay(1, np.array([0]), np.array([0]))[0, 0]
+    np.testing.assert_allclose(late, 5.0 * np.exp(-(t - 0.5 * 3.04) / 23.0))
+    assert sim.truth.dark_decay(2, np.array([0]), np.array([0]))[0, 0] < late
     # amp33 follows the same drift (channel 33 pedestal), no decay
     amp33 = sim.dataset["amp33"].values.astype(np.float64)
     drift33 = np.mean([det.drift.amp33(k, y) for k in DEFAULT_READ_PATTERN[2]], axis=0)
