@@ -251,3 +251,18 @@ def test_reference_set_is_a_mapping_with_romancal_overrides(refset):
 def test_unknown_reftype_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown reftypes"):
         make_reference_set(tmp_path, make_detector(SHAPE), reftypes=("superbias",))
+
+
+def test_integral_nonlinearity_table_holds_the_detector_inl(tmp_path):
+    import roman_datamodels.datamodels as dm
+
+    det = make_detector(SHAPE, seed=4, inl_amplitude=2.0)
+    refs = make_reference_set(tmp_path, det, reftypes=("integralnonlinearity",))
+    with dm.open(refs["integralnonlinearity"]) as m:
+        assert m.meta.n_channels == 32
+        np.testing.assert_array_equal(m.value, det.inl_value)
+        assert m.value[0] == 0 and m.value[-1] == 65535
+        for k in (1, 17, 32):
+            entry = m.inl_table[f"science_channel_{k:02d}"]
+            assert entry["instrument_channel"] == k - 1
+            np.testing.assert_array_equal(entry["correction"], det.inl_correction[k - 1])
