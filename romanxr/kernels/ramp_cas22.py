@@ -109,9 +109,7 @@ def _max_stat(r, t, tau, n, rn2, s, e, slope):
 
 
 @njit(cache=True, nogil=True)
-def _cas22_block(
-    data, groupdq, pixeldq, readnoise, gain, t, tau, n, uniform_w, use_jump, b0, b1
-):
+def _cas22_block(data, groupdq, pixeldq, readnoise, gain, t, tau, n, uniform_w, use_jump, b0, b1):
     nres, ny, nx = data.shape
     slope_o = np.empty((ny, nx), np.float32)
     err_o = np.empty((ny, nx), np.float32)

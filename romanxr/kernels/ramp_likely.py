@@ -26,7 +26,7 @@ from romanxr.kernels.ramp_common import (
     uniform_slope_weights,
 )
 
-__all__ = ["likely_fit_block", "likely_jump_block", "likely_fit_pixel"]
+__all__ = ["likely_fit_block", "likely_fit_pixel", "likely_jump_block"]
 
 # flag values (same as romanxr.dq); plain ints for numba
 _G_DNU = 1
@@ -179,6 +179,9 @@ def likely_fit_pixel(
     if search and nuse >= 3:
         for _ in range(m):
             a = bsum / f
+            # no omission can improve chi-square by more than chi-square itself
+            if not (asum - bsum * a > t1):
+                break
             _inverse_bands(m, alpha, beta, piv, qiv, cdiag, coff)
             best1 = 0.0
             k1 = -1
