@@ -114,3 +114,21 @@ def write_refs(tmp_path: Path, shape: tuple[int, int], *, gain, readnoise) -> tu
     g_path = tmp_path / "gain.asdf"
     g.save(g_path)
     return rn_path, g_path
+
+
+def monte_carlo_ramps(ntrial: int = 2000, seed: int = 42):
+    """romancal's scatter test: pattern [[1-4],[5],[6-8],[9-12]], 10 e-/read, sigma 20.
+
+    Returns ``(read_pattern, resultants (nres, 1, ntrial) float32, true rate DN/s)`` (gain 1).
+    """
+    rng = np.random.default_rng(seed)
+    read_pattern = [[1, 2, 3, 4], [5], [6, 7, 8], [9, 10, 11, 12]]
+    nreads = np.array([len(g) for g in read_pattern])
+    per_read = rng.poisson(10.0, size=(nreads.sum(), ntrial)).astype(np.float64)
+    cumulative = np.cumsum(per_read, axis=0)
+    edges = np.concatenate([[0], np.cumsum(nreads)])
+    resultants = np.array(
+        [cumulative[edges[i] : edges[i + 1]].mean(axis=0) for i in range(len(nreads))]
+    )
+    resultants += rng.normal(0, 1, resultants.shape) * (20.0 / np.sqrt(nreads))[:, None]
+    return read_pattern, resultants[:, None, :].astype(np.float32), 10.0 / FRAME_TIME
