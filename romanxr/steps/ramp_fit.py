@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import CAL_STEP_KEYS
+from romanxr.dataset import CAL_STEP_KEYS, resultant_coords
 from romanxr.errors import ConfigError
 from romanxr.kernels.ramp_cas22 import cas22_fit_block
 from romanxr.kernels.ramp_likely import likely_fit_block
@@ -231,7 +231,14 @@ def ramp_fit(
             variables[var] = ds[var].rename(
                 {d: f"frame_{d}" for d in ("y", "x") if d in ds[var].dims}
             )
+    # non-index coords (dask-backed when the ramp was chunked) would be compared, i.e.
+    # computed, while merging: drop them and rebuild the resultant ones from the MA table
+    variables = {
+        k: v.drop_vars([c for c in v.coords if c not in v.dims]) for k, v in variables.items()
+    }
     out = xr.Dataset(variables)
+    if "resultant" in out.dims:
+        out = out.assign_coords(resultant_coords(info))
     out = finish_step(out, ds, "ramp_fit", "COMPLETE", parameters=parameters, references=refs)
     meta = out.attrs["meta"]
     meta["model_type"] = "ImageModel"

@@ -36,7 +36,7 @@ def test_power_law_weights_single_segment_by_hand():
     rp = [[1], [2], [3]]
     info = ReadPatternInfo(rp, 1.0)
     ramp = np.array([1000.0, 2000.0, 3000.0], np.float32)
-    slope, dq, err, vp, vr, chisq, dumo, gdq = _fit(ramp, rp, 1.0, 1.0, frame_time=1.0)
+    slope, _dq, _err, vp, vr, chisq, _dumo, _gdq = _fit(ramp, rp, 1.0, 1.0, frame_time=1.0)
     # middle resultant has zero weight: slope = (R2 - R0) / 2, read var = 2 sigma^2 / 4
     assert slope[0, 0] == pytest.approx(1000.0)
     assert vr[0, 0] == pytest.approx(0.5)
@@ -53,7 +53,7 @@ def test_segments_split_on_any_flag_and_combine_by_read_variance():
     ramp[4:] += 1000.0  # offset hidden behind the flagged resultant
     gdq = np.zeros(7, np.uint8)
     gdq[3] = 8  # DROPOUT splits [0..2] and [4..6]
-    slope, dq, err, vp, vr, chisq, dumo, out_gdq = _fit(ramp, rp, 5.0, 1.0, groupdq=gdq)
+    slope, dq, _err, _vp, vr, _chisq, _dumo, _out_gdq = _fit(ramp, rp, 5.0, 1.0, groupdq=gdq)
     assert slope[0, 0] == pytest.approx(3.0, rel=1e-5)
     assert dq[0, 0] == 0
     # two equal 3-resultant segments: combined read variance is half of one segment's
@@ -66,7 +66,7 @@ def test_jump_detected_and_both_resultants_flagged():
     t = ReadPatternInfo(rp, 3.04).mean_time
     ramp = (5.0 * t).astype(np.float32)
     ramp[5:] += 500.0
-    slope, dq, err, vp, vr, chisq, dumo, gdq = _fit(ramp, rp, 5.0, 1.0)
+    slope, dq, _err, _vp, _vr, _chisq, _dumo, gdq = _fit(ramp, rp, 5.0, 1.0)
     assert np.flatnonzero(gdq[:, 0, 0]).tolist() == [4, 5]
     assert dq[0, 0] == 4
     assert slope[0, 0] == pytest.approx(5.0, rel=1e-4)
@@ -104,7 +104,7 @@ def test_uncertainty_matches_scatter():
     from tests.unit.ramp_testdata import monte_carlo_ramps
 
     rp, resultants, true_rate = monte_carlo_ramps()
-    slope, dq, err, *_ = _fit(resultants, rp, 20.0, 1.0)
+    slope, _dq, err, *_ = _fit(resultants, rp, 20.0, 1.0)
     slope, err = slope[0], err[0]
     residuals = (slope - true_rate) / err
     np.testing.assert_allclose(np.std(slope), np.mean(err), rtol=0.05)

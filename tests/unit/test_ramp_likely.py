@@ -69,7 +69,7 @@ def test_random_ramp_with_jump_stcal_golden():
     # CDS read noise 10 DN (per read 10/sqrt 2), gain 5; jump between groups 3 and 4.
     rp = [[7 * k + i for i in range(1, 6)] for k in range(10)]
     ramp = [153.0, 307.0, 457.0, 604.0, 1853.0, 2002.0, 2159.0, 2308.0, 2459.0, 2601.0]
-    slope, dq, err, vp, vr, chisq, dumo, gdq = _fit(ramp, rp, 10 / np.sqrt(2), 5.0, 10.736)
+    slope, dq, err, vp, vr, _chisq, _dumo, gdq = _fit(ramp, rp, 10 / np.sqrt(2), 5.0, 10.736)
     # algorithms.md section 7 values at the upstream tolerance (absolute 1e-4)
     assert abs(slope[0, 0] - 1.9960526) < 1e-4
     assert abs(vp[0, 0] - 6.4461e-4) < 1e-4
@@ -113,7 +113,7 @@ def test_matches_dense_gls_with_flags():
     ramp = (rate * info.mean_time + rng.normal(0, 3, len(rp))).astype(np.float32)
     gdq = np.zeros(len(rp), np.uint8)
     gdq[3] = 8  # DROPOUT removes differences 2 and 3
-    slope, dq, err, vp, vr, chisq, *_ = _fit(
+    slope, _dq, _err, vp, vr, chisq, *_ = _fit(
         ramp, rp, rn, gain, groupdq=gdq, rejection_threshold=None
     )
     dt, a_r, b_r, a_p, b_p = difference_covariance_terms(
@@ -179,7 +179,7 @@ def test_no_usable_difference_is_nan_and_do_not_use():
     rp = [[1], [2], [3], [4]]
     gdq = np.array([[8, 0, 8, 0], [2, 2, 2, 2]], np.uint8).T[:, None, :]
     ramps = np.tile(np.arange(4, dtype=np.float32)[:, None, None], (1, 1, 2))
-    slope, dq, err, vp, vr, chisq, dumo, _ = _fit(ramps, rp, 5.0, 1.0, groupdq=gdq)
+    slope, dq, err, _vp, _vr, chisq, _dumo, _ = _fit(ramps, rp, 5.0, 1.0, groupdq=gdq)
     assert np.isnan(slope).all() and np.isnan(err).all() and np.isnan(chisq).all()
     assert (dq & 1).all()
     assert dq[0, 1] & 2  # all saturated
@@ -210,7 +210,7 @@ def test_too_few_resultants_raises():
 def test_invalid_gain_drops_poisson_term_and_flags():
     rp = [[1], [2], [3], [4], [5]]
     ramp = (10.0 * ReadPatternInfo(rp, 3.04).mean_time).astype(np.float32)
-    slope, dq, err, vp, vr, *_ = _fit(ramp, rp, 5.0, 0.0)
+    slope, dq, _err, vp, vr, *_ = _fit(ramp, rp, 5.0, 0.0)
     assert slope[0, 0] == pytest.approx(10.0, rel=1e-5)
     assert vp[0, 0] == 0 and vr[0, 0] > 0
     assert dq[0, 0] & (1 << 19)
@@ -222,7 +222,7 @@ def test_uncertainty_matches_scatter():
     from tests.unit.ramp_testdata import monte_carlo_ramps
 
     rp, resultants, true_rate = monte_carlo_ramps()
-    slope, dq, err, *_ = _fit(resultants, rp, 20.0, 1.0)
+    slope, _dq, err, *_ = _fit(resultants, rp, 20.0, 1.0)
     slope, err = slope[0], err[0]
     residuals = (slope - true_rate) / err
     np.testing.assert_allclose(np.std(slope), np.mean(err), rtol=0.05)
