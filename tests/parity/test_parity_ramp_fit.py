@@ -108,7 +108,7 @@ def test_parity_with_romancal(tmp_path, algorithm):
         theirs = romancal_step.likely(model, rn_model, g_model, include_var_rnoise=True)
     else:
         with warnings.catch_warnings():  # deprecated upstream since 0.22
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore")
             theirs = romancal_step.ols_cas22(model, rn_model, g_model, include_var_rnoise=True)
 
     data = _report("data", ours["data"].values, theirs.data, f16=False)
