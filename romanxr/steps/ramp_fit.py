@@ -31,13 +31,14 @@ Differences from romancal 1.1.0 (on purpose, see algorithms.md section 8):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from romanxr.dataset import CAL_STEP_KEYS, resultant_coords
-from romanxr.errors import ConfigError
+from romanxr.errors import ConfigError, RomanxrWarning
 from romanxr.kernels.ramp_cas22 import cas22_fit_block
 from romanxr.kernels.ramp_likely import likely_fit_block
 from romanxr.refs import ReferenceResolver
@@ -170,6 +171,15 @@ def ramp_fit(
     )
     data, gdq, pdq = ramp_variables(ds)
     pre_flagged = jump_step_ran(ds)
+    if pre_flagged and algorithm == "likely" and rejection_threshold not in (4.5, None):
+        used = ds.attrs["step_parameters"]["jump"].get("rejection_threshold")
+        warnings.warn(
+            f"ramp_fit: rejection_threshold={rejection_threshold} is not used because the jump "
+            f"step already flagged this ramp (with rejection_threshold={used}); re-run "
+            "jump(ds, rejection_threshold=...) on the original ramp to change it",
+            RomanxrWarning,
+            stacklevel=2,
+        )
     timing = {
         "mean_time": info.mean_time,
         "n_reads": info.n_reads,

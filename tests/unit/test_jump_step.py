@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from romanxr.errors import ConfigError, ExposureError
+from romanxr.errors import ConfigError, ExposureError, RomanxrWarning
 from romanxr.steps.jump import jump
 from romanxr.steps.ramp_fit import ramp_fit
 from tests.unit.ramp_testdata import SIMPLE_RESULTANTS, make_ramp, write_refs
@@ -77,6 +77,8 @@ def test_jump_then_ramp_fit_equals_ramp_fit_alone(refs, read_pattern):
     strict = jump(ds, rejection_threshold=500, override_readnoise=rn, override_gain=g)
     refit = ramp_fit(strict, override_readnoise=rn, override_gain=g)
     assert not refit["jumps"].any()
+    with pytest.warns(RomanxrWarning, match="already flagged"):
+        ramp_fit(strict, rejection_threshold=6.0, override_readnoise=rn, override_gain=g)
 
 
 def test_numpy_equals_dask_lazy_and_input_unmodified(refs):
