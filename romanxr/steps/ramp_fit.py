@@ -19,8 +19,8 @@ Differences from romancal 1.1.0 (on purpose, see algorithms.md section 8):
   DO_NOT_USE (romancal leaves an infinite err and may not set DO_NOT_USE, e.g. when the
   resultants are cut by DROPOUT rather than SATURATED/DO_NOT_USE flags).
 * The likelihood jump search runs only on pixels with at least 3 usable differences (with two,
-  stcal may drop either one arbitrarily); the rate guess is the median of the finite
-  differences; a gain <= 0 or non-finite drops the Poisson term and sets NO_GAIN_VALUE (for both
+  stcal may drop either one arbitrarily); a non-finite resultant difference is treated as
+  unusable and the rate guess is the median of the finite differences (stcal propagates NaN); a gain <= 0 or non-finite drops the Poisson term and sets NO_GAIN_VALUE (for both
   fitters) instead of producing NaN.
 * ``var_rnoise`` is kept by default (``include_var_rnoise=True``); errors and variances stay
   float32 in memory (the cal.asdf writer casts them to float16).
