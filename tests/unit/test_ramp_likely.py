@@ -228,3 +228,13 @@ def test_uncertainty_matches_scatter():
     np.testing.assert_allclose(np.std(slope), np.mean(err), rtol=0.05)
     assert abs(np.mean(residuals)) < 0.1
     np.testing.assert_allclose(np.std(residuals), 1.0, rtol=0.05)
+
+
+def test_nan_resultant_is_cut_like_a_flag():
+    rp = [[1], [2], [3], [4], [5], [6]]
+    t = ReadPatternInfo(rp, 3.04).mean_time
+    ramp = (4.0 * t).astype(np.float32)
+    ramp[2] = np.nan
+    slope, dq, *_ = _fit(ramp, rp, 5.0, 1.0)
+    assert slope[0, 0] == pytest.approx(4.0, rel=1e-5)
+    assert dq[0, 0] == 0
