@@ -188,7 +188,7 @@ def main() -> None:
             n = args.compare_size
             ds, _ = make_ramp(n, seed=1)
             rn, g = write_refs(tmp, n)
-            ours, wall_ours, _ = time_romanxr(ds, rn, g, min(args.chunk, n), args.workers)
+            ours, wall_ours, _ = time_romanxr(ds, rn, g, max(n // 2, 64), args.workers)
             model = dm.RampModel.create_fake_data(shape=ds["data"].shape)
             model.data = ds["data"].values.copy()
             model.groupdq = ds["groupdq"].values.copy()
