@@ -102,8 +102,9 @@ def ramp_fit(
         Ramp after dq_init (and the other ramp steps): ``data`` (resultant, y, x) float32 DN,
         ``groupdq`` uint8, ``pixeldq`` uint32. Any ``groupdq`` bit removes that resultant from
         the fit. If the stand-alone :func:`romanxr.steps.jump.jump` ran, its flags are used and
-        no second search is made (a JUMP_DET on resultant k then removes only the difference
-        k-1 -> k, exactly what the search itself removed).
+        no second search is made by either fitter (for ``likely`` a JUMP_DET on resultant k
+        then removes only the difference k-1 -> k, exactly what the search itself removed;
+        ``ols_cas22`` ends a segment at every flagged resultant as usual).
     algorithm : {"likely", "ols_cas22"}
         Fitter (see module docstring).
     rejection_threshold : float or None
