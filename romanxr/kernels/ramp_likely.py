@@ -38,7 +38,7 @@ _P_JUMP = np.uint32(4)
 _P_NO_GAIN = np.uint32(1 << 19)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _covariance(m, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, alpha, beta):
     """Fill alpha/beta for one pixel; cut rows of unusable differences out of the system."""
     for i in range(m):
@@ -53,7 +53,7 @@ def _covariance(m, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, alpha, beta):
             beta[i] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _solve(m, alpha, beta, use, d, piv, x, y):
     """Solve C x = u and C y = d (u = usable mask, d zero where unusable); return F, B, A."""
     piv[0] = alpha[0]
@@ -80,7 +80,7 @@ def _solve(m, alpha, beta, use, d, piv, x, y):
     return f, b, a
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _inverse_bands(m, alpha, beta, piv, qiv, cdiag, coff):
     """Diagonal and first off-diagonal of C^-1 from forward (piv) and backward pivots."""
     qiv[m - 1] = alpha[m - 1]
@@ -97,7 +97,7 @@ def _inverse_bands(m, alpha, beta, piv, qiv, cdiag, coff):
         coff[i] = -beta[i] * cdiag[i + 1] / piv[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _median(values, m, work):
     """Median of the finite entries of values[:m] (NaN if none)."""
     k = 0
@@ -117,7 +117,7 @@ def _median(values, m, work):
     return 0.5 * (work[k // 2 - 1] + work[k // 2])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def likely_fit_pixel(
     resultants,
     gdq,
@@ -269,8 +269,8 @@ def likely_fit_pixel(
     return slope, var_p, var_r, chisq, ndrop
 
 
-@njit(cache=True, nogil=True)
-def _likely_block(
+@njit(cache=True, nogil=True, error_model="numpy")
+def _likely_block_scalar(
     data,
     groupdq,
     pixeldq,
@@ -386,6 +386,247 @@ def _likely_block(
     return slope, dq, err, var_p, var_r, chisq, dumo, gdq_out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y):
+    """Tridiagonal GLS for a whole row of pixels at once (k outer, pixels inner: vectorises).
+
+    Returns nothing; leaves x = C^-1 u and y = C^-1 d (zero outside U) per pixel.
+    """
+    for k in range(m):
+        for ix in range(nx):
+            if use[k, ix]:
+                alpha[k, ix] = rn2[ix] * a_r[k] + rate_over_gain[ix] * a_p[k]
+            else:
+                alpha[k, ix] = 1.0
+    for k in range(m - 1):
+        for ix in range(nx):
+            if use[k, ix] and use[k + 1, ix]:
+                beta[k, ix] = rn2[ix] * b_r[k] + rate_over_gain[ix] * b_p[k]
+            else:
+                beta[k, ix] = 0.0
+    for ix in range(nx):
+        ipiv[0, ix] = 1.0 / alpha[0, ix]
+        x[0, ix] = 1.0 if use[0, ix] else 0.0
+        y[0, ix] = d[0, ix] if use[0, ix] else 0.0
+    for k in range(1, m):
+        for ix in range(nx):
+            b = beta[k - 1, ix]
+            l = b * ipiv[k - 1, ix]
+            ipiv[k, ix] = 1.0 / (alpha[k, ix] - l * b)
+            u = 1.0 if use[k, ix] else 0.0
+            x[k, ix] = u - l * x[k - 1, ix]
+            y[k, ix] = (d[k, ix] if use[k, ix] else 0.0) - l * y[k - 1, ix]
+    for ix in range(nx):
+        x[m - 1, ix] *= ipiv[m - 1, ix]
+        y[m - 1, ix] *= ipiv[m - 1, ix]
+    for k in range(m - 2, -1, -1):
+        for ix in range(nx):
+            x[k, ix] = (x[k, ix] - beta[k, ix] * x[k + 1, ix]) * ipiv[k, ix]
+            y[k, ix] = (y[k, ix] - beta[k, ix] * y[k + 1, ix]) * ipiv[k, ix]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _likely_block(
+    data,
+    groupdq,
+    pixeldq,
+    readnoise,
+    gain,
+    dt,
+    a_r,
+    b_r,
+    a_p,
+    b_p,
+    n_reads,
+    uniform_w,
+    t1,
+    t2,
+    search,
+    jump_cuts_one,
+):
+    """Row-vectorised likelihood fit; pixels that need a jump search take the scalar path."""
+    nres, ny, nx = data.shape
+    m = nres - 1
+    slope = np.empty((ny, nx), np.float32)
+    err = np.empty((ny, nx), np.float32)
+    var_p = np.empty((ny, nx), np.float32)
+    var_r = np.empty((ny, nx), np.float32)
+    chisq = np.empty((ny, nx), np.float32)
+    dumo = np.empty((ny, nx), np.float32)
+    dq = np.empty((ny, nx), np.uint32)
+    gdq_out = np.empty((nres, ny, nx), np.uint8)
+    # row scratch (m, nx)
+    use = np.zeros((m, nx), np.bool_)
+    d = np.zeros((m, nx))
+    alpha = np.zeros((m, nx))
+    beta = np.zeros((max(m - 1, 1), nx))
+    ipiv = np.zeros((m, nx))
+    x = np.zeros((m, nx))
+    y = np.zeros((m, nx))
+    rn2 = np.zeros(nx)
+    inv_gain = np.zeros(nx)
+    fg = np.zeros(nx)
+    nuse = np.zeros(nx, np.int64)
+    column = np.zeros(m)
+    work = np.zeros(m)
+    inv_dt = 1.0 / dt
+    # pixel scratch for the scalar jump-search path
+    p_use = np.zeros(m, np.bool_)
+    p_d = np.zeros(m)
+    p_alpha = np.zeros(m)
+    p_beta = np.zeros(max(m - 1, 1))
+    p_piv = np.zeros(m)
+    p_qiv = np.zeros(m)
+    p_x = np.zeros(m)
+    p_y = np.zeros(m)
+    p_cdiag = np.zeros(m)
+    p_coff = np.zeros(max(m - 1, 1))
+    p_work = np.zeros(m)
+    dropped = np.zeros(m, np.uint8)
+    r = np.zeros(nres, np.float32)
+    gq = np.zeros(nres, np.uint8)
+    for iy in range(ny):
+        for ix in range(nx):
+            nuse[ix] = 0
+            rn = np.float64(readnoise[iy, ix])
+            rn2[ix] = rn * rn
+            g = np.float64(gain[iy, ix])
+            inv_gain[ix] = 1.0 / g if (g > 0 and np.isfinite(g)) else 0.0
+        for k in range(m):
+            for ix in range(nx):
+                dk = (np.float64(data[k + 1, iy, ix]) - np.float64(data[k, iy, ix])) * inv_dt[k]
+                d[k, ix] = dk
+                first = groupdq[k, iy, ix]
+                if jump_cuts_one:
+                    first = first & ~_G_JUMP
+                ok = first == 0 and groupdq[k + 1, iy, ix] == 0 and np.isfinite(dk)
+                use[k, ix] = ok
+                if ok:
+                    nuse[ix] += 1
+        for ix in range(nx):
+            for k in range(m):
+                column[k] = d[k, ix]
+            guess = _median(column, m, work)
+            if not (guess > 0):
+                guess = 0.0
+            fg[ix] = guess * inv_gain[ix]
+        # fit at the rate guess: the rate estimate for the final covariance
+        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        for ix in range(nx):
+            f = 0.0
+            b = 0.0
+            a = 0.0
+            for k in range(m):
+                if use[k, ix]:
+                    f += x[k, ix]
+                    b += y[k, ix]
+                    a += d[k, ix] * y[k, ix]
+            rate = b / f
+            fg[ix] = rate * inv_gain[ix] if rate > 0 else 0.0
+            # a pixel whose chi-square exceeds T1 may have a jump: flag it for the scalar path
+            if search and nuse[ix] >= 3 and a - b * rate > t1:
+                nuse[ix] = -nuse[ix]
+        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        for ix in range(nx):
+            for k in range(nres):
+                r[k] = data[k, iy, ix]
+                gq[k] = groupdq[k, iy, ix]
+            if nuse[ix] < 0:
+                s, vp, vr, cs, nd = likely_fit_pixel(
+                    r,
+                    gq,
+                    readnoise[iy, ix],
+                    gain[iy, ix],
+                    dt,
+                    a_r,
+                    b_r,
+                    a_p,
+                    b_p,
+                    n_reads,
+                    t1,
+                    t2,
+                    search,
+                    jump_cuts_one,
+                    p_use,
+                    p_d,
+                    p_alpha,
+                    p_beta,
+                    p_piv,
+                    p_qiv,
+                    p_x,
+                    p_y,
+                    p_cdiag,
+                    p_coff,
+                    p_work,
+                    dropped,
+                )
+                if nd > 0:
+                    for i in range(m):
+                        if dropped[i]:
+                            gq[i + 1] |= _G_JUMP
+            elif nuse[ix] == 0:
+                s, vp, vr, cs = np.nan, np.nan, np.nan, np.nan
+            else:
+                f = 0.0
+                b = 0.0
+                a = 0.0
+                vp = 0.0
+                vr = 0.0
+                for k in range(m):
+                    if use[k, ix]:
+                        f += x[k, ix]
+                        b += y[k, ix]
+                        a += d[k, ix] * y[k, ix]
+                inv_f = 1.0 / f
+                s = b * inv_f
+                cs = a - b * s
+                for k in range(m):
+                    if use[k, ix]:
+                        w = x[k, ix] * inv_f
+                        vp += w * w * a_p[k]
+                        vr += w * w * a_r[k]
+                        if k < m - 1 and use[k + 1, ix]:
+                            w2 = x[k + 1, ix] * inv_f
+                            vp += 2.0 * w * w2 * b_p[k]
+                            vr += 2.0 * w * w2 * b_r[k]
+                vp *= fg[ix]
+                vr *= rn2[ix]
+            n_good = 0
+            any_sat = False
+            any_jump = False
+            for k in range(nres):
+                gdq_out[k, iy, ix] = gq[k]
+                if gq[k] & (_G_SAT | _G_DNU) == 0:
+                    n_good += 1
+                if gq[k] & _G_SAT:
+                    any_sat = True
+                if gq[k] & _G_JUMP:
+                    any_jump = True
+            flags = pixeldq[iy, ix]
+            if n_good <= 1:
+                flags |= _P_DNU
+            if any_sat:
+                flags |= _P_SAT
+            if any_jump:
+                flags |= _P_JUMP
+            if not np.isfinite(s):
+                flags |= _P_DNU
+            if inv_gain[ix] == 0.0:
+                flags |= _P_NO_GAIN
+            dq[iy, ix] = flags
+            s32 = np.float32(s)
+            slope[iy, ix] = s32
+            var_p[iy, ix] = vp
+            var_r[iy, ix] = vr
+            err[iy, ix] = np.sqrt(vp + vr)
+            chisq[iy, ix] = cs
+            su = 0.0
+            for k in range(nres):
+                su += uniform_w[k] * r[k]
+            dumo[iy, ix] = np.float32(su) - s32
+    return slope, dq, err, var_p, var_r, chisq, dumo, gdq_out
+
+
 def _prepare(mean_time, n_reads, variance_time, rejection_threshold):
     dt, a_r, b_r, a_p, b_p = difference_covariance_terms(mean_time, n_reads, variance_time)
     if b_r.size == 0:  # numba wants non-empty arrays
@@ -420,6 +661,7 @@ def likely_fit_block(
     variance_time: np.ndarray,
     rejection_threshold: float | None = 4.5,
     jump_cuts_one: bool = False,
+    vectorised: bool = True,
 ) -> tuple[np.ndarray, ...]:
     """Likelihood ramp fit of a block of pixels.
 
@@ -443,6 +685,9 @@ def likely_fit_block(
         Jump rejection threshold in sigma (``None``: no jump search).
     jump_cuts_one : bool
         See ``groupdq``.
+    vectorised : bool
+        Use the row-vectorised path (default); ``False`` runs every pixel through the scalar
+        per-pixel fit (same results to rounding; kept as a cross-check).
 
     Returns
     -------
@@ -455,7 +700,8 @@ def likely_fit_block(
     dt, a_r, b_r, a_p, b_p, n, w, t1, t2, search = _prepare(
         mean_time, n_reads, variance_time, rejection_threshold
     )
-    return _likely_block(
+    block = _likely_block if vectorised else _likely_block_scalar
+    return block(
         np.ascontiguousarray(data, dtype=np.float32),
         np.ascontiguousarray(groupdq, dtype=np.uint8),
         np.ascontiguousarray(pixeldq, dtype=np.uint32),

@@ -20,8 +20,9 @@ Differences from romancal 1.1.0 (on purpose, see algorithms.md section 8):
   resultants are cut by DROPOUT rather than SATURATED/DO_NOT_USE flags).
 * The likelihood jump search runs only on pixels with at least 3 usable differences (with two,
   stcal may drop either one arbitrarily); a non-finite resultant difference is treated as
-  unusable and the rate guess is the median of the finite differences (stcal propagates NaN); a gain <= 0 or non-finite drops the Poisson term and sets NO_GAIN_VALUE (for both
-  fitters) instead of producing NaN.
+  unusable and the rate guess is the median of the finite differences (stcal propagates
+  NaN); in the likely fit a gain <= 0 or non-finite drops the Poisson term and sets
+  NO_GAIN_VALUE instead of producing NaN (ols_cas22 flags NO_GAIN_VALUE as romancal does).
 * ``var_rnoise`` is kept by default (``include_var_rnoise=True``); errors and variances stay
   float32 in memory (the cal.asdf writer casts them to float16).
 * Jumps found by the likely fit are kept as a boolean ``jumps`` (resultant, y, x) variable
