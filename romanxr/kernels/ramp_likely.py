@@ -426,6 +426,40 @@ def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _row_median(m, nx, d, rank, nfinite, out):
+    """Median of the finite d[:, ix] for every pixel of a row, by ranking (branch-free, so it
+    vectorises over pixels; m is small). NaN never ranks below a number, ties break by index.
+    Same value as sorting: 0.5 * a + 0.5 * b == 0.5 * (a + b) exactly in binary floating point.
+    """
+    for ix in range(nx):
+        nfinite[ix] = 0
+        out[ix] = np.nan
+    for k in range(m):
+        for ix in range(nx):
+            nfinite[ix] += d[k, ix] == d[k, ix]
+    for k in range(m):
+        for ix in range(nx):
+            rank[ix] = 0
+        for j in range(m):
+            for ix in range(nx):
+                w = d[j, ix]
+                v = d[k, ix]
+                rank[ix] += (w < v) or (j < k and w == v)
+        for ix in range(nx):
+            v = d[k, ix]
+            if v == v:
+                n = nfinite[ix]
+                half = n // 2
+                if n % 2 == 1:
+                    if rank[ix] == half:
+                        out[ix] = v
+                elif rank[ix] == half - 1:
+                    out[ix] = 0.5 * v if out[ix] != out[ix] else out[ix] + 0.5 * v
+                elif rank[ix] == half:
+                    out[ix] = 0.5 * v if out[ix] != out[ix] else out[ix] + 0.5 * v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _likely_block(
     data,
     groupdq,
@@ -467,8 +501,9 @@ def _likely_block(
     inv_gain = np.zeros(nx)
     fg = np.zeros(nx)
     nuse = np.zeros(nx, np.int64)
-    column = np.zeros(m)
-    work = np.zeros(m)
+    rank = np.zeros(nx, np.int64)
+    nfinite = np.zeros(nx, np.int64)
+    guess = np.zeros(nx)
     inv_dt = 1.0 / dt
     # pixel scratch for the scalar jump-search path
     p_use = np.zeros(m, np.bool_)
@@ -495,6 +530,8 @@ def _likely_block(
         for k in range(m):
             for ix in range(nx):
                 dk = (np.float64(data[k + 1, iy, ix]) - np.float64(data[k, iy, ix])) * inv_dt[k]
+                if not np.isfinite(dk):
+                    dk = np.nan
                 d[k, ix] = dk
                 first = groupdq[k, iy, ix]
                 if jump_cuts_one:
@@ -503,13 +540,10 @@ def _likely_block(
                 use[k, ix] = ok
                 if ok:
                     nuse[ix] += 1
+        _row_median(m, nx, d, rank, nfinite, guess)
         for ix in range(nx):
-            for k in range(m):
-                column[k] = d[k, ix]
-            guess = _median(column, m, work)
-            if not (guess > 0):
-                guess = 0.0
-            fg[ix] = guess * inv_gain[ix]
+            g0 = guess[ix]
+            fg[ix] = g0 * inv_gain[ix] if g0 > 0 else 0.0
         # fit at the rate guess: the rate estimate for the final covariance
         _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
         for ix in range(nx):
