@@ -1,0 +1,86 @@
+"""Input preparation shared by ``ramp_fit`` and ``jump``: checks, references, chunk alignment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+
+from romanxr.dataset import ReadPatternInfo, validate_exposure
+from romanxr.errors import ExposureError, ReferenceNotFoundError
+from romanxr.refs import ReferenceResolver, ResolvedReference
+from romanxr.steps._common import get_reference
+
+#: ``attrs["step_parameters"]`` key written by the stand-alone jump step.
+JUMP_KEY = "jump"
+LIKELY_MIN_RESULTANTS = 4
+
+
+def check_ramp(ds: xr.Dataset, step: str) -> ReadPatternInfo:
+    """Validate a ramp Dataset for ramp fitting (metadata only, never computes)."""
+    info = validate_exposure(ds, level="ramp")
+    assert info is not None
+    name = (ds.attrs.get("meta") or {}).get("filename") or "the exposure"
+    for var in ("groupdq", "pixeldq"):
+        if var not in ds:
+            raise ExposureError(
+                f"{name}: {step} needs the '{var}' variable, which dq_init creates; run "
+                "romanxr.steps.dq_init.dq_init (ds.roman.dq_init()) first"
+            )
+    return info
+
+
+def check_likely_resultants(info: ReadPatternInfo, step: str, name: str = "the exposure") -> None:
+    """The likelihood fit needs >= 4 resultants (3 differences); say what to use instead."""
+    if len(info) < LIKELY_MIN_RESULTANTS:
+        raise ExposureError(
+            f"{name}: {step} with the likelihood algorithm needs at least "
+            f"{LIKELY_MIN_RESULTANTS} resultants, but meta.exposure.read_pattern has "
+            f"{len(info)}; use algorithm='ols_cas22' for such short ramps"
+        )
+
+
+def ramp_references(
+    ds: xr.Dataset,
+    override_readnoise: Any,
+    override_gain: Any,
+    resolver: ReferenceResolver | None,
+    step: str,
+) -> tuple[list[ResolvedReference], xr.DataArray, xr.DataArray]:
+    """Read noise (DN per read) and gain (e-/DN) arrays aligned and chunked like ``ds``."""
+    resolved = []
+    arrays = []
+    for reftype, explicit in (("readnoise", override_readnoise), ("gain", override_gain)):
+        res, ref = get_reference(ds, reftype, explicit=explicit, resolver=resolver)
+        if ref is None or "data" not in ref:
+            raise ReferenceNotFoundError(
+                f"{step} needs a {reftype} reference but it resolved to N/A; pass "
+                f"override_{reftype}=<file> (or --steps.{step}.override_{reftype}=...)"
+            )
+        resolved.append(res)
+        arrays.append(ref["data"].astype("float32"))
+    return resolved, *match_chunks(ds, arrays)  # type: ignore[return-value]
+
+
+def match_chunks(ds: xr.Dataset, arrays: list[xr.DataArray]) -> list[xr.DataArray]:
+    """Chunk 2-D (y, x) arrays like ``ds['data']`` when ``ds`` is dask-backed."""
+    chunks = ds["data"].chunksizes
+    if not chunks:
+        return arrays
+    return [a.chunk({d: chunks[d] for d in ("y", "x")}) for a in arrays]
+
+
+def ramp_variables(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """data, groupdq, pixeldq with the resultant dim whole in one chunk."""
+    data, gdq, pdq = ds["data"], ds["groupdq"], ds["pixeldq"]
+    if data.chunks is not None:
+        data = data.chunk({"resultant": -1})
+        gdq = gdq.chunk({"resultant": -1, "y": data.chunksizes["y"], "x": data.chunksizes["x"]})
+        pdq = pdq.chunk({"y": data.chunksizes["y"], "x": data.chunksizes["x"]})
+    return data, gdq, pdq
+
+
+def jump_step_ran(ds: xr.Dataset) -> bool:
+    """Whether the stand-alone jump step already flagged this ramp."""
+    params = ds.attrs.get("step_parameters") or {}
+    return JUMP_KEY in params
