@@ -85,3 +85,12 @@ def open_uncal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Datase
 def open_cal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Dataset:
     """Open a Level-2 ``*_cal.asdf`` (``wfi_image``) lazily. See :func:`open_uncal`."""
     return _open(path, chunks, "cal")
+
+
+def open_ramp(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Dataset:
+    """Open a saved ramp intermediate (``RampModel``, e.g. ``*_dqinit.asdf``) lazily.
+
+    dims ``(resultant, y, x)`` with ``data`` float32, ``pixeldq``, ``groupdq``, ``amp33`` and
+    the border reference arrays. See :func:`open_uncal`.
+    """
+    return _open(path, chunks, "ramp")
