@@ -10,15 +10,21 @@ import xarray as xr
 from dask.base import tokenize
 
 from romanxr.io.asdf_reader import default_chunks, open_roman_asdf
+from romanxr.io.asdf_writer import to_asdf
 from romanxr.io.backend import RomanBackendEntrypoint
+from romanxr.io.zarr_io import open_zarr, to_zarr
 
 __all__ = [
     "RomanBackendEntrypoint",
     "chunk_dataset",
     "default_chunks",
     "open_cal",
+    "open_ramp",
     "open_roman_asdf",
     "open_uncal",
+    "open_zarr",
+    "to_asdf",
+    "to_zarr",
 ]
 
 Chunks = Any
