@@ -122,8 +122,11 @@ def _load_array(path: str, keys: tuple[str, ...]) -> np.ndarray:
     import asdf
 
     # memmap=True gives a view on disk for uncompressed blocks; compressed blocks are
-    # decompressed into memory once and kept in the cache.
-    af = asdf.open(path, lazy_load=True, memmap=True, lazy_tree=True)
+    # decompressed into memory once and kept in the cache. The tree was validated when the
+    # Dataset was opened; validating it again for every array costs more than the read.
+    with asdf.config_context() as cfg:
+        cfg.validate_on_read = False
+        af = asdf.open(path, lazy_load=True, memmap=True, lazy_tree=True)
     node: Any = af.tree
     for key in keys:
         node = node[key]
