@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from romanxr.errors import FileFormatError, InputError
+from romanxr.errors import FileFormatError, InputError, OutputError
 from romanxr.io.asdf_writer import input_files
 from romanxr.io.atomic import atomic_target, check_output_path
 
@@ -141,8 +141,9 @@ def to_zarr(
     ds : xarray.Dataset
         Any romanxr Dataset (ramp or image); numpy- or dask-backed.
     store : path-like or zarr store
-        A directory path (written atomically: a temporary sibling directory is renamed into
-        place, see :mod:`romanxr.io.atomic`) or any zarr v3 store object (written in place).
+        A local directory path (written atomically: a temporary sibling directory is renamed
+        into place, see :mod:`romanxr.io.atomic`), or a zarr v3 store object / URL (written in
+        place, without the atomic rename).
     overwrite : bool
         Replace an existing store.
     chunks : dict, optional
@@ -168,6 +169,11 @@ def to_zarr(
     if _path_like(store):
         target = check_output_path(
             store, overwrite=overwrite, inputs=input_files(ds), kind="directory"
+        )
+    elif not overwrite and _store_has_group(store):
+        raise OutputError(
+            f"{store!r}: the Zarr store already holds a group; pass overwrite=True to replace "
+            "it or use an empty store"
         )
     out = ds.copy(deep=False)
     if chunks:
@@ -196,6 +202,16 @@ def to_zarr(
     with atomic_target(target) as tmp:
         out.to_zarr(str(tmp), mode="w-", **kwargs)
     return target
+
+
+def _store_has_group(store: Any) -> bool:
+    import zarr
+
+    try:
+        zarr.open_group(store, mode="r")
+    except Exception:  # nothing there (zarr raises different errors per store type)
+        return False
+    return True
 
 
 def _json_safe_attrs(attrs: Mapping) -> dict:

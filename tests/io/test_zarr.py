@@ -295,3 +295,7 @@ def test_memory_store(image):
     ds = backed(image, "numpy")
     assert to_zarr(ds, store) is store
     assert_same(ds, open_zarr(store))
+    with no_compute(), pytest.raises(OutputError, match="overwrite=True"):
+        to_zarr(backed(image, "dask"), store)
+    to_zarr(ds.assign(data=ds["data"] - 1), store, overwrite=True)
+    np.testing.assert_array_equal(open_zarr(store)["data"].values, ds["data"].values - 1)
