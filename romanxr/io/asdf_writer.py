@@ -454,9 +454,6 @@ def to_asdf(
         n: _placeholder(dt if dt is not None else np.int16, a.ndim) for n, (a, dt) in arrays.items()
     }
     _validate(_build_model(kind, meta, placeholders), source, kind)
-
-    values = _compute_all({n: a for n, (a, _) in arrays.items()})
-    model = _build_model(kind, meta, {n: _cast(n, values[n], dt) for n, (_, dt) in arrays.items()})
     extra: dict[str, Any] = {"romanxr_version": _version()}
     if "step_parameters" in ds.attrs:
         extra["step_parameters"] = _to_plain_params(ds.attrs["step_parameters"])
@@ -465,11 +462,31 @@ def to_asdf(
     coords = _nondefault_coords(ds, kind)
     if coords:
         extra["coords"] = coords
+    _check_serialisable(extra, source)
+
+    values = _compute_all({n: a for n, (a, _) in arrays.items()})
+    model = _build_model(kind, meta, {n: _cast(n, values[n], dt) for n, (_, dt) in arrays.items()})
     with atomic_target(target) as tmp:
         af = asdf.AsdfFile()
         af.tree = {"roman": model._instance, "romanxr": extra}
         af.write_to(tmp, all_array_compression=compression)
     return target
+
+
+def _check_serialisable(extra: dict, source: str) -> None:
+    """Fail before computing if step_parameters hold something ASDF cannot write."""
+    import io
+
+    import asdf
+
+    try:
+        asdf.AsdfFile({"romanxr": extra}).write_to(io.BytesIO(), all_array_storage="inline")
+    except Exception as exc:
+        raise InputError(
+            f"{source}: attrs['step_parameters'] cannot be written to ASDF "
+            f"({type(exc).__name__}: {exc}); keep parameters to numbers, strings, lists, dicts "
+            "and None"
+        ) from exc
 
 
 def _nondefault_coords(ds: xr.Dataset, kind: str) -> dict[str, list[int]]:

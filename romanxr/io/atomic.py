@@ -240,6 +240,21 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     _remove(aside)
 
 
+def _fsync(path: Path) -> None:
+    """Flush a written file (or a directory entry) to disk, so the rename cannot overtake it
+    after a crash. Files inside a directory tree (Zarr) are not synced one by one."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync directories
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path to write; move it onto ``target`` when the block succeeds.
@@ -253,10 +268,21 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     with _ACTIVE_LOCK:
         _ACTIVE.add(str(tmp))
     try:
-        yield tmp
-        if not os.path.lexists(tmp):
-            raise OutputError(f"{target}: the writer produced no output at {tmp}")
-        _move_into_place(tmp, target)
+        try:
+            yield tmp
+            if not os.path.lexists(tmp):
+                raise OutputError(f"{target}: the writer produced no output at {tmp}")
+            _fsync(tmp)
+            _move_into_place(tmp, target)
+            _fsync(target.parent)
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(
+                f"{target}: writing failed ({type(exc).__name__}: {exc}); nothing was written "
+                "at the target and a previous version, if any, is unchanged. Check free space "
+                "and permissions, then write again"
+            ) from exc
     except BaseException:
         _remove(tmp)
         raise

@@ -211,6 +211,14 @@ def test_invalid_meta_raises_before_compute(tmp_path, cal_path):
     assert temporaries(tmp_path) == []
 
 
+def test_unwritable_step_parameters_raise_before_compute(tmp_path, cal_path):
+    ds = backed(romanxr.open_cal(cal_path), "dask")
+    ds.attrs["step_parameters"] = {"jump": {"callback": object()}}
+    with no_compute(), pytest.raises(InputError, match="step_parameters"):
+        to_asdf(ds, tmp_path / "p_cal.asdf")
+    assert temporaries(tmp_path) == []
+
+
 def test_missing_required_variable(tmp_path, cal_path):
     ds = romanxr.open_cal(cal_path).drop_vars("dumo")
     with pytest.raises(InputError, match="dumo"):
@@ -339,13 +347,16 @@ def test_failure_mid_write_keeps_previous_file(tmp_path, cal_path, monkeypatch):
     real_write_to = asdf.AsdfFile.write_to
 
     def half_write(self, fd, *args, **kwargs):
+        if not isinstance(fd, str | os.PathLike):  # in-memory dry runs pass
+            return real_write_to(self, fd, *args, **kwargs)
         with open(fd, "wb") as fh:
             fh.write(b"#ASDF 1.0.0\npartial")
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(asdf.AsdfFile, "write_to", half_write)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(OutputError, match="injected") as info:
         to_asdf(ds, target, overwrite=True)
+    assert "unchanged" in str(info.value) and isinstance(info.value, OSError)
     assert target.read_bytes() == good
     assert temporaries(tmp_path) == []
     with pytest.raises(OSError, match="injected"):
@@ -372,7 +383,11 @@ def test_keyboard_interrupt_during_compute_leaves_nothing(tmp_path, cal_path):
 def test_keyboard_interrupt_while_writing(tmp_path, cal_path, monkeypatch):
     ds = image_dataset(romanxr.open_cal(cal_path))
 
+    real_write_to = asdf.AsdfFile.write_to
+
     def interrupted(self, fd, *args, **kwargs):
+        if not isinstance(fd, str | os.PathLike):
+            return real_write_to(self, fd, *args, **kwargs)
         with open(fd, "wb") as fh:
             fh.write(b"#ASDF partial")
         raise KeyboardInterrupt
