@@ -329,28 +329,47 @@ def _collect(ds: xr.Dataset, kind: str, source: str) -> dict[str, tuple[xr.DataA
     return arrays
 
 
-def _compute_all(arrays: Mapping[str, xr.DataArray]) -> dict[str, np.ndarray]:
-    """numpy values of every array, dask-backed ones evaluated in one ``dask.compute``."""
-    import dask
+def _cast_block(block: np.ndarray, dtype: Any) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        # float16 overflows to inf above 65504, as romancal's own cast does
+        return np.asarray(block).astype(dtype, copy=False)
 
-    lazy = {n: a.data for n, a in arrays.items() if dask.is_dask_collection(a.data)}
-    values = {n: np.asarray(a.values) for n, a in arrays.items() if n not in lazy}
-    if lazy:
-        computed = dask.compute(*lazy.values())
-        values.update({n: np.asarray(v) for n, v in zip(lazy, computed, strict=True)})
+
+def _storage_values(arrays: Mapping[str, tuple[xr.DataArray, Any]]) -> dict[str, np.ndarray]:
+    """Every array as a numpy array of its storage dtype.
+
+    Dask-backed arrays are cast chunk by chunk and stored straight into preallocated output
+    arrays by one ``dask.array.store`` call (one compute for all of them; no second full-size
+    copy for the cast).
+    """
+    import dask
+    import dask.array as da
+
+    values: dict[str, np.ndarray] = {}
+    sources, targets = [], []
+    for name, (array, dtype) in arrays.items():
+        data = array.data
+        if dtype is None:  # jump_indices: dtype chosen from the values, see _cast_indices
+            dtype = array.dtype
+        if dask.is_dask_collection(data):
+            values[name] = np.empty(data.shape, dtype=dtype)
+            sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
+            targets.append(values[name])
+        else:
+            values[name] = np.ascontiguousarray(_cast_block(np.asarray(data), dtype))
+    if sources:
+        da.store(sources, targets, lock=False, compute=True)
+    if JUMP_INDICES in values:
+        values[JUMP_INDICES] = _cast_indices(values[JUMP_INDICES])
     return values
 
 
-def _cast(name: str, value: np.ndarray, dtype: Any) -> np.ndarray:
-    if dtype is None:  # jump_indices: smallest of int16/int32 that holds the values
-        value = np.asarray(value)
-        if value.dtype.kind in "iu":
-            small = np.int16 if value.size == 0 or np.abs(value).max() < 2**15 else np.int32
-            return value.astype(small, copy=False)
+def _cast_indices(value: np.ndarray) -> np.ndarray:
+    """jump_indices as int16 (romancal's dtype) when the values fit, else int32."""
+    if value.dtype.kind not in "iu":
         return value
-    with np.errstate(over="ignore", invalid="ignore"):
-        # float16 overflows to inf above 65504, as in romancal's own cast
-        return np.ascontiguousarray(value, dtype=dtype)
+    small = np.int16 if value.size == 0 or np.abs(value).max() < 2**15 else np.int32
+    return value.astype(small, copy=False)
 
 
 def _placeholder(dtype: Any, ndim: int) -> np.ndarray:
@@ -404,8 +423,9 @@ def to_asdf(
     ``attrs["step_parameters"]`` goes to a top-level ``romanxr`` node. Variables the schema
     does not know are not written.
 
-    The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`) and all
-    dask-backed arrays are evaluated in one ``dask.compute``.
+    The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`). All
+    dask-backed arrays are evaluated together by one ``dask.array.store`` into preallocated
+    arrays of the storage dtypes, so peak memory is about the size of the output arrays.
 
     Parameters
     ----------
@@ -464,8 +484,7 @@ def to_asdf(
         extra["coords"] = coords
     _check_serialisable(extra, source)
 
-    values = _compute_all({n: a for n, (a, _) in arrays.items()})
-    model = _build_model(kind, meta, {n: _cast(n, values[n], dt) for n, (_, dt) in arrays.items()})
+    model = _build_model(kind, meta, _storage_values(arrays))
     with atomic_target(target) as tmp:
         af = asdf.AsdfFile()
         af.tree = {"roman": model._instance, "romanxr": extra}

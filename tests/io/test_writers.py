@@ -92,6 +92,23 @@ def test_cal_round_trip_values(tmp_path, cal_path, backend):
         np.testing.assert_array_equal(back[coord].values, ds[coord].values)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "dask"])
+def test_float16_overflow_becomes_inf_quietly(tmp_path, cal_path, backend):
+    import warnings
+
+    ds = image_dataset(romanxr.open_cal(cal_path))
+    ds["var_poisson"][0, 0] = 1e6  # above float16's 65504
+    ds["err"][0, 1] = np.nan
+    ds = backed(ds, backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = to_asdf(ds, tmp_path / "o_cal.asdf")
+    back = romanxr.open_cal(out)
+    assert np.isposinf(back["var_poisson"].values[0, 0])
+    assert np.isnan(back["err"].values[0, 1])
+    assert back["var_poisson"].values[1, 1] == np.float16(ds["var_poisson"].values[1, 1])
+
+
 def test_cal_meta_round_trip(tmp_path, cal_path):
     ds = romanxr.open_cal(cal_path)
     ds.attrs["step_parameters"] = {
