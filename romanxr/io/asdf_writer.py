@@ -420,8 +420,10 @@ def to_asdf(
     dtypes (image: data float32, dq uint32, err/var_*/chisq/dumo float16 — values above 65504
     become inf —, amp33 uint16, border arrays float32/uint32). A ``jump_indices`` variable is
     written as the extra ``roman.jump_indices`` array (int16 when it fits), as romancal does.
-    ``attrs["step_parameters"]`` goes to a top-level ``romanxr`` node. Variables the schema
-    does not know are not written.
+    ``attrs["step_parameters"]`` goes to a top-level ``romanxr`` node (numpy scalars are
+    written as Python numbers and tuples as lists; use :func:`to_zarr` for an exact copy).
+    y/x coordinates of a cut-out are kept there too. Variables the schema does not know are
+    not written.
 
     The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`). All
     dask-backed arrays are evaluated together by one ``dask.array.store`` into preallocated
