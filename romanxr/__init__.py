@@ -6,8 +6,16 @@ Importing romanxr registers the ``ds.roman`` accessor.
 from __future__ import annotations
 
 from romanxr import accessor as _accessor  # noqa: F401  (registers ds.roman)
-from romanxr.io import open_cal, open_uncal
+from romanxr.io import open_cal, open_ramp, open_uncal, open_zarr, to_asdf, to_zarr
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open_cal", "open_uncal"]
+__all__ = [
+    "__version__",
+    "open_cal",
+    "open_ramp",
+    "open_uncal",
+    "open_zarr",
+    "to_asdf",
+    "to_zarr",
+]

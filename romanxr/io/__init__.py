@@ -10,15 +10,21 @@ import xarray as xr
 from dask.base import tokenize
 
 from romanxr.io.asdf_reader import default_chunks, open_roman_asdf
+from romanxr.io.asdf_writer import to_asdf
 from romanxr.io.backend import RomanBackendEntrypoint
+from romanxr.io.zarr_io import open_zarr, to_zarr
 
 __all__ = [
     "RomanBackendEntrypoint",
     "chunk_dataset",
     "default_chunks",
     "open_cal",
+    "open_ramp",
     "open_roman_asdf",
     "open_uncal",
+    "open_zarr",
+    "to_asdf",
+    "to_zarr",
 ]
 
 Chunks = Any
@@ -85,3 +91,12 @@ def open_uncal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Datase
 def open_cal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Dataset:
     """Open a Level-2 ``*_cal.asdf`` (``wfi_image``) lazily. See :func:`open_uncal`."""
     return _open(path, chunks, "cal")
+
+
+def open_ramp(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Dataset:
+    """Open a saved ramp intermediate (``RampModel``, e.g. ``*_dqinit.asdf``) lazily.
+
+    dims ``(resultant, y, x)`` with ``data`` float32, ``pixeldq``, ``groupdq``, ``amp33`` and
+    the border reference arrays. See :func:`open_uncal`.
+    """
+    return _open(path, chunks, "ramp")

@@ -130,8 +130,11 @@ def _load_array(path: str, keys: tuple[str, ...]) -> tuple[np.ndarray, Any]:
     import asdf
 
     # memmap=True gives a view on disk for uncompressed blocks; compressed blocks are
-    # decompressed into memory once and kept in the cache.
-    af = asdf.open(path, lazy_load=True, memmap=True, lazy_tree=True)
+    # decompressed into memory once and kept in the cache. The tree was validated when the
+    # Dataset was opened; validating it again for every array costs more than the read.
+    with asdf.config_context() as cfg:
+        cfg.validate_on_read = False
+        af = asdf.open(path, lazy_load=True, memmap=True, lazy_tree=True)
     try:
         node: Any = af.tree
         for key in keys:
@@ -359,6 +362,56 @@ def _open_cal_vars(path: str, roman: Any, meta: dict) -> tuple[dict, dict]:
     return variables, coords
 
 
+#: Ramp (``RampModel``, saved intermediates) arrays and their dims.
+RAMP_ARRAY_DIMS = {
+    "data": RAMP_DIMS,
+    "pixeldq": ("y", "x"),
+    "groupdq": RAMP_DIMS,
+    "amp33": ("resultant", "y", AMP33_DIM),
+    **{k: v for k, v in L2_ARRAY_DIMS.items() if "border_ref_pix" in k},
+}
+#: Default dims of the extra ``jump_indices`` array (rows of (resultant, y, x)).
+JUMP_INDICES_DIMS = ("jump", "jump_axis")
+
+
+def _open_ramp_vars(path: str, roman: Any, meta: dict) -> tuple[dict, dict]:
+    variables = {}
+    for name, dims in RAMP_ARRAY_DIMS.items():
+        if name in roman and roman[name] is not None and hasattr(roman[name], "shape"):
+            variables[name] = _array_var(path, name, roman[name], dims)
+    if "data" not in variables:
+        raise WrongProductError(f"{path}: a ramp needs a 3-D roman.data")
+    nres, ny, nx = variables["data"].shape
+    exposure = meta.get("exposure", {})
+    info = validate_read_pattern(
+        exposure.get("read_pattern"), exposure.get("frame_time"), nres, source=path
+    )
+    coords: dict[str, Any] = dict(resultant_coords(info))
+    coords["y"] = np.arange(ny, dtype=np.int64)
+    coords["x"] = np.arange(nx, dtype=np.int64)
+    sizes = {d: s for v in variables.values() for d, s in zip(v.dims, v.shape, strict=True)}
+    for dim in ("frame_y", "frame_x", "ref_col", "ref_row", AMP33_DIM):
+        if dim in sizes:
+            coords[dim] = np.arange(sizes[dim], dtype=np.int64)
+    return variables, coords
+
+
+def _apply_romanxr_node(path: str, tree: Any, roman: Any, variables: dict, coords: dict) -> dict:
+    """Extras romanxr's writer keeps beside the roman node; returns extra attrs."""
+    node = tree.get("romanxr") if hasattr(tree, "get") else None
+    node = to_plain(node) if node is not None else {}
+    if "jump_indices" in roman and hasattr(roman["jump_indices"], "shape"):
+        dims = tuple(node.get("dims", {}).get("jump_indices", JUMP_INDICES_DIMS))
+        variables["jump_indices"] = _array_var(path, "jump_indices", roman["jump_indices"], dims)
+    for dim, values in (node.get("coords") or {}).items():
+        if dim in coords and len(values) == len(coords[dim]):
+            coords[dim] = np.asarray(values, dtype=np.int64)
+    attrs = {}
+    if "step_parameters" in node:
+        attrs["step_parameters"] = node["step_parameters"]
+    return attrs
+
+
 def open_roman_asdf(
     path: str | os.PathLike,
     *,
@@ -371,7 +424,7 @@ def open_roman_asdf(
     ----------
     path : path-like
         The file.
-    expect : {"uncal", "cal"}, optional
+    expect : {"uncal", "cal", "ramp"}, optional
         Raise :class:`WrongProductError` if the file is another product.
     drop_variables : iterable of str, optional
         Variables not to expose.
@@ -413,14 +466,17 @@ def open_roman_asdf(
         meta = to_plain(roman["meta"])
         if kind == "cal":
             variables, coords = _open_cal_vars(path, roman, meta)
+        elif kind == "ramp":
+            variables, coords = _open_ramp_vars(path, roman, meta)
         else:
             variables, coords = _open_uncal_vars(path, roman, meta)
+        extra_attrs = _apply_romanxr_node(path, af.tree, roman, variables, coords)
     finally:
         af.close()
     if drop_variables:
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
         variables = {k: v for k, v in variables.items() if k not in drop}
-    attrs = {"meta": meta}
+    attrs = {"meta": meta, **extra_attrs}
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
     ds.encoding["source"] = path
     return ds

@@ -1,0 +1,118 @@
+"""Time the writers on a full-frame Level-2 image (4088x4088 science area, 6 resultants).
+
+    python benchmarks/bench_writers.py [--outdir DIR] [--chunks 1024]
+
+Builds a synthetic dask-backed Level-2 Dataset in memory (no files read), then times
+``to_asdf`` (lz4 and uncompressed), ``to_zarr`` (zstd) and reading each back, printing
+seconds and output sizes. Not a test: speed figures belong here, not in the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+import romanxr
+from romanxr.dataset import CAL_STEP_KEYS
+
+
+def full_frame_image(nres: int = 6, chunks: int = 1024) -> xr.Dataset:
+    import roman_datamodels.datamodels as dm
+
+    from romanxr.io.asdf_reader import to_plain
+
+    n, sci = 4096, 4088
+    rng = da.random.default_rng(0)
+    c = (chunks, chunks)
+
+    def f32(shape, ch):
+        return rng.normal(10, 3, size=shape, chunks=ch).astype(np.float32)
+
+    meta = to_plain(dm.ImageModel.create_fake_data(shape=(8, 8)).meta)
+    meta["exposure"]["read_pattern"] = [[i + 1] for i in range(nres)]
+    meta["exposure"]["nresultants"] = nres
+    meta["cal_step"] = dict.fromkeys(CAL_STEP_KEYS, "INCOMPLETE")
+    variables = {
+        "data": (("y", "x"), f32((sci, sci), c)),
+        "dq": (("y", "x"), rng.integers(0, 2**20, (sci, sci), chunks=c).astype(np.uint32)),
+        "amp33": (
+            ("resultant", "frame_y", "amp33_x"),
+            rng.integers(0, 60000, (nres, n, 128), chunks=(nres, chunks, 128)).astype(np.uint16),
+        ),
+    }
+    for name in ("err", "var_poisson", "var_rnoise", "chisq", "dumo"):
+        variables[name] = (("y", "x"), abs(f32((sci, sci), c)))
+    for side in ("left", "right"):
+        variables[f"border_ref_pix_{side}"] = (
+            ("resultant", "frame_y", "ref_col"),
+            f32((nres, n, 4), (nres, chunks, 4)),
+        )
+        variables[f"dq_border_ref_pix_{side}"] = (
+            ("frame_y", "ref_col"),
+            da.zeros((n, 4), dtype=np.uint32, chunks=(chunks, 4)),
+        )
+    for side in ("top", "bottom"):
+        variables[f"border_ref_pix_{side}"] = (
+            ("resultant", "ref_row", "frame_x"),
+            f32((nres, 4, n), (nres, 4, chunks)),
+        )
+        variables[f"dq_border_ref_pix_{side}"] = (
+            ("ref_row", "frame_x"),
+            da.zeros((4, n), dtype=np.uint32, chunks=(4, chunks)),
+        )
+    coords = {"y": np.arange(4, 4 + sci), "x": np.arange(4, 4 + sci)}
+    return xr.Dataset(variables, coords=coords, attrs={"meta": meta})
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--outdir", default=None)
+    parser.add_argument("--chunks", type=int, default=1024)
+    args = parser.parse_args()
+    outdir = Path(args.outdir or tempfile.mkdtemp(prefix="romanxr-bench-"))
+    ds = full_frame_image(chunks=args.chunks)
+    ds = ds.persist()  # time the writers, not the random number generator
+    print(f"dataset: {ds.nbytes / 2**20:.0f} MiB in memory, {os.cpu_count()} cpus")
+    runs = [
+        ("to_asdf lz4", outdir / "lz4_cal.asdf", lambda p: romanxr.to_asdf(ds, p)),
+        (
+            "to_asdf raw",
+            outdir / "raw_cal.asdf",
+            lambda p: romanxr.to_asdf(ds, p, compression=None),
+        ),
+        ("to_zarr zstd", outdir / "img.zarr", lambda p: romanxr.to_zarr(ds, p)),
+    ]
+    for label, path, write in runs:
+        t0 = time.perf_counter()
+        write(path)
+        t1 = time.perf_counter()
+        if path.suffix == ".zarr":
+            back = romanxr.open_zarr(path).load()
+        else:
+            back = romanxr.open_cal(path).load()
+        t2 = time.perf_counter()
+        assert np.array_equal(back["data"].values, ds["data"].values)
+        print(
+            f"{label:14s} write {t1 - t0:6.2f} s   read+load {t2 - t1:6.2f} s   "
+            f"size {size_of(path) / 2**20:7.1f} MiB"
+        )
+    if args.outdir is None:
+        shutil.rmtree(outdir)
+
+
+if __name__ == "__main__":
+    main()

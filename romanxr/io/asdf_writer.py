@@ -1,0 +1,531 @@
+"""Write romanxr Datasets as Roman ASDF products valid for roman_datamodels 1.1.x.
+
+A Level-2 image Dataset (``data`` dims ``(y, x)``) becomes a ``wfi_image`` (``ImageModel``,
+``*_cal.asdf``); a ramp Dataset (``data`` dims ``(resultant, y, x)``, after ``dq_init``) becomes
+a ``ramp`` (``RampModel``) for saved intermediates. Arrays are cast to the schema's storage
+dtypes only here; the metadata tree in ``attrs["meta"]`` is brought back into the shape the
+schema wants (astropy ``Time`` for times, Python scalars and lists for numpy values, missing
+``cal_step`` entries as ``"INCOMPLETE"``, ``photometry`` and ``wcs`` placeholders).
+
+``attrs["step_parameters"]`` is stored beside the ``roman`` node, in a top-level ``romanxr``
+node of the ASDF tree that roman_datamodels ignores; :func:`romanxr.open_cal` reads it back.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from romanxr.dataset import CAL_STEP_KEYS, RAMP_DIMS
+from romanxr.errors import InputError
+from romanxr.io.asdf_reader import BORDER, L2_ARRAY_DIMS
+from romanxr.io.atomic import atomic_target, check_output_path
+
+__all__ = ["input_files", "prepare_meta", "to_asdf"]
+
+IMAGE_SCHEMA = "asdf://stsci.edu/datamodels/roman/schemas/wfi_image-2.1.0"
+RAMP_SCHEMA = "asdf://stsci.edu/datamodels/roman/schemas/ramp-2.1.0"
+
+#: Storage dtype of each array of a wfi_image.
+IMAGE_DTYPES: dict[str, Any] = {
+    "data": np.float32,
+    "dq": np.uint32,
+    "err": np.float16,
+    "var_poisson": np.float16,
+    "var_rnoise": np.float16,
+    "var_flat": np.float16,
+    "chisq": np.float16,
+    "dumo": np.float16,
+    "amp33": np.uint16,
+    "border_ref_pix_left": np.float32,
+    "border_ref_pix_right": np.float32,
+    "border_ref_pix_top": np.float32,
+    "border_ref_pix_bottom": np.float32,
+    "dq_border_ref_pix_left": np.uint32,
+    "dq_border_ref_pix_right": np.uint32,
+    "dq_border_ref_pix_top": np.uint32,
+    "dq_border_ref_pix_bottom": np.uint32,
+}
+IMAGE_OPTIONAL = ("var_rnoise", "var_flat")
+
+#: Storage dtype and dims of each array of a ramp.
+RAMP_DTYPES: dict[str, Any] = {
+    "data": np.float32,
+    "pixeldq": np.uint32,
+    "groupdq": np.uint8,
+    "amp33": np.uint16,
+    **{k: v for k, v in IMAGE_DTYPES.items() if "border_ref_pix" in k},
+}
+RAMP_ARRAY_DIMS = {
+    "data": RAMP_DIMS,
+    "pixeldq": ("y", "x"),
+    "groupdq": RAMP_DIMS,
+    "amp33": ("resultant", "y", "amp33_x"),
+    **{k: v for k, v in L2_ARRAY_DIMS.items() if "border_ref_pix" in k},
+}
+
+#: Extra array written next to the schema arrays when present (romancal's ``record_jumps``).
+JUMP_INDICES = "jump_indices"
+
+PHOTOMETRY_KEYS = ("conversion_megajanskys", "conversion_megajanskys_uncertainty", "pixel_area")
+
+
+# --------------------------------------------------------------------------------------------
+# metadata
+
+
+@functools.cache
+def _schema(uri: str) -> dict:
+    import asdf
+
+    return asdf.schema.load_schema(uri, resolve_references=True)
+
+
+def _merge_schemas(schema: Mapping) -> tuple[dict, set[str], dict]:
+    """Flatten allOf/anyOf: (properties, types, the schema itself)."""
+    props: dict[str, list] = {}
+    types: set[str] = set()
+    stack = [schema]
+    tags: list[str] = []
+    items: list = []
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        t = node.get("type")
+        if isinstance(t, str):
+            types.add(t)
+        elif isinstance(t, list):
+            types.update(t)
+        if "tag" in node:
+            tags.append(str(node["tag"]))
+        if "items" in node:
+            items.append(node["items"])
+        for name, sub in (node.get("properties") or {}).items():
+            props.setdefault(name, []).append(sub)
+        for key in ("allOf", "anyOf", "oneOf"):
+            stack.extend(node.get(key) or [])
+    merged = {name: {"allOf": subs} for name, subs in props.items()}
+    return merged, types, {"tags": tags, "items": items}
+
+
+def _plain_value(value: Any) -> Any:
+    """Schema-free conversion of one leaf to something asdf writes and the schema accepts."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) or _is_user_list(value):
+        return [_plain_value(v) for v in value]
+    return value
+
+
+def _is_user_list(value: Any) -> bool:
+    from collections import UserList
+
+    return isinstance(value, UserList)
+
+
+def _coerce(value: Any, schema: Mapping | None, path: str) -> Any:
+    """Convert ``value`` to what ``schema`` expects (Time for time tags, lists, Python scalars)."""
+    if schema is None:
+        return _plain_value(value)
+    props, types, extra = _merge_schemas(schema)
+    if any("time/time-" in t for t in extra["tags"]):
+        from astropy.time import Time
+
+        if isinstance(value, Time) or value is None:
+            return value
+        if isinstance(value, str | datetime.datetime | np.datetime64):
+            try:
+                return Time(value)
+            except ValueError as exc:
+                raise InputError(
+                    f"attrs['meta'] field {path} must be a time (astropy Time or ISO string), "
+                    f"got {value!r}"
+                ) from exc
+        return value
+    if isinstance(value, Mapping):
+        return {
+            str(k): _coerce(v, props[k] if k in props else None, f"{path}.{k}")
+            for k, v in value.items()
+        }
+    if isinstance(value, np.ndarray) and "array" in types:
+        value = value.tolist()
+    if isinstance(value, list | tuple) or _is_user_list(value):
+        item_schema = extra["items"][0] if extra["items"] else None
+        return [_coerce(v, item_schema, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if "integer" in types and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return _plain_value(value)
+
+
+def prepare_meta(meta: Mapping, *, kind: str, filename: str) -> dict:
+    """Build the ``meta`` tree of a ``wfi_image`` (kind "cal") or ``ramp`` (kind "ramp").
+
+    Parameters
+    ----------
+    meta : mapping
+        ``attrs["meta"]`` of a Dataset (not modified).
+    kind : {"cal", "ramp"}
+        Product to write.
+    filename : str
+        Goes to ``meta.filename``.
+
+    Returns
+    -------
+    dict
+        A deep copy converted to what roman_datamodels accepts: times as astropy ``Time``,
+        numpy scalars and arrays as Python values; ``cal_step`` completed with
+        ``"INCOMPLETE"``; for images ``photometry`` (None placeholders when absent) and ``wcs``
+        (None when absent); ``model_type``, ``product_type`` (``"l2"`` for images, kept or
+        ``"l1"`` for ramps), ``filename`` and ``file_date`` (now) set.
+    """
+    from astropy.time import Time
+
+    if not isinstance(meta, Mapping):
+        raise InputError(
+            "the Dataset has no Roman metadata in attrs['meta']; open files with "
+            "romanxr.open_uncal()/open_cal() so the metadata can be written back"
+        )
+    wcs = meta.get("wcs")
+    tree = copy.deepcopy({k: v for k, v in meta.items() if k != "wcs"})
+    uri = IMAGE_SCHEMA if kind == "cal" else RAMP_SCHEMA
+    meta_schema = _schema(uri)["properties"]["meta"]
+    tree = _coerce(tree, meta_schema, "meta")
+    cal_step = dict(tree.get("cal_step") or {})
+    for key in CAL_STEP_KEYS:
+        cal_step.setdefault(key, "INCOMPLETE")
+    tree["cal_step"] = cal_step
+    tree["filename"] = filename
+    tree["file_date"] = Time.now()
+    if kind == "cal":
+        tree["model_type"] = "ImageModel"
+        tree["product_type"] = "l2"
+        photometry = dict(tree.get("photometry") or {})
+        for key in PHOTOMETRY_KEYS:
+            photometry.setdefault(key, None)
+        tree["photometry"] = photometry
+        tree["wcs"] = copy.deepcopy(wcs)
+    else:
+        tree["model_type"] = "RampModel"
+        if not tree.get("product_type") or tree.get("product_type") == "l2":
+            tree["product_type"] = "l1"
+        if wcs is not None:
+            tree["wcs"] = copy.deepcopy(wcs)
+    return tree
+
+
+# --------------------------------------------------------------------------------------------
+# inputs that must not be overwritten
+
+
+def _backend_paths(obj: Any, depth: int = 0) -> list[str]:
+    from romanxr.io.asdf_reader import AsdfBackendArray
+
+    found = []
+    while obj is not None and depth < 12:
+        if isinstance(obj, AsdfBackendArray):
+            found.append(obj.path)
+            break
+        obj = getattr(obj, "array", None)
+        depth += 1
+    return found
+
+
+def input_files(ds: xr.Dataset) -> list[str]:
+    """Files the Dataset's arrays are (lazily) read from: encodings and lazy backend arrays."""
+    sources: list[str] = []
+    for enc in [ds.encoding, *(v.encoding for v in ds.variables.values())]:
+        if enc.get("source"):
+            sources.append(str(enc["source"]))
+    for var in ds.variables.values():
+        data = var._data
+        if hasattr(data, "__dask_graph__"):
+            graph = data.__dask_graph__()
+            layers = getattr(graph, "layers", None) or {"original-": graph}
+            for name, layer in layers.items():
+                # dask.array.from_array keeps the wrapped array in an "original-..." layer;
+                # other layers are task layers that need not be materialised here
+                if not str(name).startswith("original-"):
+                    continue
+                for value in layer.values():
+                    sources.extend(_backend_paths(value))
+        else:
+            sources.extend(_backend_paths(data))
+    return sorted(set(sources))
+
+
+# --------------------------------------------------------------------------------------------
+# arrays
+
+
+def _ordered(da: xr.DataArray, dims: tuple[str, ...], name: str, source: str) -> xr.DataArray:
+    if da.ndim != len(dims):
+        raise InputError(
+            f"{source}: variable '{name}' has dims {da.dims}, expected {len(dims)} dims {dims}"
+        )
+    if set(da.dims) == set(dims):
+        da = da.transpose(*dims)
+    return da
+
+
+def _ramp_border(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """Border reference pixels of a ramp without them, taken from the frame edges.
+
+    Same convention as romancal's dq_init: left/right are the first/last 4 columns, top the
+    first 4 rows and bottom the last 4 rows of the (full-frame) data / pixeldq.
+    """
+    src = ds["pixeldq"] if name.startswith("dq_") else ds["data"]
+    side = name.rsplit("_", 1)[-1]
+    sl = {
+        "left": {"x": slice(0, BORDER)},
+        "right": {"x": slice(-BORDER, None)},
+        "top": {"y": slice(0, BORDER)},
+        "bottom": {"y": slice(-BORDER, None)},
+    }[side]
+    return src.isel(sl)
+
+
+def _collect(ds: xr.Dataset, kind: str, source: str) -> dict[str, tuple[xr.DataArray, Any]]:
+    arrays: dict[str, tuple[xr.DataArray, Any]] = {}
+    if kind == "cal":
+        missing = [n for n in IMAGE_DTYPES if n not in ds.data_vars and n not in IMAGE_OPTIONAL]
+        if missing:
+            raise InputError(
+                f"{source}: cannot write a wfi_image: required variables {missing} are "
+                "missing; a Level-2 Dataset comes from ramp_fit (or romanxr.open_cal)"
+            )
+        for name, dtype in IMAGE_DTYPES.items():
+            if name in ds.data_vars:
+                arrays[name] = (_ordered(ds[name], L2_ARRAY_DIMS[name], name, source), dtype)
+    else:
+        missing = [n for n in ("data", "pixeldq", "groupdq", "amp33") if n not in ds.data_vars]
+        if missing:
+            raise InputError(
+                f"{source}: cannot write a ramp: variables {missing} are missing; run dq_init "
+                "first (it adds pixeldq and groupdq)"
+            )
+        for name, dtype in RAMP_DTYPES.items():
+            if name in ds.data_vars:
+                da = _ordered(ds[name], RAMP_ARRAY_DIMS[name], name, source)
+            else:
+                da = _ramp_border(ds, name)
+            arrays[name] = (da, dtype)
+    if JUMP_INDICES in ds.data_vars:
+        arrays[JUMP_INDICES] = (ds[JUMP_INDICES], None)
+    return arrays
+
+
+def _cast_block(block: np.ndarray, dtype: Any) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        # float16 overflows to inf above 65504, as romancal's own cast does
+        return np.asarray(block).astype(dtype, copy=False)
+
+
+def _storage_values(arrays: Mapping[str, tuple[xr.DataArray, Any]]) -> dict[str, np.ndarray]:
+    """Every array as a numpy array of its storage dtype.
+
+    Dask-backed arrays are cast chunk by chunk and stored straight into preallocated output
+    arrays by one ``dask.array.store`` call (one compute for all of them; no second full-size
+    copy for the cast).
+    """
+    import dask
+    import dask.array as da
+
+    values: dict[str, np.ndarray] = {}
+    sources, targets = [], []
+    for name, (array, dtype) in arrays.items():
+        data = array.data
+        if dtype is None:  # jump_indices: dtype chosen from the values, see _cast_indices
+            dtype = array.dtype
+        if dask.is_dask_collection(data):
+            values[name] = np.empty(data.shape, dtype=dtype)
+            sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
+            targets.append(values[name])
+        else:
+            values[name] = np.ascontiguousarray(_cast_block(np.asarray(data), dtype))
+    if sources:
+        da.store(sources, targets, lock=False, compute=True)
+    if JUMP_INDICES in values:
+        values[JUMP_INDICES] = _cast_indices(values[JUMP_INDICES])
+    return values
+
+
+def _cast_indices(value: np.ndarray) -> np.ndarray:
+    """jump_indices as int16 (romancal's dtype) when the values fit, else int32."""
+    if value.dtype.kind not in "iu":
+        return value
+    small = np.int16 if value.size == 0 or np.abs(value).max() < 2**15 else np.int32
+    return value.astype(small, copy=False)
+
+
+def _placeholder(dtype: Any, ndim: int) -> np.ndarray:
+    return np.zeros((1,) * ndim, dtype=dtype)
+
+
+def _model_class(kind: str):
+    import roman_datamodels.datamodels as dm
+
+    return dm.ImageModel if kind == "cal" else dm.RampModel
+
+
+def _build_model(kind: str, meta: dict, arrays: Mapping[str, np.ndarray]):
+    model = _model_class(kind)()
+    model.meta = meta
+    for name, value in arrays.items():
+        model[name] = value
+    return model
+
+
+def _validate(model, source: str, kind: str) -> None:
+    try:
+        model.validate()
+    except Exception as exc:
+        product = "wfi_image" if kind == "cal" else "ramp"
+        raise InputError(
+            f"{source}: the Dataset cannot be written as a valid {product}: "
+            f"{type(exc).__name__}: {str(exc)[:2000]}; fix the named field in attrs['meta']"
+        ) from exc
+
+
+def _to_plain_params(params: Any) -> Any:
+    return _plain_value(params)
+
+
+def to_asdf(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    compression: str | None = "lz4",
+) -> Path:
+    """Write a Level-2 image as a ``wfi_image`` ``cal.asdf`` or a ramp as a ``ramp`` file.
+
+    The kind follows ``data``: dims ``(y, x)`` -> ``ImageModel``; ``(resultant, y, x)`` ->
+    ``RampModel`` (needs ``pixeldq``/``groupdq``; missing border reference arrays are taken
+    from the frame edges as romancal's dq_init does). Arrays are cast to the schema's storage
+    dtypes (image: data float32, dq uint32, err/var_*/chisq/dumo float16 — values above 65504
+    become inf —, amp33 uint16, border arrays float32/uint32). A ``jump_indices`` variable is
+    written as the extra ``roman.jump_indices`` array (int16 when it fits), as romancal does.
+    ``attrs["step_parameters"]`` goes to a top-level ``romanxr`` node (numpy scalars are
+    written as Python numbers and tuples as lists; use :func:`to_zarr` for an exact copy).
+    y/x coordinates of a cut-out are kept there too. Variables the schema does not know are
+    not written.
+
+    The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`). All
+    dask-backed arrays are evaluated together by one ``dask.array.store`` into preallocated
+    arrays of the storage dtypes, so peak memory is about the size of the output arrays.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A Level-2 image or ramp Dataset with ``attrs["meta"]``.
+    path : path-like
+        Output file (conventionally ``*_cal.asdf``).
+    overwrite : bool
+        Replace an existing file.
+    compression : str or None
+        ASDF block compression (``"lz4"`` as roman_datamodels' ``save``; ``None`` for raw).
+
+    Returns
+    -------
+    Path
+        The absolute path written.
+
+    Raises
+    ------
+    OutputError
+        Missing or read-only output directory, output equal to an input file, or existing
+        output without ``overwrite`` — raised before anything is computed.
+    InputError
+        Missing variables or metadata that do not validate against the schema (also raised
+        before computing).
+    """
+    import asdf
+
+    if not isinstance(ds, xr.Dataset) or "data" not in ds.data_vars:
+        raise InputError("to_asdf needs an xarray.Dataset with a 'data' variable")
+    source = str(ds.attrs.get("meta", {}).get("filename") or ds.encoding.get("source") or "ds")
+    if ds["data"].ndim == 2:
+        kind = "cal"
+    elif ds["data"].ndim == 3:
+        kind = "ramp"
+    else:
+        raise InputError(
+            f"{source}: 'data' has dims {ds['data'].dims}; expected (y, x) for a Level-2 image "
+            "or (resultant, y, x) for a ramp"
+        )
+    target = check_output_path(path, overwrite=overwrite, inputs=input_files(ds))
+    meta = prepare_meta(ds.attrs.get("meta"), kind=kind, filename=target.name)
+    arrays = _collect(ds, kind, source)
+    # validate the tree with tiny stand-ins before spending time on the pixels
+    placeholders = {
+        n: _placeholder(dt if dt is not None else np.int16, a.ndim) for n, (a, dt) in arrays.items()
+    }
+    _validate(_build_model(kind, meta, placeholders), source, kind)
+    extra: dict[str, Any] = {"romanxr_version": _version()}
+    if "step_parameters" in ds.attrs:
+        extra["step_parameters"] = _to_plain_params(ds.attrs["step_parameters"])
+    if JUMP_INDICES in arrays:
+        extra["dims"] = {JUMP_INDICES: list(arrays[JUMP_INDICES][0].dims)}
+    coords = _nondefault_coords(ds, kind)
+    if coords:
+        extra["coords"] = coords
+    _check_serialisable(extra, source)
+
+    model = _build_model(kind, meta, _storage_values(arrays))
+    with atomic_target(target) as tmp:
+        af = asdf.AsdfFile()
+        af.tree = {"roman": model._instance, "romanxr": extra}
+        af.write_to(tmp, all_array_compression=compression)
+    return target
+
+
+def _check_serialisable(extra: dict, source: str) -> None:
+    """Fail before computing if step_parameters hold something ASDF cannot write."""
+    import io
+
+    import asdf
+
+    try:
+        asdf.AsdfFile({"romanxr": extra}).write_to(io.BytesIO(), all_array_storage="inline")
+    except Exception as exc:
+        raise InputError(
+            f"{source}: attrs['step_parameters'] cannot be written to ASDF "
+            f"({type(exc).__name__}: {exc}); keep parameters to numbers, strings, lists, dicts "
+            "and None"
+        ) from exc
+
+
+def _nondefault_coords(ds: xr.Dataset, kind: str) -> dict[str, list[int]]:
+    """y/x coordinates that the reader would not reconstruct (cut-outs)."""
+    out = {}
+    start = BORDER if kind == "cal" else 0
+    for dim in ("y", "x"):
+        if dim in ds.coords and ds[dim].ndim == 1:
+            vals = np.asarray(ds[dim].values)
+            if not np.array_equal(vals, np.arange(start, start + vals.size)):
+                out[dim] = [int(v) for v in vals]
+    return out
+
+
+def _version() -> str:
+    try:
+        from romanxr import __version__
+
+        return str(__version__)
+    except ImportError:  # pragma: no cover
+        return "unknown"
