@@ -28,8 +28,11 @@ Level 2 image (after ``ramp_fit``)
 
 Attributes
     ``attrs["meta"]`` holds the whole Roman metadata tree as nested dicts (so it can be written
-    back); ``attrs["step_parameters"]`` holds the parameters each step ran with. Nothing else is
-    kept in attrs: read pattern, detector and the like are read from ``meta``.
+    back); ``attrs["step_parameters"]`` holds the parameters each step ran with;
+    ``attrs["frame_shape"]`` the ``[ny, nx]`` of the whole frame the pixels belong to (the
+    file's array shape, kept by cut-outs; 4096x4096 for a real detector), which tells where
+    the 4-pixel reference border is. Read pattern, detector and the like are read from
+    ``meta``.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ import xarray as xr
 from romanxr.errors import ExposureError
 
 __all__ = [
+    "BORDER",
+    "DETECTOR_SIZE",
     "DIMS",
     "L2_VARIABLES",
     "RAMP_DIMS",
     "ReadPatternInfo",
+    "frame_shape",
     "get_meta",
     "read_pattern_info",
     "record_step",
@@ -57,6 +63,9 @@ __all__ = [
 ]
 
 RAMP_DIMS = ("resultant", "y", "x")
+#: Width of the reference-pixel border on each side of a frame, and a real detector's size.
+BORDER = 4
+DETECTOR_SIZE = 4096
 DIMS = RAMP_DIMS
 AMP33_DIM = "amp33_x"
 L2_VARIABLES = ("data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo")
@@ -202,6 +211,26 @@ def resultant_coords(info: ReadPatternInfo) -> dict[str, tuple]:
         "first_read": (dim, info.first_read, {"long_name": "first read number (1-based)"}),
         "last_read": (dim, info.last_read, {"long_name": "last read number (1-based)"}),
     }
+
+
+def frame_shape(ds: xr.Dataset) -> tuple[int, int]:
+    """``(ny, nx)`` of the whole frame ``ds``'s pixels belong to (border included).
+
+    From ``attrs["frame_shape"]``, which the reader sets to the file's array shape and cut-outs
+    keep. A Dataset built by hand without it is taken as a whole frame when its ``y``/``x``
+    coordinates start at 0 (its size is then the frame size), else as a cut-out of a real
+    4096x4096 detector frame.
+    """
+    shape = ds.attrs.get("frame_shape")
+    if shape is not None:
+        ny, nx = (int(v) for v in shape)
+        return ny, nx
+    out = []
+    for dim in ("y", "x"):
+        coord = np.asarray(ds[dim].values) if dim in ds.coords else np.arange(ds.sizes[dim])
+        starts_at_zero = coord.size > 0 and int(coord.min()) == 0
+        out.append(int(coord.max()) + 1 if starts_at_zero else DETECTOR_SIZE)
+    return out[0], out[1]
 
 
 def get_meta(ds: xr.Dataset) -> dict:

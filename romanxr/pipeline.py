@@ -164,6 +164,7 @@ def calibrate(
     stop_after: str | None = None,
     save_intermediate: Iterable[str] = (),
     chunks: Any = "default",
+    check_saturated: bool = True,
 ) -> xr.Dataset:
     """Run the Exposure Level Pipeline lazily and return the calibrated Dataset.
 
@@ -197,6 +198,17 @@ def calibrate(
         Step names whose output is also written (``_refpix``, ``_rampfit``... suffixes).
     chunks
         Dask chunks used to open a path (see :func:`romanxr.open_uncal`).
+    check_saturated : bool
+        After ``saturation``, test whether every pixel is saturated and, if so, return the
+        defined zeroed image (algorithms.md section 1). The test is the one computation
+        ``calibrate`` does before you ask: a reduction over the saturation flags. Pass False
+        to keep the call entirely lazy.
+
+    Notes
+    -----
+    The ``jump`` step (``rejection_threshold``...) runs inside ``ramp_fit`` when both are in
+    the run: the same likelihood search, the same flags, one pass over the ramp. It runs on
+    its own when the pipeline stops after it or its output is saved.
 
     Returns
     -------
@@ -233,15 +245,25 @@ def calibrate(
 
     out_path = _output_path(output, save_results, source_path, output_format)
     if out_path is not None:
-        from romanxr.io.writers import check_output_path
+        from romanxr.io.atomic import check_output_path
 
         check_output_path(out_path, overwrite=overwrite, inputs=[source_path])
 
-    for spec in STEPS[first : last + 1]:
+    selected = STEPS[first : last + 1]
+    selected_names = {spec.name for spec in selected}
+    folded_jump: dict[str, Any] | None = None
+    for spec in selected:
         params = dict(options.get(spec.name, {}))
         skip = params.pop("skip", False)
-        if spec.level == "image" and "resultant" in ds.get("data", xr.DataArray()).dims:
+        if spec.level == "image" and "resultant" in ds["data"].dims:
             raise ConfigError(f"step {spec.name!r} needs an image; run ramp_fit first")
+        if spec.name == "jump" and not skip and _fold_jump(spec, selected_names, intermediates):
+            # the likelihood jump search runs inside ramp_fit with the same threshold: one pass
+            # over the ramp instead of two, identical flags (see romanxr.steps.jump)
+            folded_jump = params
+            continue
+        if spec.name == "ramp_fit" and folded_jump is not None:
+            params = _merge_jump_into_ramp_fit(folded_jump, params)
         if skip or (spec.imaging_only and not _is_imaging(ds)):
             log.info("step %s skipped", spec.name)
             if spec.cal_step:
@@ -252,14 +274,49 @@ def calibrate(
         func = spec.load()
         log.info("step %s with %s", spec.name, params or "defaults")
         ds = func(ds, resolver=resolver, **params) if _takes_resolver(func) else func(ds, **params)
+        if spec.name == "ramp_fit" and folded_jump is not None:
+            ds.attrs.setdefault("step_parameters", {})["jump"] = {
+                "rejection_threshold": params.get("rejection_threshold", 4.5),
+                "run_inside": "ramp_fit",
+            }
+        if spec.name == "saturation" and check_saturated and last > names.index("saturation"):
+            from romanxr.steps.saturated_exposure import is_fully_saturated, saturated_image
+
+            if is_fully_saturated(ds):
+                log.warning("every pixel is saturated: writing the zeroed image")
+                ds = saturated_image(ds)
+                break
         if spec.name in intermediates and source_path is not None:
-            from romanxr.io.writers import to_asdf
+            from romanxr.io.asdf_writer import to_asdf
 
             target = intermediate_path(source_path, spec.suffix, out_path)
             to_asdf(ds, target, overwrite=overwrite)
     if out_path is not None:
         write(ds, out_path, overwrite=overwrite)
     return ds
+
+
+def _fold_jump(spec: StepSpec, selected: set[str], intermediates: set[str]) -> bool:
+    return "ramp_fit" in selected and spec.name not in intermediates
+
+
+def _merge_jump_into_ramp_fit(jump_params: Mapping[str, Any], params: dict) -> dict:
+    merged = dict(params)
+    algorithm = str(merged.get("algorithm", "likely")).lower()
+    for name, value in jump_params.items():
+        if name == "rejection_threshold" and algorithm != "likely":
+            raise ConfigError(
+                "steps.jump.rejection_threshold applies to the likelihood jump search; with "
+                "ramp_fit algorithm='ols_cas22' set steps.ramp_fit.threshold_intercept/"
+                "threshold_constant instead"
+            )
+        if name in merged and merged[name] != value:
+            raise ConfigError(
+                f"steps.jump.{name}={value!r} conflicts with steps.ramp_fit.{name}="
+                f"{merged[name]!r}; set it in one place"
+            )
+        merged[name] = value
+    return merged
 
 
 def _takes_resolver(func: Callable[..., Any]) -> bool:
@@ -307,9 +364,9 @@ def write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -
     """Write a Dataset to ``.asdf`` (roman_datamodels) or ``.zarr`` (Zarr v3) by suffix."""
     path = Path(path)
     if path.suffix == ".zarr":
-        from romanxr.io.writers import to_zarr
+        from romanxr.io.zarr_io import to_zarr
 
         return to_zarr(ds, path, overwrite=overwrite)
-    from romanxr.io.writers import to_asdf
+    from romanxr.io.asdf_writer import to_asdf
 
     return to_asdf(ds, path, overwrite=overwrite)

@@ -407,9 +407,23 @@ def _apply_romanxr_node(path: str, tree: Any, roman: Any, variables: dict, coord
         if dim in coords and len(values) == len(coords[dim]):
             coords[dim] = np.asarray(values, dtype=np.int64)
     attrs = {}
-    if "step_parameters" in node:
-        attrs["step_parameters"] = node["step_parameters"]
+    for key in ("step_parameters", "frame_shape"):
+        if key in node:
+            attrs[key] = node[key]
     return attrs
+
+
+def _frame_shape_of(variables: Mapping[str, xr.Variable]) -> tuple[int, int] | None:
+    """The whole frame's shape: the ramp's (y, x), or the full-frame arrays an image carries."""
+    data = variables.get("data")
+    if data is not None and data.ndim == 3 and data.dims[-2:] == ("y", "x"):
+        return int(data.shape[-2]), int(data.shape[-1])
+    sizes = {d: n for v in variables.values() for d, n in zip(v.dims, v.shape, strict=True)}
+    if "frame_y" in sizes and "frame_x" in sizes:
+        return sizes["frame_y"], sizes["frame_x"]
+    if data is not None and data.ndim == 2:
+        return int(data.shape[0]) + 2 * BORDER, int(data.shape[1]) + 2 * BORDER
+    return None
 
 
 def open_roman_asdf(
@@ -476,7 +490,11 @@ def open_roman_asdf(
     if drop_variables:
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
         variables = {k: v for k, v in variables.items() if k not in drop}
-    attrs = {"meta": meta, **extra_attrs}
+    attrs: dict[str, Any] = {"meta": meta}
+    frame = _frame_shape_of(variables)
+    if frame is not None:
+        attrs["frame_shape"] = list(frame)
+    attrs.update(extra_attrs)
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
     ds.encoding["source"] = path
     return ds

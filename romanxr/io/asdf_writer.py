@@ -28,6 +28,7 @@ from romanxr.dataset import CAL_STEP_KEYS, RAMP_DIMS
 from romanxr.errors import InputError
 from romanxr.io.asdf_reader import BORDER, L2_ARRAY_DIMS
 from romanxr.io.atomic import atomic_target, check_output_path
+from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 __all__ = ["input_files", "prepare_meta", "to_asdf"]
 
@@ -74,6 +75,8 @@ RAMP_ARRAY_DIMS = {
 
 #: Extra array written next to the schema arrays when present (romancal's ``record_jumps``).
 JUMP_INDICES = "jump_indices"
+#: the lazy boolean (resultant, y, x) jump map that ramp_fit records
+JUMP_FLAGS = "jumps"
 
 PHOTOMETRY_KEYS = ("conversion_megajanskys", "conversion_megajanskys_uncertainty", "pixel_area")
 
@@ -326,6 +329,9 @@ def _collect(ds: xr.Dataset, kind: str, source: str) -> dict[str, tuple[xr.DataA
             arrays[name] = (da, dtype)
     if JUMP_INDICES in ds.data_vars:
         arrays[JUMP_INDICES] = (ds[JUMP_INDICES], None)
+    elif kind == "cal" and JUMP_FLAGS in ds.data_vars:
+        # evaluated with the other arrays (one compute), turned into indices afterwards
+        arrays[JUMP_FLAGS] = (ds[JUMP_FLAGS].transpose("resultant", "y", "x"), np.bool_)
     return arrays
 
 
@@ -359,6 +365,11 @@ def _storage_values(arrays: Mapping[str, tuple[xr.DataArray, Any]]) -> dict[str,
             values[name] = np.ascontiguousarray(_cast_block(np.asarray(data), dtype))
     if sources:
         da.store(sources, targets, lock=False, compute=True)
+    if JUMP_FLAGS in values:
+        flags = arrays[JUMP_FLAGS][0]
+        values[JUMP_INDICES] = jump_indices_from_flags(
+            values.pop(JUMP_FLAGS), flags["y"].values, flags["x"].values, BORDER
+        )
     if JUMP_INDICES in values:
         values[JUMP_INDICES] = _cast_indices(values[JUMP_INDICES])
     return values
@@ -479,6 +490,8 @@ def to_asdf(
     extra: dict[str, Any] = {"romanxr_version": _version()}
     if "step_parameters" in ds.attrs:
         extra["step_parameters"] = _to_plain_params(ds.attrs["step_parameters"])
+    if "frame_shape" in ds.attrs:
+        extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
     if JUMP_INDICES in arrays:
         extra["dims"] = {JUMP_INDICES: list(arrays[JUMP_INDICES][0].dims)}
     coords = _nondefault_coords(ds, kind)

@@ -6,7 +6,12 @@ import math
 
 import numpy as np
 
-__all__ = ["difference_covariance_terms", "jump_thresholds", "uniform_slope_weights"]
+__all__ = [
+    "difference_covariance_terms",
+    "jump_indices_from_flags",
+    "jump_thresholds",
+    "uniform_slope_weights",
+]
 
 
 def difference_covariance_terms(
@@ -68,3 +73,28 @@ def uniform_slope_weights(mean_time: np.ndarray, n_reads: np.ndarray) -> np.ndar
     nt = (n * t).sum()
     ntt = (n * t * t).sum()
     return n * (big_n * t - nt) / (big_n * ntt - nt * nt)
+
+
+def jump_indices_from_flags(
+    jumps: np.ndarray, y: np.ndarray, x: np.ndarray, border: int = 4
+) -> np.ndarray:
+    """romancal's ``jump_indices`` from a boolean ``(resultant, y, x)`` jump map.
+
+    Parameters
+    ----------
+    jumps : ndarray of bool, shape (n_resultants, ny, nx)
+        True where a jump was detected (in that resultant).
+    y, x : ndarray of int
+        Absolute detector coordinates of the rows and columns of ``jumps``.
+    border : int
+        Width of the reference border: rows/columns are given in the science frame.
+
+    Returns
+    -------
+    ndarray of int16, shape (N, 3)
+        Rows ``(resultant, y - border, x - border)``.
+    """
+    res, iy, ix = np.nonzero(np.asarray(jumps))
+    return np.stack([res, np.asarray(y)[iy] - border, np.asarray(x)[ix] - border], axis=1).astype(
+        np.int16
+    )

@@ -291,7 +291,7 @@ def correct_resultant(
 
 
 def refpix_reference_coefficients(
-    n_rows: int, n_channels: int = 32, cutoff: float = 0.5
+    n_rows: int, n_channels: int = 32, cutoff: float = 0.5, taper_to: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coefficients that remove a common-mode drift seen in the left/right reference columns.
 
@@ -312,6 +312,9 @@ def refpix_reference_coefficients(
         Detector channels (32 for a full frame).
     cutoff : float
         Pass band edge as a fraction of the row frequency.
+    taper_to : float, optional
+        If given, ``w`` falls from 1 at ``cutoff`` to 0 at ``taper_to`` (same units) along a
+        raised cosine instead of a sharp edge (less ringing at the ends of the series).
 
     Returns
     -------
@@ -320,7 +323,12 @@ def refpix_reference_coefficients(
     length = n_rows * ROW_LENGTH
     m = spectrum_length(n_rows)
     freq = np.arange(m)
-    window = (freq < cutoff * n_rows).astype(np.float64)
+    if taper_to is None:
+        window = (freq < cutoff * n_rows).astype(np.float64)
+    else:
+        f1 = max(cutoff * n_rows, 1.0)
+        f2 = max(taper_to * n_rows, f1 + 1.0)
+        window = 0.5 * (1 + np.cos(np.pi * np.clip((freq - f1) / (f2 - f1), 0.0, 1.0)))
     weights = window * length / (4.0 * m)
     gamma = np.broadcast_to(weights.astype(np.complex128), (n_channels, m)).copy()
     zeta = gamma.copy()

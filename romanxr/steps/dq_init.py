@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import CAL_STEP_KEYS, get_meta, validate_exposure
+from romanxr.dataset import (
+    BORDER,
+    CAL_STEP_KEYS,
+    DETECTOR_SIZE,
+    frame_shape,
+    get_meta,
+    validate_exposure,
+)
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
 from romanxr.errors import ConfigError
 from romanxr.refs import ReferenceResolver
@@ -20,9 +27,7 @@ from romanxr.steps._detector import resolve
 __all__ = ["BORDER", "DETECTOR_SIZE", "dq_init"]
 
 #: Pixels per side of a WFI detector frame (reference border included).
-DETECTOR_SIZE = 4096
 #: Width of the reference-pixel border on each side of the frame.
-BORDER = 4
 
 _GW = np.uint32(PixelFlag.GW_AFFECTED_DATA)
 _GW_WINDOW = np.uint32(PixelFlag.DO_NOT_USE | PixelFlag.GW_AFFECTED_DATA)
@@ -61,18 +66,20 @@ def _has(coord: xr.DataArray, values: range) -> bool:
     return bool(np.isin(np.asarray(values), np.asarray(coord.values)).all())
 
 
-def _border_arrays(data: xr.DataArray, pixeldq: xr.DataArray) -> dict[str, xr.DataArray]:
+def _border_arrays(
+    data: xr.DataArray, pixeldq: xr.DataArray, frame: tuple[int, int]
+) -> dict[str, xr.DataArray]:
     """Copies of the 4-pixel reference border; only the sides the Dataset actually contains."""
     out: dict[str, xr.DataArray] = {}
+    ny, nx = frame
     left = range(0, BORDER)
-    right = range(DETECTOR_SIZE - BORDER, DETECTOR_SIZE)
-    # romancal calls rows 0..3 "top" and rows 4092..4095 "bottom"; the rad schema text says the
+    # romancal calls rows 0..3 "top" and the last 4 rows "bottom"; the rad schema text says the
     # opposite. We follow the code so files compare bit for bit (algorithms.md 8 item 5).
     sides = {
         "left": ("x", left, "ref_col"),
-        "right": ("x", right, "ref_col"),
+        "right": ("x", range(nx - BORDER, nx), "ref_col"),
         "top": ("y", left, "ref_row"),
-        "bottom": ("y", right, "ref_row"),
+        "bottom": ("y", range(ny - BORDER, ny), "ref_row"),
     }
     for side, (dim, cols, new_dim) in sides.items():
         if not _has(data[dim], cols):
@@ -146,9 +153,10 @@ def dq_init(
     * A mask whose shape does not cover the exposure raises
       :class:`~romanxr.errors.ReferenceMismatchError`; romancal logs and marks the step
       SKIPPED. A mask resolving to N/A marks ``dq_init`` SKIPPED, the conversion still happens.
-    * Border arrays exist only for the sides whose 4 border columns/rows (absolute pixels
-      0..3 and 4092..4095) are in the Dataset; a cut-out or a frame smaller than a detector
-      lacks some or all of them. Rows 0..3 are called "top" and rows 4092..4095 "bottom", as
+    * Border arrays are the outer 4 columns/rows of the whole frame
+      (:func:`romanxr.dataset.frame_shape`, the file's array shape), made only for the sides a
+      cut-out still contains; romancal copies the array's edges whatever they are. On a whole
+      frame the two agree. Rows 0..3 are called "top" and the last 4 rows "bottom", as
       romancal does (the rad schema descriptions say the opposite).
 
     DQ bits touched: pixel GW_AFFECTED_DATA, DO_NOT_USE and every bit of the mask.
@@ -223,7 +231,7 @@ def dq_init(
         out = out.assign(amp33=amp33)
     # 6. reference border copies (old ones, from a ramp input, are replaced)
     stale = [v for v in out.data_vars if v.startswith(("border_ref_pix_", "dq_border_ref_pix_"))]
-    out = out.drop_vars(stale).assign(_border_arrays(data, pixeldq))
+    out = out.drop_vars(stale).assign(_border_arrays(data, pixeldq, frame_shape(ds)))
 
     result = finish_step(
         out,

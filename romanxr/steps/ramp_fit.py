@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import CAL_STEP_KEYS, resultant_coords
+from romanxr.dataset import BORDER, CAL_STEP_KEYS, frame_shape, resultant_coords
 from romanxr.errors import ConfigError, RomanxrWarning
 from romanxr.kernels.ramp_cas22 import cas22_fit_block
+from romanxr.kernels.ramp_common import jump_indices_from_flags
 from romanxr.kernels.ramp_likely import likely_fit_block
 from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import apply_kernel, finish_step
@@ -55,9 +56,6 @@ from romanxr.steps._ramp_inputs import (
 __all__ = ["ALGORITHMS", "jump_indices", "ramp_fit"]
 
 ALGORITHMS = ("likely", "ols_cas22")
-#: Width of the reference-pixel border; the full detector is 4096 x 4096.
-BORDER = 4
-DETECTOR_SIZE = 4096
 #: Variables carried from the ramp into the image, with the full-frame dims renamed.
 CARRIED = (
     "amp33",
@@ -268,19 +266,18 @@ def ramp_fit(
 
 
 def _science_area(ds: xr.Dataset) -> tuple[slice | np.ndarray, slice | np.ndarray]:
-    """Positions of the science pixels (the 4-pixel reference border removed).
+    """Positions of the science pixels: the 4-pixel reference border of the frame removed.
 
-    A ramp carrying the border reference arrays is a whole frame, whatever its size (small
-    synthetic frames included): its outer 4 rows/columns are cut. A cut-out (no border arrays)
-    keeps every pixel whose absolute coordinate lies inside the 4096 x 4096 detector's science
-    area ``4..4091``.
+    The frame is ``frame_shape(ds)`` (the file's array shape, kept by cut-outs; 4096x4096 for a
+    Dataset built by hand), so a whole small synthetic frame loses its outer 4 rows/columns and
+    a cut-out keeps every pixel inside the frame's science area.
     """
-    if "border_ref_pix_left" in ds or "dq_border_ref_pix_left" in ds:
-        return slice(BORDER, ds.sizes["y"] - BORDER), slice(BORDER, ds.sizes["x"] - BORDER)
-    sel = []
-    for dim in ("y", "x"):
+    sel: list[slice | np.ndarray] = []
+    for dim, size in zip(("y", "x"), frame_shape(ds), strict=True):
         coord = np.asarray(ds[dim].values)
-        sel.append(np.flatnonzero((coord >= BORDER) & (coord < DETECTOR_SIZE - BORDER)))
+        keep = np.flatnonzero((coord >= BORDER) & (coord < size - BORDER))
+        contiguous = keep.size == 0 or keep[-1] - keep[0] + 1 == keep.size
+        sel.append(slice(int(keep[0]), int(keep[-1]) + 1) if keep.size and contiguous else keep)
     return sel[0], sel[1]
 
 
@@ -300,7 +297,4 @@ def jump_indices(image: xr.Dataset) -> np.ndarray:
             "the image has no 'jumps' variable; run ramp_fit(algorithm='likely', record_jumps=True)"
         )
     jumps = image["jumps"].transpose("resultant", "y", "x")
-    res, iy, ix = np.nonzero(np.asarray(jumps.values))
-    y = np.asarray(image["y"].values)[iy] - BORDER
-    x = np.asarray(image["x"].values)[ix] - BORDER
-    return np.stack([res, y, x], axis=1).astype(np.int16)
+    return jump_indices_from_flags(jumps.values, image["y"].values, image["x"].values, BORDER)

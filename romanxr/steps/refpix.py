@@ -243,9 +243,15 @@ def refpix(
         combined = _correct_stack(d, a, offset, b, coeffs, params, workers)
 
     corrected = combined[:, :, :nx]
+    amp_values = abs(combined[:, :, nx:]).astype(ds["amp33"].dtype)
+    if lazy:
+        # hand the next (per-pixel) steps their usual layout: resultant whole, (y, x) chunks
+        if data.chunks is not None:
+            corrected = corrected.rechunk(data.data.chunks)
+        if amp33.chunks is not None:
+            amp_values = amp_values.rechunk(amp33.data.chunks)
     out = ds.copy(deep=False)
     out["data"] = xr.DataArray(corrected, dims=data.dims, coords=data.coords, attrs=data.attrs)
-    amp_values = abs(combined[:, :, nx:]).astype(ds["amp33"].dtype)
     out["amp33"] = xr.DataArray(amp_values, dims=amp33.dims, coords=amp33.coords, attrs=amp33.attrs)
     for name, cols in (
         ("border_ref_pix_left", slice(0, REF_COLUMNS)),

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from romanxr.testing.detector import DETECTORS, PAD_COLUMNS, DetectorModel
+from romanxr.testing.detector import DETECTORS, DetectorModel
 from romanxr.testing.simulate import _aperture_reference
 
 __all__ = [
@@ -138,39 +138,24 @@ class ReferenceSet(Mapping):
 
 
 def refpix_coefficients(ny: int, *, n_channels: int = 32) -> dict[str, np.ndarray]:
-    """REFPIX ``gamma``/``zeta``/``alpha`` that remove a slow common-mode drift.
+    """REFPIX ``gamma``/``zeta``/``alpha`` that remove the simulator's slow common-mode drift.
 
-    Derivation. refpix (algorithms.md 4.3, step 6) flattens each channel's resultant into a
-    time series of length ``L = ny * 140`` (128 read-order columns plus 12 pads per row).
-    The left series holds the 4 left reference columns and zeros elsewhere, so if every pixel
-    sees the same drift ``d(t)`` its spectrum is ``rfft(left / L) * 140 / 4 = D(f) / L`` for
-    frequency bins ``f`` well below the first alias at ``f = ny`` (the 4-of-140 sampling repeats
-    every row); the same holds for the right columns. The correction of a channel is
-    ``irfft((F_L gamma + F_R zeta + F_A alpha) * 2M)`` with ``M = L / 2 + 1``. Choosing
-
-        ``gamma = zeta = 0.5 * H(f) * L / (2M)``, ``alpha = 0``
-
-    gives ``corr = irfft(D(f) H(f))``: the average of the left and right estimates of the drift,
-    low-pass filtered by ``H``. ``H`` is 1 below ``ny / 8`` bins and falls to 0 at ``ny / 4``
-    with a cosine taper, far from the first alias at ``ny`` and wide enough for the simulated
-    drift (a few cycles per frame), while rejecting most of the reference-pixel read noise.
-    Constant and linear-in-time parts are removed before by refpix's own trend removal.
-    Residuals come from the non-periodic ends of the series (leakage); the refpix helper
-    refines this.
+    The left/right reference-column average low-passed below ``ny / 8`` cycles per frame with
+    a cosine taper to ``ny / 4`` (far from the first alias at ``ny``, wide enough for a drift of
+    a few cycles per frame, rejecting most reference-pixel read noise); ``alpha = 0``. The
+    derivation is in :func:`romanxr.kernels.refpix.refpix_reference_coefficients`.
 
     Returns
     -------
     dict
         ``gamma``, ``zeta``, ``alpha``: complex128 ``(n_channels, ny * 140 // 2 + 1)``.
     """
-    length = ny * (128 + PAD_COLUMNS)
-    m = length // 2 + 1
-    f = np.arange(m, dtype=np.float64)
-    f1, f2 = max(ny / 8.0, 1.0), max(ny / 4.0, 2.0)
-    taper = 0.5 * (1 + np.cos(np.pi * np.clip((f - f1) / (f2 - f1), 0.0, 1.0)))
-    weight = 0.5 * taper * length / (2 * m)
-    gamma = np.broadcast_to(weight.astype(np.complex128), (n_channels, m)).copy()
-    return {"gamma": gamma, "zeta": gamma.copy(), "alpha": np.zeros_like(gamma)}
+    from romanxr.kernels.refpix import refpix_reference_coefficients
+
+    gamma, zeta, alpha = refpix_reference_coefficients(
+        ny, n_channels=n_channels, cutoff=1 / 8, taper_to=1 / 4
+    )
+    return {"gamma": gamma, "zeta": zeta, "alpha": alpha}
 
 
 def _phot_table(pixel_area_sr: float) -> dict[str, dict[str, Any]]:
@@ -298,7 +283,7 @@ def make_reference_set(
             common(model, reftype, "saturation thresholds (observed DN)")
         elif reftype == "refpix":
             model = dm.RefpixRefModel.create_fake_data(shape=(2, 2))
-            for key, value in refpix_coefficients(ny).items():
+            for key, value in refpix_coefficients(ny, n_channels=max(1, nx // 128)).items():
                 setattr(model, key, value)
             common(model, reftype, "low-pass left/right average removing common-mode drift")
         elif reftype == "darkdecaysignal":

@@ -117,17 +117,14 @@ def test_dq_init_parity(files, romancal_dqinit, chunks):
     _assert_dq_equal(ours["pixeldq"].values, theirs.pixeldq)
     _assert_dq_equal(ours["groupdq"].values, theirs.groupdq)
     _assert_dq_equal(ours["amp33"].values, theirs.amp33)
-    for side in ("left", "top"):
+    # a whole frame of any size has its border on its outer 4 rows/columns, as in romancal
+    for side in ("left", "right", "top", "bottom"):
         np.testing.assert_array_equal(
             ours[f"border_ref_pix_{side}"].values, getattr(theirs, f"border_ref_pix_{side}")
         )
         _assert_dq_equal(
             ours[f"dq_border_ref_pix_{side}"].values, getattr(theirs, f"dq_border_ref_pix_{side}")
         )
-    # documented difference: a frame smaller than a detector has no right/bottom border
-    # (its last columns/rows are not detector pixels 4092..4095); romancal copies them anyway
-    assert "border_ref_pix_right" not in ours and "border_ref_pix_bottom" not in ours
-    assert theirs.border_ref_pix_right.shape == (6, 12, 4)
     for key, value in theirs.meta.cal_step.items():
         assert ours.attrs["meta"]["cal_step"][key] == value
 
@@ -142,14 +139,16 @@ def test_dq_init_border_parity_full_width(tmp_path):
     mask = write_mask(tmp_path / "m.asdf", rng.integers(0, 2**20, size=(8, 4096)))
     theirs = DQInitStep(override_mask=str(mask)).run(str(uncal))
     ours = dq_init(romanxr.open_uncal(uncal, chunks={"x": 1000}), override_mask=mask).compute()
-    for side in ("left", "right", "top"):
+    for side in ("left", "right", "top", "bottom"):
         np.testing.assert_array_equal(
             ours[f"border_ref_pix_{side}"].values, getattr(theirs, f"border_ref_pix_{side}")
         )
         _assert_dq_equal(
             ours[f"dq_border_ref_pix_{side}"].values, getattr(theirs, f"dq_border_ref_pix_{side}")
         )
-    assert "border_ref_pix_bottom" not in ours  # rows 4092..4095 are not in an 8-row strip
+    # a cut-out keeps only the border sides it contains (romancal has no cut-outs)
+    cut = dq_init(romanxr.open_uncal(uncal).isel(y=slice(0, 6)), override_mask=mask)
+    assert "border_ref_pix_top" in cut and "border_ref_pix_bottom" not in cut
 
 
 def test_dq_init_guide_window_clip_difference(tmp_path):

@@ -118,7 +118,7 @@ def test_invalid_guide_window_flags_nothing(tmp_path):
 
 
 def test_borders_full_width_strip(tmp_path):
-    """A strip with absolute columns 0..4095 and rows 0..7: left, right and top exist."""
+    """A whole 8 x 4096 frame: its outer 4 columns/rows on each side are the border."""
     data = np.random.default_rng(0).integers(0, 60000, size=(2, 8, 4096), dtype=np.uint16)
     path = write_uncal(tmp_path / "w_uncal.asdf", data)
     mask_dq = np.random.default_rng(1).integers(0, 2**16, size=(8, 4096)).astype(np.uint32)
@@ -139,17 +139,22 @@ def test_borders_full_width_strip(tmp_path):
     np.testing.assert_array_equal(out["dq_border_ref_pix_top"].values, mask_dq[:4, :])
     assert out["border_ref_pix_left"].dtype == np.float32
     assert out["dq_border_ref_pix_top"].dtype == np.uint32
-    # rows 4092..4095 are not in the strip: no "bottom"
-    assert "border_ref_pix_bottom" not in out and "dq_border_ref_pix_bottom" not in out
+    # the frame has 8 rows: its last 4 are "bottom" (rows 0..3 "top", as romancal names them)
+    np.testing.assert_array_equal(out["border_ref_pix_bottom"].values, d[:, -4:, :])
 
 
 def test_cutout_without_border_has_no_border_arrays(exposure):
     path, mask, _ = exposure
-    ds = romanxr.open_uncal(path, chunks=None).isel(y=slice(4, 8), x=slice(4, 10))
+    # columns 4..5 of the 8x10 frame lie inside its 4-column borders; rows are all kept
+    ds = romanxr.open_uncal(path, chunks=None).isel(x=slice(4, 6))
+    assert ds.attrs["frame_shape"] == [NY, NX]
     out = dq_init(ds, override_mask=mask)
-    assert not [v for v in out.data_vars if "border" in v]
+    assert [v for v in out.data_vars if v.startswith("border")] == [
+        "border_ref_pix_top",
+        "border_ref_pix_bottom",
+    ]
     # the full-frame mask is aligned by absolute coordinates
-    assert out["pixeldq"].sizes == {"y": 4, "x": 6}
+    assert out["pixeldq"].sizes == {"y": NY, "x": 2}
 
 
 def test_cal_step_initialised(exposure):
@@ -202,14 +207,16 @@ def test_negative_expand_is_a_config_error(exposure):
 
 
 def test_bottom_border_is_rows_4092_to_4095(tmp_path):
-    """A tall strip (rows 0..4095, columns 0..7): "bottom" holds rows 4092..4095 as in romancal
-    (the rad schema text calls these rows "top"); no right border in 8 columns."""
+    """A tall cut-out (rows 0..4095, columns 0..5 of an 8-column frame): "bottom" holds rows
+    4092..4095 as in romancal (the rad schema text calls these rows "top"); the right border
+    (columns 4..7) is not in the cut-out."""
     data = np.random.default_rng(2).integers(0, 60000, size=(2, 4096, 8), dtype=np.uint16)
     path = write_uncal(tmp_path / "t_uncal.asdf", data)
-    out = dq_init(romanxr.open_uncal(path, chunks={"y": 1000}), override_mask="N/A")
+    cutout = romanxr.open_uncal(path, chunks={"y": 1000}).isel(x=slice(0, 6))
+    out = dq_init(cutout, override_mask="N/A")
     bottom = out["border_ref_pix_bottom"]
-    assert bottom.dims == ("resultant", "ref_row", "x") and bottom.shape == (2, 4, 8)
-    np.testing.assert_array_equal(bottom.values, data[:, 4092:, :].astype(np.float32))
-    np.testing.assert_array_equal(out["border_ref_pix_top"].values, data[:, :4, :])
-    assert out["dq_border_ref_pix_bottom"].shape == (4, 8)
+    assert bottom.dims == ("resultant", "ref_row", "x") and bottom.shape == (2, 4, 6)
+    np.testing.assert_array_equal(bottom.values, data[:, 4092:, :6].astype(np.float32))
+    np.testing.assert_array_equal(out["border_ref_pix_top"].values, data[:, :4, :6])
+    assert out["dq_border_ref_pix_bottom"].shape == (4, 6)
     assert "border_ref_pix_right" not in out

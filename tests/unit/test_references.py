@@ -36,7 +36,8 @@ MODEL_CLASS = {
 ARRAYS = {
     "mask": {"dq": ("uint32", (32, 32))},
     "saturation": {"data": ("float32", (32, 32)), "dq": ("uint32", (32, 32))},
-    "refpix": {k: ("complex128", (32, 2241)) for k in ("gamma", "zeta", "alpha")},
+    # one 128-column channel at least (the 32-pixel test frame is narrower than a channel)
+    "refpix": {k: ("complex128", (1, 2241)) for k in ("gamma", "zeta", "alpha")},
     "linearity": {"coeffs": ("float32", (7, 32, 32)), "dq": ("uint32", (32, 32))},
     "inverselinearity": {"coeffs": ("float32", (3, 32, 32)), "dq": ("uint32", (32, 32))},
     "integralnonlinearity": {"value": ("uint16", (1025,))},
