@@ -22,6 +22,7 @@ __all__ = [
     "PIXEL_TIME",
     "ROW_OVERHEAD",
     "column_time",
+    "read_order_time",
     "read_time_map",
     "row_time",
 ]
@@ -71,14 +72,19 @@ def row_time(frame_time: float, sca: int, y: np.ndarray, frame: float = 0.0) -> 
     return frame_time * cycles / full_scale + frame * frame_time
 
 
+def read_order_time(frame_time: float, read_col: np.ndarray) -> np.ndarray:
+    """Time (s) into a channel row at read-order column ``read_col`` (0..127)."""
+    _, full_scale = _clock_constants(frame_time)
+    return frame_time * np.asarray(read_col, dtype=np.float64) / full_scale
+
+
 def column_time(frame_time: float, sca: int, x: np.ndarray) -> np.ndarray:
     """Column part of the read time (s) at absolute science-frame columns ``x``."""
-    _, full_scale = _clock_constants(frame_time)
     c = _detector_col(np.asarray(x, dtype=np.int64), sca)
     within = c % CHANNEL_WIDTH
     # odd channels read right to left
     read_order = np.where((c // CHANNEL_WIDTH) % 2 == 1, CHANNEL_WIDTH - 1 - within, within)
-    return frame_time * read_order.astype(np.float64) / full_scale
+    return read_order_time(frame_time, read_order)
 
 
 def read_time_map(

@@ -82,39 +82,19 @@ def channel_read_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return channel, read_col
 
 
-#: Clock period of one pixel (s) and idle clocks after each channel row in the timing model of
-#: algorithms.md 4.4 (the refpix model uses 12 pads instead).
-PIXEL_CLOCK = 4.915263e-6
-TIMING_PAD = 14
-#: Science rows between guide-window excursions and the excursions' pseudo-time factor.
-GUIDE_STRIDE = 256
-GUIDE_PSEUDOTIME = 1.5
-
-
 def frame_read_time(
     frame_time: float, detector_number: int, y: np.ndarray, read_col: np.ndarray
 ) -> np.ndarray:
     """Time (s) after the start of a frame at which pixel (``y``, ``read_col``) is read.
 
-    The timing model of algorithms.md 4.4 for a 4096x4096 detector: inside a channel, clock
-    ``q = c + r * (128 + 14)`` with ``r`` the detector row and ``c`` the read-order column;
-    the frame time left after the science pixels is spent in 16 guide-window excursions
-    (one after every 256 rows, each worth ``1.5`` times its share of clock cycles); the clock
-    is scaled so that the frame lasts ``frame_time`` including a final excursion. Science rows
-    run opposite to detector rows except on detectors 3, 6, ..., 18 (whose columns are
-    mirrored instead, which leaves ``read_col`` unchanged). ``y`` are absolute science-frame
-    rows (a cut-out starts at row 0). Broadcasts ``y`` against ``read_col``.
+    The timing model of algorithms.md 4.4 (:mod:`romanxr.kernels.timing`), written in terms
+    of the read-order column inside a channel, which the simulator works with (mirrored
+    columns on detectors 3, 6, ..., 18 leave it unchanged). ``y`` are absolute science-frame
+    rows. Broadcasts ``y`` against ``read_col``.
     """
-    nrow = 4096
-    q_science_max = (CHANNEL_WIDTH - 1) + (nrow - 1) * (CHANNEL_WIDTH + TIMING_PAD)
-    gw_cycles = frame_time / PIXEL_CLOCK - q_science_max
-    per_excursion = gw_cycles / (nrow // GUIDE_STRIDE) * GUIDE_PSEUDOTIME
-    y = np.asarray(y)
-    row = y if detector_number % 3 == 0 else (nrow - 1) - y
-    q = read_col + row * float(CHANNEL_WIDTH + TIMING_PAD)
-    q = q + per_excursion * np.minimum(row // GUIDE_STRIDE, nrow // GUIDE_STRIDE - 1)
-    q_max = q_science_max + per_excursion * (nrow // GUIDE_STRIDE - 1)
-    return frame_time * q / (q_max + per_excursion)
+    from romanxr.kernels.timing import read_order_time, row_time
+
+    return row_time(frame_time, detector_number, y) + read_order_time(frame_time, read_col)
 
 
 def dark_decay_signal(

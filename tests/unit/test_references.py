@@ -13,25 +13,12 @@ from romanxr.testing import (
     refpix_coefficients,
     simulate_exposure,
 )
+from romanxr.testing.crds_cache import REFERENCE_MODELS
 from romanxr.testing.references import ROMANCAL_STEP_REFTYPES
 
 SHAPE = (32, 32)
 
-MODEL_CLASS = {
-    "mask": "MaskRefModel",
-    "saturation": "SaturationRefModel",
-    "refpix": "RefpixRefModel",
-    "darkdecaysignal": "DarkdecaysignalRefModel",
-    "linearity": "LinearityRefModel",
-    "inverselinearity": "InverselinearityRefModel",
-    "integralnonlinearity": "IntegralnonlinearityRefModel",
-    "readnoise": "ReadnoiseRefModel",
-    "gain": "GainRefModel",
-    "dark": "DarkRefModel",
-    "distortion": "DistortionRefModel",
-    "photom": "WfiImgPhotomRefModel",
-    "flat": "FlatRefModel",
-}
+MODEL_CLASS = REFERENCE_MODELS
 # name -> (dtype, shape) for a 32x32 frame (M = 32 * 140 / 2 + 1 = 2241)
 ARRAYS = {
     "mask": {"dq": ("uint32", (32, 32))},
