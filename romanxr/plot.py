@@ -17,6 +17,7 @@ in one call (``romanxr demo`` uses it).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -319,15 +320,13 @@ class RomanPlotter:
         if other.any():
             ax.plot(t[other], values[other], "o", mfc="none", color="grey", label="flagged")
         if jumps.any():
-            ax.plot(
-                t[jumps], values[jumps], "s", mfc="none", ms=12, color="#c0392b", label="jump"
-            )
+            ax.plot(t[jumps], values[jumps], "s", mfc="none", ms=12, color="#c0392b", label="jump")
         if cal is not None:
             slope = float(cal["data"].sel(y=y, x=x).values)
             if np.isfinite(slope):
                 starts = [0, *np.flatnonzero(jumps).tolist(), t.size]
                 labelled = False
-                for lo, hi in zip(starts[:-1], starts[1:], strict=True):
+                for lo, hi in itertools.pairwise(starts):
                     seg = np.arange(lo, hi)
                     seg = seg[good[seg]]
                     if seg.size == 0:

@@ -145,9 +145,7 @@ class ExposureSummary:
 
 
 def _pattern_text(pattern: list[list[int]], limit: int = 8) -> str:
-    parts = [
-        f"[{r[0]}]" if len(r) == 1 else f"[{r[0]}..{r[-1]}]" if r else "[]" for r in pattern
-    ]
+    parts = [f"[{r[0]}]" if len(r) == 1 else f"[{r[0]}..{r[-1]}]" if r else "[]" for r in pattern]
     if len(parts) > limit:
         parts = [*parts[: limit - 1], "...", parts[-1]]
     return " ".join(parts)
