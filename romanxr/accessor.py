@@ -66,9 +66,10 @@ class RomanAccessor:
 
     @property
     def plot(self) -> _plot.RomanPlotter:
-        """Quicklook plots: ``.plot.image()``, ``.plot.ramp(y, x, cal=...)``, ``.plot.dq(bit=...)``.
+        """Quicklook plots of this exposure (a :class:`romanxr.plot.RomanPlotter`).
 
-        See :class:`romanxr.plot.RomanPlotter` (needs matplotlib).
+        ``.plot.image()``, ``.plot.ramp(y, x, cal=...)`` and ``.plot.dq(bit=...)``; each
+        returns the matplotlib Axes (needs matplotlib).
         """
         return _plot.RomanPlotter(self._ds)
 

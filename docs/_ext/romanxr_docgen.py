@@ -87,6 +87,8 @@ def public_objects() -> list[tuple[str, str, Any]]:
                 continue
             obj = getattr(module, name)
             home = getattr(obj, "__module__", None)
+            if not str(home or "romanxr").startswith("romanxr"):
+                continue  # e.g. a numpy dtype exported as a constant
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and home != modname:
                 deferred.append((modname, name, obj))
                 continue
@@ -225,6 +227,8 @@ def write_steps(folder: Path) -> None:
         intro = intro.split("\n\n")[0]
         reftypes = REFTYPES_BY_STEP.get(spec.cal_step or spec.name, ())
         title = f"{spec.name}"
+        aliases = ", ".join(f"``{a}``" for a in spec.aliases)
+        aliases = f" (also spelled {aliases})" if aliases else ""
         lines = [
             title,
             "=" * len(title),
@@ -237,10 +241,10 @@ def write_steps(folder: Path) -> None:
             f":Python: ``romanxr.steps.{spec.module}.{spec.function}(ds, ...)`` or "
             f"``ds.roman.{spec.name}(...)``",
             f":Pipeline option: ``steps={{'{spec.name}': {{...}}}}`` / "
-            f"``--steps.{spec.name}.<parameter>=<value>``"
-            + (f" (also spelled {', '.join(f'``{a}``' for a in spec.aliases)})" if spec.aliases else ""),
-            f":meta.cal_step: ``{spec.cal_step}``" if spec.cal_step else
-            ":meta.cal_step: none (recorded in ``attrs['step_parameters']['jump']``)",
+            f"``--steps.{spec.name}.<parameter>=<value>``" + aliases,
+            f":meta.cal_step: ``{spec.cal_step}``"
+            if spec.cal_step
+            else ":meta.cal_step: none (recorded in ``attrs['step_parameters']['jump']``)",
             ":Reference types: "
             + (", ".join(f"``{r.upper()}``" for r in reftypes) if reftypes else "none"),
             f":DQ bits: {STEP_DQ.get(spec.name, 'see the docstring')}",
@@ -251,8 +255,14 @@ def write_steps(folder: Path) -> None:
         ]
         params = spec.parameters()
         if params:
-            lines += [".. list-table::", "   :header-rows: 1", "", "   * - parameter",
-                      "     - default", "     - meaning"]
+            lines += [
+                ".. list-table::",
+                "   :header-rows: 1",
+                "",
+                "   * - parameter",
+                "     - default",
+                "     - meaning",
+            ]
             for p in params.values():
                 text = " ".join(str(p.help or "").split()) or "(see below)"
                 lines += [f"   * - ``{p.name}``", f"     - ``{p.default!r}``", f"     - {text}"]
