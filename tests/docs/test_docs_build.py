@@ -71,7 +71,7 @@ def test_cli_reference_lists_every_command_and_step_option(built):
     text = (built / "generated" / "cli.txt").read_text()
     for name in romanxr_docgen._subparsers(build_parser()):
         assert f"romanxr {name}" in text
-    assert "--steps.jump.rejection_threshold=4.5" in text
+    assert "--steps.jump.rejection_threshold" in text
     assert all(f"--steps.{s.name}." in text for s in STEPS if s.parameters())
 
 
