@@ -13,6 +13,8 @@ from typing import Any
 import xarray as xr
 
 from romanxr import pipeline as _pipeline
+from romanxr import plot as _plot
+from romanxr import summary as _summary
 from romanxr import wcs as _wcs
 from romanxr.io import asdf_writer as _asdf_writer
 from romanxr.io import zarr_io as _zarr_io
@@ -61,6 +63,25 @@ class RomanAccessor:
         from romanxr.dataset import get_meta
 
         return get_meta(self._ds)
+
+    @property
+    def plot(self) -> _plot.RomanPlotter:
+        """Quicklook plots of this exposure (a :class:`romanxr.plot.RomanPlotter`).
+
+        ``.plot.image()``, ``.plot.ramp(y, x, cal=...)`` and ``.plot.dq(bit=...)``; each
+        returns the matplotlib Axes (needs matplotlib).
+        """
+        return _plot.RomanPlotter(self._ds)
+
+    @_forwards(_summary.summarize)
+    def summary(self) -> _summary.ExposureSummary:
+        return _summary.summarize(self._ds)
+
+    def __repr__(self) -> str:
+        return str(_summary.summarize(self._ds))
+
+    def _repr_html_(self) -> str:
+        return _summary.summarize(self._ds)._repr_html_()
 
     # ---- ramp-level steps, in pipeline order
     @_forwards(_dq_init.dq_init)
