@@ -53,6 +53,11 @@ def run_romancal_offline(uncal: Path, cache: Any, *, skip: tuple[str, ...]) -> A
 def oracle_run(tmp_path_factory) -> OracleRun:
     """Simulate, build the cache, run romancal and romanxr once for the whole session."""
     pytest.importorskip("romancal")
+    return make_oracle_run(tmp_path_factory.mktemp("oracle"))
+
+
+def make_oracle_run(folder: Path) -> OracleRun:
+    """The oracle run in ``folder`` (an empty folder)."""
     from romanxr.pipeline import calibrate
     from romanxr.testing import (
         make_detector,
@@ -62,7 +67,6 @@ def oracle_run(tmp_path_factory) -> OracleRun:
     )
     from romanxr.testing.crds_cache import build_local_crds_cache
 
-    folder = tmp_path_factory.mktemp("oracle")
     # refpix and dark_decay cannot run on a small frame: simulate no drift and no dark decay
     det = make_detector(
         ORACLE_SHAPE, seed=ORACLE_SEED, drift_amplitude=0.0, dark_decay_amplitude=0.0
