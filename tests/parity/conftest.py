@@ -37,6 +37,7 @@ class OracleRun:
     romancal_cal: Path
     romanxr_cal: Path
     romanxr_ds: Any  # the Dataset calibrate returned (lazy)
+    sources: dict[str, Any]  # the simulated stars: x, y (absolute pixels), flux, saturating
 
 
 def run_romancal_offline(uncal: Path, cache: Any, *, skip: tuple[str, ...]) -> Any:
@@ -74,7 +75,7 @@ def make_oracle_run(folder: Path) -> OracleRun:
     refs = make_reference_set(folder / "references", det)
     cache = build_local_crds_cache(folder / "crds_cache", refs)
     (folder / "input").mkdir()
-    scene, _ = make_scene(det.science_shape, seed=ORACLE_SEED, sky=ORACLE_SKY)
+    scene, sources = make_scene(det.science_shape, seed=ORACLE_SEED, sky=ORACLE_SKY)
     sim = simulate_exposure(det, seed=ORACLE_SEED, scene=scene, path=folder / "input")
 
     image = run_romancal_offline(sim.path, cache, skip=ROMANCAL_SKIP_SMALL)
@@ -90,4 +91,4 @@ def make_oracle_run(folder: Path) -> OracleRun:
             steps={name: {"skip": True} for name in ROMANXR_SKIP_SMALL},
             output=romanxr_cal,
         )
-    return OracleRun(sim.path, refs, cache, sim.truth, romancal_cal, romanxr_cal, ds)
+    return OracleRun(sim.path, refs, cache, sim.truth, romancal_cal, romanxr_cal, ds, sources)
