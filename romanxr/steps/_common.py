@@ -65,9 +65,18 @@ def finish_step(
         if contexts:
             crds = attrs["meta"].setdefault("ref_file", {}).setdefault("crds", {})
             crds["context"] = sorted(contexts)[-1]
+            crds["version"] = _crds_version()  # the client that resolved them, as stpipe records
     out = out.copy(deep=False)
     out.attrs = attrs
     return out
+
+
+def _crds_version() -> str:
+    try:
+        import crds
+    except ImportError:  # pragma: no cover - a context implies crds was there
+        return "?"
+    return str(crds.__version__)
 
 
 def skip_step(ds: xr.Dataset, step: str, status: str = "SKIPPED") -> xr.Dataset:
