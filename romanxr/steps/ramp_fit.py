@@ -277,10 +277,15 @@ def _science_area(ds: xr.Dataset) -> tuple[slice | np.ndarray, slice | np.ndarra
     """
     if "border_ref_pix_left" in ds or "dq_border_ref_pix_left" in ds:
         return slice(BORDER, ds.sizes["y"] - BORDER), slice(BORDER, ds.sizes["x"] - BORDER)
-    sel = []
+    sel: list[slice | np.ndarray] = []
     for dim in ("y", "x"):
         coord = np.asarray(ds[dim].values)
-        sel.append(np.flatnonzero((coord >= BORDER) & (coord < DETECTOR_SIZE - BORDER)))
+        idx = np.flatnonzero((coord >= BORDER) & (coord < DETECTOR_SIZE - BORDER))
+        if idx.size and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size)):
+            # a run of positions: a slice keeps dask from gathering (copying) every chunk
+            sel.append(slice(int(idx[0]), int(idx[0]) + idx.size))
+        else:
+            sel.append(idx)
     return sel[0], sel[1]
 
 
