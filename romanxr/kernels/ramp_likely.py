@@ -505,6 +505,17 @@ def _likely_block(
     nfinite = np.zeros(nx, np.int64)
     guess = np.zeros(nx)
     inv_dt = 1.0 / dt
+    # per-row sums and results
+    sf = np.zeros(nx)
+    sb = np.zeros(nx)
+    sa = np.zeros(nx)
+    svp = np.zeros(nx)
+    svr = np.zeros(nx)
+    su = np.zeros(nx)
+    sslope = np.zeros(nx)
+    schi = np.zeros(nx)
+    n_good = np.zeros(nx, np.int64)
+    gor = np.zeros(nx, np.uint8)
     # pixel scratch for the scalar jump-search path
     p_use = np.zeros(m, np.bool_)
     p_d = np.zeros(m)
@@ -547,101 +558,135 @@ def _likely_block(
         # fit at the rate guess: the rate estimate for the final covariance
         _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
         for ix in range(nx):
-            f = 0.0
-            b = 0.0
-            a = 0.0
-            for k in range(m):
+            sf[ix] = 0.0
+            sb[ix] = 0.0
+            sa[ix] = 0.0
+        for k in range(m):
+            for ix in range(nx):
                 if use[k, ix]:
-                    f += x[k, ix]
-                    b += y[k, ix]
-                    a += d[k, ix] * y[k, ix]
-            rate = b / f
+                    sf[ix] += x[k, ix]
+                    sb[ix] += y[k, ix]
+                    sa[ix] += d[k, ix] * y[k, ix]
+        for ix in range(nx):
+            b = sb[ix]
+            a = sa[ix]
+            rate = b / sf[ix]
             fg[ix] = rate * inv_gain[ix] if rate > 0 else 0.0
             # a pixel whose chi-square exceeds T1 may have a jump: flag it for the scalar path
             if search and nuse[ix] >= 3 and a - b * rate > t1:
                 nuse[ix] = -nuse[ix]
         _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        # sums over the usable differences, k outer and pixels inner (same order per pixel as
+        # the scalar path, so the same rounding)
         for ix in range(nx):
+            sf[ix] = 0.0
+            sb[ix] = 0.0
+            sa[ix] = 0.0
+            svp[ix] = 0.0
+            svr[ix] = 0.0
+            su[ix] = 0.0
+            n_good[ix] = 0
+            gor[ix] = 0
+        for k in range(m):
+            for ix in range(nx):
+                if use[k, ix]:
+                    sf[ix] += x[k, ix]
+                    sb[ix] += y[k, ix]
+                    sa[ix] += d[k, ix] * y[k, ix]
+        for ix in range(nx):
+            inv_f = 1.0 / sf[ix]
+            sf[ix] = inv_f
+            s = sb[ix] * inv_f
+            sslope[ix] = s
+            schi[ix] = sa[ix] - sb[ix] * s
+        for k in range(m):
+            ap = a_p[k]
+            ar = a_r[k]
+            if k < m - 1:
+                bp = b_p[k]
+                br = b_r[k]
+            else:
+                bp = 0.0
+                br = 0.0
+            for ix in range(nx):
+                if use[k, ix]:
+                    w = x[k, ix] * sf[ix]
+                    svp[ix] += w * w * ap
+                    svr[ix] += w * w * ar
+                    if k < m - 1 and use[k + 1, ix]:
+                        w2 = x[k + 1, ix] * sf[ix]
+                        svp[ix] += 2.0 * w * w2 * bp
+                        svr[ix] += 2.0 * w * w2 * br
+        for k in range(nres):
+            uw = uniform_w[k]
+            for ix in range(nx):
+                gk = groupdq[k, iy, ix]
+                gdq_out[k, iy, ix] = gk
+                n_good[ix] += (gk & (_G_SAT | _G_DNU)) == 0
+                gor[ix] |= gk
+                su[ix] += uw * np.float64(data[k, iy, ix])
+        for ix in range(nx):
+            if nuse[ix] == 0:
+                sslope[ix] = np.nan
+                svp[ix] = np.nan
+                svr[ix] = np.nan
+                schi[ix] = np.nan
+            elif nuse[ix] > 0:
+                svp[ix] *= fg[ix]
+                svr[ix] *= rn2[ix]
+        # pixels that need the jump search (few): scalar fit, then their flags again
+        for ix in range(nx):
+            if nuse[ix] >= 0:
+                continue
             for k in range(nres):
                 r[k] = data[k, iy, ix]
                 gq[k] = groupdq[k, iy, ix]
-            if nuse[ix] < 0:
-                s, vp, vr, cs, nd = likely_fit_pixel(
-                    r,
-                    gq,
-                    readnoise[iy, ix],
-                    gain[iy, ix],
-                    dt,
-                    a_r,
-                    b_r,
-                    a_p,
-                    b_p,
-                    n_reads,
-                    t1,
-                    t2,
-                    search,
-                    jump_cuts_one,
-                    p_use,
-                    p_d,
-                    p_alpha,
-                    p_beta,
-                    p_piv,
-                    p_qiv,
-                    p_x,
-                    p_y,
-                    p_cdiag,
-                    p_coff,
-                    p_work,
-                    dropped,
-                )
-                if nd > 0:
-                    for i in range(m):
-                        if dropped[i]:
-                            gq[i + 1] |= _G_JUMP
-            elif nuse[ix] == 0:
-                s, vp, vr, cs = np.nan, np.nan, np.nan, np.nan
-            else:
-                f = 0.0
-                b = 0.0
-                a = 0.0
-                vp = 0.0
-                vr = 0.0
-                for k in range(m):
-                    if use[k, ix]:
-                        f += x[k, ix]
-                        b += y[k, ix]
-                        a += d[k, ix] * y[k, ix]
-                inv_f = 1.0 / f
-                s = b * inv_f
-                cs = a - b * s
-                for k in range(m):
-                    if use[k, ix]:
-                        w = x[k, ix] * inv_f
-                        vp += w * w * a_p[k]
-                        vr += w * w * a_r[k]
-                        if k < m - 1 and use[k + 1, ix]:
-                            w2 = x[k + 1, ix] * inv_f
-                            vp += 2.0 * w * w2 * b_p[k]
-                            vr += 2.0 * w * w2 * b_r[k]
-                vp *= fg[ix]
-                vr *= rn2[ix]
-            n_good = 0
-            any_sat = False
-            any_jump = False
-            for k in range(nres):
-                gdq_out[k, iy, ix] = gq[k]
-                if gq[k] & (_G_SAT | _G_DNU) == 0:
-                    n_good += 1
-                if gq[k] & _G_SAT:
-                    any_sat = True
-                if gq[k] & _G_JUMP:
-                    any_jump = True
+            s, vp, vr, cs, nd = likely_fit_pixel(
+                r,
+                gq,
+                readnoise[iy, ix],
+                gain[iy, ix],
+                dt,
+                a_r,
+                b_r,
+                a_p,
+                b_p,
+                n_reads,
+                t1,
+                t2,
+                search,
+                jump_cuts_one,
+                p_use,
+                p_d,
+                p_alpha,
+                p_beta,
+                p_piv,
+                p_qiv,
+                p_x,
+                p_y,
+                p_cdiag,
+                p_coff,
+                p_work,
+                dropped,
+            )
+            sslope[ix] = s
+            svp[ix] = vp
+            svr[ix] = vr
+            schi[ix] = cs
+            if nd > 0:
+                for i in range(m):
+                    if dropped[i]:
+                        gq[i + 1] |= _G_JUMP
+                        gdq_out[i + 1, iy, ix] = gq[i + 1]
+                        gor[ix] |= _G_JUMP
+        for ix in range(nx):
+            s = sslope[ix]
             flags = pixeldq[iy, ix]
-            if n_good <= 1:
+            if n_good[ix] <= 1:
                 flags |= _P_DNU
-            if any_sat:
+            if gor[ix] & _G_SAT:
                 flags |= _P_SAT
-            if any_jump:
+            if gor[ix] & _G_JUMP:
                 flags |= _P_JUMP
             if not np.isfinite(s):
                 flags |= _P_DNU
@@ -650,14 +695,13 @@ def _likely_block(
             dq[iy, ix] = flags
             s32 = np.float32(s)
             slope[iy, ix] = s32
+            vp = svp[ix]
+            vr = svr[ix]
             var_p[iy, ix] = vp
             var_r[iy, ix] = vr
             err[iy, ix] = np.sqrt(vp + vr)
-            chisq[iy, ix] = cs
-            su = 0.0
-            for k in range(nres):
-                su += uniform_w[k] * r[k]
-            dumo[iy, ix] = np.float32(su) - s32
+            chisq[iy, ix] = schi[ix]
+            dumo[iy, ix] = np.float32(su[ix]) - s32
     return slope, dq, err, var_p, var_r, chisq, dumo, gdq_out
 
 
