@@ -387,35 +387,38 @@ def _likely_block_scalar(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y):
+def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, beta, ipiv, x, y):
     """Tridiagonal GLS for a whole row of pixels at once (k outer, pixels inner: vectorises).
 
     Returns nothing; leaves x = C^-1 u and y = C^-1 d (zero outside U) per pixel.
     """
-    for k in range(m):
-        for ix in range(nx):
-            if use[k, ix]:
-                alpha[k, ix] = rn2[ix] * a_r[k] + rate_over_gain[ix] * a_p[k]
-            else:
-                alpha[k, ix] = 1.0
-    for k in range(m - 1):
-        for ix in range(nx):
-            if use[k, ix] and use[k + 1, ix]:
-                beta[k, ix] = rn2[ix] * b_r[k] + rate_over_gain[ix] * b_p[k]
-            else:
-                beta[k, ix] = 0.0
+    # alpha (diagonal) is formed on the fly; beta is kept for the back substitution
+    ar = a_r[0]
+    ap = a_p[0]
     for ix in range(nx):
-        ipiv[0, ix] = 1.0 / alpha[0, ix]
-        x[0, ix] = 1.0 if use[0, ix] else 0.0
-        y[0, ix] = d[0, ix] if use[0, ix] else 0.0
+        ok = use[0, ix]
+        alpha0 = rn2[ix] * ar + rate_over_gain[ix] * ap if ok else 1.0
+        ipiv[0, ix] = 1.0 / alpha0
+        x[0, ix] = 1.0 if ok else 0.0
+        y[0, ix] = d[0, ix] if ok else 0.0
     for k in range(1, m):
+        ar = a_r[k]
+        ap = a_p[k]
+        br = b_r[k - 1]
+        bp = b_p[k - 1]
         for ix in range(nx):
-            b = beta[k - 1, ix]
+            ok = use[k, ix]
+            if ok and use[k - 1, ix]:
+                b = rn2[ix] * br + rate_over_gain[ix] * bp
+            else:
+                b = 0.0
+            beta[k - 1, ix] = b
+            alpha_k = rn2[ix] * ar + rate_over_gain[ix] * ap if ok else 1.0
             l = b * ipiv[k - 1, ix]
-            ipiv[k, ix] = 1.0 / (alpha[k, ix] - l * b)
-            u = 1.0 if use[k, ix] else 0.0
+            ipiv[k, ix] = 1.0 / (alpha_k - l * b)
+            u = 1.0 if ok else 0.0
             x[k, ix] = u - l * x[k - 1, ix]
-            y[k, ix] = (d[k, ix] if use[k, ix] else 0.0) - l * y[k - 1, ix]
+            y[k, ix] = (d[k, ix] if ok else 0.0) - l * y[k - 1, ix]
     for ix in range(nx):
         x[m - 1, ix] *= ipiv[m - 1, ix]
         y[m - 1, ix] *= ipiv[m - 1, ix]
@@ -426,37 +429,38 @@ def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _row_median(m, nx, d, rank, nfinite, out):
-    """Median of the finite d[:, ix] for every pixel of a row, by ranking (branch-free, so it
-    vectorises over pixels; m is small). NaN never ranks below a number, ties break by index.
-    Same value as sorting: 0.5 * a + 0.5 * b == 0.5 * (a + b) exactly in binary floating point.
+def _row_median(m, nx, d, work, nfinite, out):
+    """Median of the finite d[:, ix] for every pixel of a row (NaN if none).
+
+    Each pixel's values are sorted by a fixed network of compare-exchanges on whole rows
+    (branch-free min/max, so it vectorises over pixels; m is small), NaN sorting last as +inf.
+    Same value as the scalar median: an even count gives ``0.5 * a + 0.5 * b``, which equals
+    ``0.5 * (a + b)`` exactly in binary floating point (barring overflow).
     """
     for ix in range(nx):
         nfinite[ix] = 0
-        out[ix] = np.nan
     for k in range(m):
-        for ix in range(nx):
-            nfinite[ix] += d[k, ix] == d[k, ix]
-    for k in range(m):
-        for ix in range(nx):
-            rank[ix] = 0
-        for j in range(m):
-            for ix in range(nx):
-                w = d[j, ix]
-                v = d[k, ix]
-                rank[ix] += (w < v) or (j < k and w == v)
         for ix in range(nx):
             v = d[k, ix]
-            if v == v:
-                n = nfinite[ix]
-                half = n // 2
-                if n % 2 == 1:
-                    if rank[ix] == half:
-                        out[ix] = v
-                elif rank[ix] == half - 1:
-                    out[ix] = 0.5 * v if out[ix] != out[ix] else out[ix] + 0.5 * v
-                elif rank[ix] == half:
-                    out[ix] = 0.5 * v if out[ix] != out[ix] else out[ix] + 0.5 * v
+            fin = v == v
+            nfinite[ix] += fin
+            work[k, ix] = v if fin else np.inf
+    for i in range(1, m):
+        for j in range(i, 0, -1):
+            for ix in range(nx):
+                lo = work[j - 1, ix]
+                hi = work[j, ix]
+                work[j - 1, ix] = lo if lo < hi else hi
+                work[j, ix] = hi if lo < hi else lo
+    for ix in range(nx):
+        n = nfinite[ix]
+        half = n // 2
+        if n == 0:
+            out[ix] = np.nan
+        elif n % 2 == 1:
+            out[ix] = work[half, ix]
+        else:
+            out[ix] = 0.5 * work[half - 1, ix] + 0.5 * work[half, ix]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -492,7 +496,6 @@ def _likely_block(
     # row scratch (m, nx)
     use = np.zeros((m, nx), np.bool_)
     d = np.zeros((m, nx))
-    alpha = np.zeros((m, nx))
     beta = np.zeros((max(m - 1, 1), nx))
     ipiv = np.zeros((m, nx))
     x = np.zeros((m, nx))
@@ -501,7 +504,7 @@ def _likely_block(
     inv_gain = np.zeros(nx)
     fg = np.zeros(nx)
     nuse = np.zeros(nx, np.int64)
-    rank = np.zeros(nx, np.int64)
+    work = np.zeros((m, nx))
     nfinite = np.zeros(nx, np.int64)
     guess = np.zeros(nx)
     inv_dt = 1.0 / dt
@@ -551,12 +554,12 @@ def _likely_block(
                 use[k, ix] = ok
                 if ok:
                     nuse[ix] += 1
-        _row_median(m, nx, d, rank, nfinite, guess)
+        _row_median(m, nx, d, work, nfinite, guess)
         for ix in range(nx):
             g0 = guess[ix]
             fg[ix] = g0 * inv_gain[ix] if g0 > 0 else 0.0
         # fit at the rate guess: the rate estimate for the final covariance
-        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, beta, ipiv, x, y)
         for ix in range(nx):
             sf[ix] = 0.0
             sb[ix] = 0.0
@@ -575,7 +578,7 @@ def _likely_block(
             # a pixel whose chi-square exceeds T1 may have a jump: flag it for the scalar path
             if search and nuse[ix] >= 3 and a - b * rate > t1:
                 nuse[ix] = -nuse[ix]
-        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, beta, ipiv, x, y)
         # sums over the usable differences, k outer and pixels inner (same order per pixel as
         # the scalar path, so the same rounding)
         for ix in range(nx):
