@@ -508,6 +508,8 @@ def _likely_block(
     nfinite = np.zeros(nx, np.int64)
     guess = np.zeros(nx)
     inv_dt = 1.0 / dt
+    # with jump_cuts_one a JUMP_DET on the first resultant of a difference does not cut it
+    first_mask = np.uint8(0xFF & ~_G_JUMP) if jump_cuts_one else np.uint8(0xFF)
     # per-row sums and results
     sf = np.zeros(nx)
     sb = np.zeros(nx)
@@ -542,18 +544,15 @@ def _likely_block(
             g = np.float64(gain[iy, ix])
             inv_gain[ix] = 1.0 / g if (g > 0 and np.isfinite(g)) else 0.0
         for k in range(m):
+            idt = inv_dt[k]
             for ix in range(nx):
-                dk = (np.float64(data[k + 1, iy, ix]) - np.float64(data[k, iy, ix])) * inv_dt[k]
-                if not np.isfinite(dk):
-                    dk = np.nan
-                d[k, ix] = dk
-                first = groupdq[k, iy, ix]
-                if jump_cuts_one:
-                    first = first & ~_G_JUMP
-                ok = first == 0 and groupdq[k + 1, iy, ix] == 0 and np.isfinite(dk)
+                dk = (np.float64(data[k + 1, iy, ix]) - np.float64(data[k, iy, ix])) * idt
+                fin = np.isfinite(dk)
+                d[k, ix] = dk if fin else np.nan
+                # branch-free, so that it vectorises
+                ok = ((groupdq[k, iy, ix] & first_mask) == 0) & (groupdq[k + 1, iy, ix] == 0) & fin
                 use[k, ix] = ok
-                if ok:
-                    nuse[ix] += 1
+                nuse[ix] += ok
         _row_median(m, nx, d, work, nfinite, guess)
         for ix in range(nx):
             g0 = guess[ix]
