@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/bench_ramp_fit.py                 # 4096 x 4096, 2 threads, compare at 1024
     python benchmarks/bench_ramp_fit.py --size 1024 --compare-size 0
+    python benchmarks/bench_ramp_fit.py --compare-size 0 --repeat 3   # median of 3 runs
 
 Peak memory is sampled from ``/proc/self/status`` (VmRSS) by a background thread during each
 timed call; ``ru_maxrss`` (the whole run, data generation included) is printed at the end.
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--algorithm", default="likely", choices=["likely", "ols_cas22"])
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs (median printed)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -171,16 +173,26 @@ def main() -> None:
                 f"({nhits} cosmic rays) in {time.perf_counter() - t0:.1f} s; "
                 f"input {ds.nbytes / 2**30:.2f} GiB"
             )
-            out, wall, mem = time_romanxr(ds, rn, g, args.chunk, args.workers, args.algorithm)
-            njump = int(out["jumps"].any("resultant").sum()) if "jumps" in out else -1
-            print(
-                f"romanxr ramp_fit({args.algorithm}) {args.size}^2, {args.workers} threads, "
-                f"chunks {args.chunk}^2: wall {wall:.2f} s, CPU {mem.cpu:.2f} s, "
-                f"peak RSS {mem.peak / 2**30:.2f} GiB "
-                f"(before {mem.start / 2**30:.2f} GiB, increase "
-                f"{(mem.peak - mem.start) / 2**30:.2f} GiB); pixels with jumps {njump}"
-            )
-            del ds, out
+            walls, cpus = [], []
+            for _ in range(args.repeat):
+                out, wall, mem = time_romanxr(ds, rn, g, args.chunk, args.workers, args.algorithm)
+                njump = int(out["jumps"].any("resultant").sum()) if "jumps" in out else -1
+                print(
+                    f"romanxr ramp_fit({args.algorithm}) {args.size}^2, {args.workers} threads, "
+                    f"chunks {args.chunk}^2: wall {wall:.2f} s, CPU {mem.cpu:.2f} s, "
+                    f"peak RSS {mem.peak / 2**30:.2f} GiB "
+                    f"(before {mem.start / 2**30:.2f} GiB, increase "
+                    f"{(mem.peak - mem.start) / 2**30:.2f} GiB); pixels with jumps {njump}"
+                )
+                walls.append(wall)
+                cpus.append(mem.cpu)
+                del out
+            if args.repeat > 1:
+                print(
+                    f"median of {args.repeat}: wall {np.median(walls):.2f} s, "
+                    f"CPU {np.median(cpus):.2f} s"
+                )
+            del ds
 
         if args.compare_size:
             try:

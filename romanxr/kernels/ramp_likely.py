@@ -387,35 +387,38 @@ def _likely_block_scalar(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y):
+def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, beta, ipiv, x, y):
     """Tridiagonal GLS for a whole row of pixels at once (k outer, pixels inner: vectorises).
 
     Returns nothing; leaves x = C^-1 u and y = C^-1 d (zero outside U) per pixel.
     """
-    for k in range(m):
-        for ix in range(nx):
-            if use[k, ix]:
-                alpha[k, ix] = rn2[ix] * a_r[k] + rate_over_gain[ix] * a_p[k]
-            else:
-                alpha[k, ix] = 1.0
-    for k in range(m - 1):
-        for ix in range(nx):
-            if use[k, ix] and use[k + 1, ix]:
-                beta[k, ix] = rn2[ix] * b_r[k] + rate_over_gain[ix] * b_p[k]
-            else:
-                beta[k, ix] = 0.0
+    # alpha (diagonal) is formed on the fly; beta is kept for the back substitution
+    ar = a_r[0]
+    ap = a_p[0]
     for ix in range(nx):
-        ipiv[0, ix] = 1.0 / alpha[0, ix]
-        x[0, ix] = 1.0 if use[0, ix] else 0.0
-        y[0, ix] = d[0, ix] if use[0, ix] else 0.0
+        ok = use[0, ix]
+        alpha0 = rn2[ix] * ar + rate_over_gain[ix] * ap if ok else 1.0
+        ipiv[0, ix] = 1.0 / alpha0
+        x[0, ix] = 1.0 if ok else 0.0
+        y[0, ix] = d[0, ix] if ok else 0.0
     for k in range(1, m):
+        ar = a_r[k]
+        ap = a_p[k]
+        br = b_r[k - 1]
+        bp = b_p[k - 1]
         for ix in range(nx):
-            b = beta[k - 1, ix]
+            ok = use[k, ix]
+            if ok and use[k - 1, ix]:
+                b = rn2[ix] * br + rate_over_gain[ix] * bp
+            else:
+                b = 0.0
+            beta[k - 1, ix] = b
+            alpha_k = rn2[ix] * ar + rate_over_gain[ix] * ap if ok else 1.0
             l = b * ipiv[k - 1, ix]
-            ipiv[k, ix] = 1.0 / (alpha[k, ix] - l * b)
-            u = 1.0 if use[k, ix] else 0.0
+            ipiv[k, ix] = 1.0 / (alpha_k - l * b)
+            u = 1.0 if ok else 0.0
             x[k, ix] = u - l * x[k - 1, ix]
-            y[k, ix] = (d[k, ix] if use[k, ix] else 0.0) - l * y[k - 1, ix]
+            y[k, ix] = (d[k, ix] if ok else 0.0) - l * y[k - 1, ix]
     for ix in range(nx):
         x[m - 1, ix] *= ipiv[m - 1, ix]
         y[m - 1, ix] *= ipiv[m - 1, ix]
@@ -426,37 +429,38 @@ def _row_gls(m, nx, rate_over_gain, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _row_median(m, nx, d, rank, nfinite, out):
-    """Median of the finite d[:, ix] for every pixel of a row, by ranking (branch-free, so it
-    vectorises over pixels; m is small). NaN never ranks below a number, ties break by index.
-    Same value as sorting: 0.5 * a + 0.5 * b == 0.5 * (a + b) exactly in binary floating point.
+def _row_median(m, nx, d, work, nfinite, out):
+    """Median of the finite d[:, ix] for every pixel of a row (NaN if none).
+
+    Each pixel's values are sorted by a fixed network of compare-exchanges on whole rows
+    (branch-free min/max, so it vectorises over pixels; m is small), NaN sorting last as +inf.
+    Same value as the scalar median: an even count gives ``0.5 * a + 0.5 * b``, which equals
+    ``0.5 * (a + b)`` exactly in binary floating point (barring overflow).
     """
     for ix in range(nx):
         nfinite[ix] = 0
-        out[ix] = np.nan
     for k in range(m):
-        for ix in range(nx):
-            nfinite[ix] += d[k, ix] == d[k, ix]
-    for k in range(m):
-        for ix in range(nx):
-            rank[ix] = 0
-        for j in range(m):
-            for ix in range(nx):
-                w = d[j, ix]
-                v = d[k, ix]
-                rank[ix] += (w < v) or (j < k and w == v)
         for ix in range(nx):
             v = d[k, ix]
-            if v == v:
-                n = nfinite[ix]
-                half = n // 2
-                if n % 2 == 1:
-                    if rank[ix] == half:
-                        out[ix] = v
-                elif rank[ix] == half - 1:
-                    out[ix] = 0.5 * v if out[ix] != out[ix] else out[ix] + 0.5 * v
-                elif rank[ix] == half:
-                    out[ix] = 0.5 * v if out[ix] != out[ix] else out[ix] + 0.5 * v
+            fin = v == v
+            nfinite[ix] += fin
+            work[k, ix] = v if fin else np.inf
+    for i in range(1, m):
+        for j in range(i, 0, -1):
+            for ix in range(nx):
+                lo = work[j - 1, ix]
+                hi = work[j, ix]
+                work[j - 1, ix] = lo if lo < hi else hi
+                work[j, ix] = hi if lo < hi else lo
+    for ix in range(nx):
+        n = nfinite[ix]
+        half = n // 2
+        if n == 0:
+            out[ix] = np.nan
+        elif n % 2 == 1:
+            out[ix] = work[half, ix]
+        else:
+            out[ix] = 0.5 * work[half - 1, ix] + 0.5 * work[half, ix]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -492,7 +496,6 @@ def _likely_block(
     # row scratch (m, nx)
     use = np.zeros((m, nx), np.bool_)
     d = np.zeros((m, nx))
-    alpha = np.zeros((m, nx))
     beta = np.zeros((max(m - 1, 1), nx))
     ipiv = np.zeros((m, nx))
     x = np.zeros((m, nx))
@@ -501,10 +504,23 @@ def _likely_block(
     inv_gain = np.zeros(nx)
     fg = np.zeros(nx)
     nuse = np.zeros(nx, np.int64)
-    rank = np.zeros(nx, np.int64)
+    work = np.zeros((m, nx))
     nfinite = np.zeros(nx, np.int64)
     guess = np.zeros(nx)
     inv_dt = 1.0 / dt
+    # with jump_cuts_one a JUMP_DET on the first resultant of a difference does not cut it
+    first_mask = np.uint8(0xFF & ~_G_JUMP) if jump_cuts_one else np.uint8(0xFF)
+    # per-row sums and results
+    sf = np.zeros(nx)
+    sb = np.zeros(nx)
+    sa = np.zeros(nx)
+    svp = np.zeros(nx)
+    svr = np.zeros(nx)
+    su = np.zeros(nx)
+    sslope = np.zeros(nx)
+    schi = np.zeros(nx)
+    n_good = np.zeros(nx, np.int64)
+    gor = np.zeros(nx, np.uint8)
     # pixel scratch for the scalar jump-search path
     p_use = np.zeros(m, np.bool_)
     p_d = np.zeros(m)
@@ -528,120 +544,151 @@ def _likely_block(
             g = np.float64(gain[iy, ix])
             inv_gain[ix] = 1.0 / g if (g > 0 and np.isfinite(g)) else 0.0
         for k in range(m):
+            idt = inv_dt[k]
             for ix in range(nx):
-                dk = (np.float64(data[k + 1, iy, ix]) - np.float64(data[k, iy, ix])) * inv_dt[k]
-                if not np.isfinite(dk):
-                    dk = np.nan
-                d[k, ix] = dk
-                first = groupdq[k, iy, ix]
-                if jump_cuts_one:
-                    first = first & ~_G_JUMP
-                ok = first == 0 and groupdq[k + 1, iy, ix] == 0 and np.isfinite(dk)
+                dk = (np.float64(data[k + 1, iy, ix]) - np.float64(data[k, iy, ix])) * idt
+                fin = np.isfinite(dk)
+                d[k, ix] = dk if fin else np.nan
+                # branch-free, so that it vectorises
+                ok = ((groupdq[k, iy, ix] & first_mask) == 0) & (groupdq[k + 1, iy, ix] == 0) & fin
                 use[k, ix] = ok
-                if ok:
-                    nuse[ix] += 1
-        _row_median(m, nx, d, rank, nfinite, guess)
+                nuse[ix] += ok
+        _row_median(m, nx, d, work, nfinite, guess)
         for ix in range(nx):
             g0 = guess[ix]
             fg[ix] = g0 * inv_gain[ix] if g0 > 0 else 0.0
         # fit at the rate guess: the rate estimate for the final covariance
-        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, beta, ipiv, x, y)
         for ix in range(nx):
-            f = 0.0
-            b = 0.0
-            a = 0.0
-            for k in range(m):
+            sf[ix] = 0.0
+            sb[ix] = 0.0
+            sa[ix] = 0.0
+        for k in range(m):
+            for ix in range(nx):
                 if use[k, ix]:
-                    f += x[k, ix]
-                    b += y[k, ix]
-                    a += d[k, ix] * y[k, ix]
-            rate = b / f
+                    sf[ix] += x[k, ix]
+                    sb[ix] += y[k, ix]
+                    sa[ix] += d[k, ix] * y[k, ix]
+        for ix in range(nx):
+            b = sb[ix]
+            a = sa[ix]
+            rate = b / sf[ix]
             fg[ix] = rate * inv_gain[ix] if rate > 0 else 0.0
             # a pixel whose chi-square exceeds T1 may have a jump: flag it for the scalar path
             if search and nuse[ix] >= 3 and a - b * rate > t1:
                 nuse[ix] = -nuse[ix]
-        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, alpha, beta, ipiv, x, y)
+        _row_gls(m, nx, fg, rn2, a_r, b_r, a_p, b_p, use, d, beta, ipiv, x, y)
+        # sums over the usable differences, k outer and pixels inner (same order per pixel as
+        # the scalar path, so the same rounding)
         for ix in range(nx):
+            sf[ix] = 0.0
+            sb[ix] = 0.0
+            sa[ix] = 0.0
+            svp[ix] = 0.0
+            svr[ix] = 0.0
+            su[ix] = 0.0
+            n_good[ix] = 0
+            gor[ix] = 0
+        for k in range(m):
+            for ix in range(nx):
+                if use[k, ix]:
+                    sf[ix] += x[k, ix]
+                    sb[ix] += y[k, ix]
+                    sa[ix] += d[k, ix] * y[k, ix]
+        for ix in range(nx):
+            inv_f = 1.0 / sf[ix]
+            sf[ix] = inv_f
+            s = sb[ix] * inv_f
+            sslope[ix] = s
+            schi[ix] = sa[ix] - sb[ix] * s
+        for k in range(m):
+            ap = a_p[k]
+            ar = a_r[k]
+            if k < m - 1:
+                bp = b_p[k]
+                br = b_r[k]
+            else:
+                bp = 0.0
+                br = 0.0
+            for ix in range(nx):
+                if use[k, ix]:
+                    w = x[k, ix] * sf[ix]
+                    svp[ix] += w * w * ap
+                    svr[ix] += w * w * ar
+                    if k < m - 1 and use[k + 1, ix]:
+                        w2 = x[k + 1, ix] * sf[ix]
+                        svp[ix] += 2.0 * w * w2 * bp
+                        svr[ix] += 2.0 * w * w2 * br
+        for k in range(nres):
+            uw = uniform_w[k]
+            for ix in range(nx):
+                gk = groupdq[k, iy, ix]
+                gdq_out[k, iy, ix] = gk
+                n_good[ix] += (gk & (_G_SAT | _G_DNU)) == 0
+                gor[ix] |= gk
+                su[ix] += uw * np.float64(data[k, iy, ix])
+        for ix in range(nx):
+            if nuse[ix] == 0:
+                sslope[ix] = np.nan
+                svp[ix] = np.nan
+                svr[ix] = np.nan
+                schi[ix] = np.nan
+            elif nuse[ix] > 0:
+                svp[ix] *= fg[ix]
+                svr[ix] *= rn2[ix]
+        # pixels that need the jump search (few): scalar fit, then their flags again
+        for ix in range(nx):
+            if nuse[ix] >= 0:
+                continue
             for k in range(nres):
                 r[k] = data[k, iy, ix]
                 gq[k] = groupdq[k, iy, ix]
-            if nuse[ix] < 0:
-                s, vp, vr, cs, nd = likely_fit_pixel(
-                    r,
-                    gq,
-                    readnoise[iy, ix],
-                    gain[iy, ix],
-                    dt,
-                    a_r,
-                    b_r,
-                    a_p,
-                    b_p,
-                    n_reads,
-                    t1,
-                    t2,
-                    search,
-                    jump_cuts_one,
-                    p_use,
-                    p_d,
-                    p_alpha,
-                    p_beta,
-                    p_piv,
-                    p_qiv,
-                    p_x,
-                    p_y,
-                    p_cdiag,
-                    p_coff,
-                    p_work,
-                    dropped,
-                )
-                if nd > 0:
-                    for i in range(m):
-                        if dropped[i]:
-                            gq[i + 1] |= _G_JUMP
-            elif nuse[ix] == 0:
-                s, vp, vr, cs = np.nan, np.nan, np.nan, np.nan
-            else:
-                f = 0.0
-                b = 0.0
-                a = 0.0
-                vp = 0.0
-                vr = 0.0
-                for k in range(m):
-                    if use[k, ix]:
-                        f += x[k, ix]
-                        b += y[k, ix]
-                        a += d[k, ix] * y[k, ix]
-                inv_f = 1.0 / f
-                s = b * inv_f
-                cs = a - b * s
-                for k in range(m):
-                    if use[k, ix]:
-                        w = x[k, ix] * inv_f
-                        vp += w * w * a_p[k]
-                        vr += w * w * a_r[k]
-                        if k < m - 1 and use[k + 1, ix]:
-                            w2 = x[k + 1, ix] * inv_f
-                            vp += 2.0 * w * w2 * b_p[k]
-                            vr += 2.0 * w * w2 * b_r[k]
-                vp *= fg[ix]
-                vr *= rn2[ix]
-            n_good = 0
-            any_sat = False
-            any_jump = False
-            for k in range(nres):
-                gdq_out[k, iy, ix] = gq[k]
-                if gq[k] & (_G_SAT | _G_DNU) == 0:
-                    n_good += 1
-                if gq[k] & _G_SAT:
-                    any_sat = True
-                if gq[k] & _G_JUMP:
-                    any_jump = True
+            s, vp, vr, cs, nd = likely_fit_pixel(
+                r,
+                gq,
+                readnoise[iy, ix],
+                gain[iy, ix],
+                dt,
+                a_r,
+                b_r,
+                a_p,
+                b_p,
+                n_reads,
+                t1,
+                t2,
+                search,
+                jump_cuts_one,
+                p_use,
+                p_d,
+                p_alpha,
+                p_beta,
+                p_piv,
+                p_qiv,
+                p_x,
+                p_y,
+                p_cdiag,
+                p_coff,
+                p_work,
+                dropped,
+            )
+            sslope[ix] = s
+            svp[ix] = vp
+            svr[ix] = vr
+            schi[ix] = cs
+            if nd > 0:
+                for i in range(m):
+                    if dropped[i]:
+                        gq[i + 1] |= _G_JUMP
+                        gdq_out[i + 1, iy, ix] = gq[i + 1]
+                        gor[ix] |= _G_JUMP
+        for ix in range(nx):
+            s = sslope[ix]
             flags = pixeldq[iy, ix]
-            if n_good <= 1:
+            if n_good[ix] <= 1:
                 flags |= _P_DNU
-            if any_sat:
+            if gor[ix] & _G_SAT:
                 flags |= _P_SAT
-            if any_jump:
+            if gor[ix] & _G_JUMP:
                 flags |= _P_JUMP
             if not np.isfinite(s):
                 flags |= _P_DNU
@@ -650,14 +697,13 @@ def _likely_block(
             dq[iy, ix] = flags
             s32 = np.float32(s)
             slope[iy, ix] = s32
+            vp = svp[ix]
+            vr = svr[ix]
             var_p[iy, ix] = vp
             var_r[iy, ix] = vr
             err[iy, ix] = np.sqrt(vp + vr)
-            chisq[iy, ix] = cs
-            su = 0.0
-            for k in range(nres):
-                su += uniform_w[k] * r[k]
-            dumo[iy, ix] = np.float32(su) - s32
+            chisq[iy, ix] = schi[ix]
+            dumo[iy, ix] = np.float32(su[ix]) - s32
     return slope, dq, err, var_p, var_r, chisq, dumo, gdq_out
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from dask.base import is_dask_collection
 
 from romanxr.dataset import record_step
 from romanxr.refs import (
@@ -89,6 +90,23 @@ def _reorder(dims: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(d for d in dims if d not in PIXEL_DIMS) + tuple(d for d in dims if d in PIXEL_DIMS)
 
 
+def _unwrap(block: Any, axes: int) -> np.ndarray:
+    """A block of a blockwise call with ``concatenate=False``: nested lists over the core dims.
+
+    One chunk per core dim (the usual case) is unwrapped without a copy; several are joined.
+    """
+    if axes == 0:
+        return block
+    if isinstance(block, list):
+        parts = [_unwrap(b, axes - 1) for b in block]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-axes)
+    return block
+
+
+def _pick(blocks: tuple[np.ndarray, ...], index: int) -> np.ndarray:
+    return blocks[index]
+
+
 def apply_kernel(
     func: Callable[..., Any],
     inputs: Sequence[xr.DataArray],
@@ -105,6 +123,11 @@ def apply_kernel(
     out as ``output_dims`` says. Works on numpy- and dask-backed inputs alike; with dask it
     builds a graph and computes nothing. Non-pixel dims must be whole in one chunk.
 
+    On dask input every chunk reaches ``func`` in its stored layout, without a copy: the
+    kernel call is one ``dask.array.blockwise`` task per (y, x) chunk whose core dims are not
+    concatenated (``dask="parallelized"`` would move them last and copy every chunk), and each
+    output is a cheap task picking one array from that call's result.
+
     Returns
     -------
     tuple of DataArray
@@ -114,30 +137,78 @@ def apply_kernel(
     input_core = [[d for d in a.dims if d not in PIXEL_DIMS] for a in inputs]
     output_core = [[d for d in dims if d not in PIXEL_DIMS] for dims in output_dims]
     n_out = len(output_dims)
+    sizes = {d: int(a.sizes[d]) for a in inputs for d in a.dims if d not in PIXEL_DIMS}
+    sizes.update({k: int(v) for k, v in (output_sizes or {}).items()})
+    dtypes = [np.dtype(t) for t in output_dtypes]
 
-    def wrapped(*arrays: np.ndarray) -> Any:
-        # apply_ufunc hands core dims last; kernels want them first
-        moved = [
-            np.moveaxis(a, list(range(a.ndim - len(c), a.ndim)), list(range(len(c))))
-            for a, c in zip(arrays, input_core, strict=True)
-        ]
-        result = func(*moved, **(kwargs or {}))
-        results = (result,) if n_out == 1 else tuple(result)
+    def call(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        result = func(*arrays, **(kwargs or {}))
+        return (result,) if n_out == 1 else tuple(result)
+
+    def to_core_last(results: Sequence[Any], move: Callable[..., Any]) -> Any:
         out = []
         for r, c in zip(results, output_core, strict=True):
-            r = np.asarray(r)
-            out.append(np.moveaxis(r, list(range(len(c))), list(range(r.ndim - len(c), r.ndim))))
+            out.append(move(r, list(range(len(c))), list(range(r.ndim - len(c), r.ndim))))
         return out[0] if n_out == 1 else tuple(out)
+
+    def wrapped(*arrays: Any) -> Any:
+        # apply_ufunc hands core dims last; kernels want them first
+        if not any(is_dask_collection(a) for a in arrays):
+            moved = [
+                np.moveaxis(a, list(range(a.ndim - len(c), a.ndim)), list(range(len(c))))
+                for a, c in zip(arrays, input_core, strict=True)
+            ]
+            return to_core_last([np.asarray(r) for r in call(*moved)], np.moveaxis)
+        import dask.array as da
+
+        args: list[Any] = []
+        for i, (a, c) in enumerate(zip(arrays, input_core, strict=True)):
+            a = da.asarray(a)
+            a = da.moveaxis(a, list(range(a.ndim - len(c), a.ndim)), list(range(len(c))))
+            # apply_ufunc leaves out leading missing pixel dims (an x-only input has one)
+            pixel = PIXEL_DIMS[len(PIXEL_DIMS) - (a.ndim - len(c)) :]
+            args += [a, tuple(f"in{i}_{d}" for d in c) + pixel]
+
+        def block_call(*blocks: Any) -> tuple[np.ndarray, ...]:
+            arrays_ = [_unwrap(b, len(c)) for b, c in zip(blocks, input_core, strict=True)]
+            return tuple(np.asarray(r) for r in call(*arrays_))
+
+        results = da.blockwise(
+            block_call,
+            PIXEL_DIMS,
+            *args,
+            concatenate=False,
+            dtype=object,
+            meta=np.empty((0, 0), dtype=object),
+        )
+        outs = []
+        for i, (c, dt) in enumerate(zip(output_core, dtypes, strict=True)):
+            ind = tuple(f"out{i}_{d}" for d in c) + PIXEL_DIMS
+            outs.append(
+                da.blockwise(
+                    _pick,
+                    ind,
+                    results,
+                    PIXEL_DIMS,
+                    i,
+                    None,
+                    new_axes={f"out{i}_{d}": sizes[d] for d in c},
+                    dtype=dt,
+                    meta=np.empty((0,) * len(ind), dtype=dt),
+                )
+            )
+        return to_core_last(outs, da.moveaxis)
 
     result = xr.apply_ufunc(
         wrapped,
         *inputs,
         input_core_dims=input_core,
         output_core_dims=output_core,
-        dask="parallelized",
-        output_dtypes=list(output_dtypes),
-        dask_gufunc_kwargs={"output_sizes": dict(output_sizes or {})},
+        dask="allowed",
         keep_attrs=False,
     )
     results = (result,) if n_out == 1 else tuple(result)
-    return tuple(r.transpose(*dims) for r, dims in zip(results, output_dims, strict=True))
+    return tuple(
+        r.astype(dt, copy=False).transpose(*dims)
+        for r, dt, dims in zip(results, dtypes, output_dims, strict=True)
+    )

@@ -58,8 +58,11 @@ def ramp_references(
                 f"override_{reftype}=<file> (or --steps.{step}.override_{reftype}=...)"
             )
         resolved.append(res)
-        arrays.append(ref["data"].astype("float32"))
-    return resolved, *match_chunks(ds, arrays)  # type: ignore[return-value]
+        arrays.append(ref["data"])
+    # chunk before casting: on dask input the reference is then read (and cast) chunk by
+    # chunk in the workers instead of whole, serially, while the graph is built
+    arrays = [a.astype("float32") for a in match_chunks(ds, arrays)]
+    return resolved, *arrays  # type: ignore[return-value]
 
 
 def match_chunks(ds: xr.Dataset, arrays: list[xr.DataArray]) -> list[xr.DataArray]:
