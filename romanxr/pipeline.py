@@ -230,9 +230,9 @@ def _canonical_layer(layer: Mapping[str, Mapping[str, Any]] | None) -> dict[str,
             level = logging.DEBUG if set(given) <= {"skip"} else logging.WARNING
             log.log(
                 level,
-                "romanxr does not run romancal's %s step; ignoring its options %s",
+                "romanxr does not run romancal's %s step; ignoring its options (%s)",
                 ROMANCAL_ONLY_STEPS[norm],
-                given,
+                ", ".join(sorted(given)),
             )
             continue
         spec = get_step(name)

@@ -150,9 +150,7 @@ def test_tutorial_exercise_threshold_500(uncal, default_cal):
     np.testing.assert_array_equal(
         high["data"].values[untouched], default_cal["data"].values[untouched]
     )
-    np.testing.assert_array_equal(
-        high["dq"].values[untouched], default_cal["dq"].values[untouched]
-    )
+    np.testing.assert_array_equal(high["dq"].values[untouched], default_cal["dq"].values[untouched])
     params = high.attrs["step_parameters"]
     assert params["jump"]["rejection_threshold"] == 500
     assert params["ramp_fit"]["rejection_threshold"] == 500
