@@ -310,7 +310,12 @@ def _output_for(args: argparse.Namespace, source: Path, suffix: str) -> Path:
     else:
         out = output_name(source, suffix, ".zarr" if fmt == "zarr" else ".asdf")
     if args.output_dir:
-        out = Path(args.output_dir) / out.name
+        folder = Path(args.output_dir)
+        try:  # an explicit output folder is created (as strun does)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create --output-dir {folder}: {exc}") from exc
+        out = folder / out.name
     return out
 
 
@@ -326,7 +331,11 @@ def _cmd_calibrate(args: argparse.Namespace, step_options: dict) -> int:
     if len(inputs) != 1:
         raise ConfigError(f"calibrate takes one input file, got {inputs or 'none'}")
     source = Path(inputs[0])
-    out = _output_for(args, source, "cal")
+    from romanxr.pipeline import STEPS, get_step
+
+    # a partial run is named after its last step (r..._linearity.asdf), a whole one _cal
+    last = get_step(args.stop_after) if args.stop_after else STEPS[-1]
+    out = _output_for(args, source, "cal" if last is STEPS[-1] else last.suffix)
     save = [s.strip() for s in args.save_intermediate.split(",") if s.strip()]
     with _progress(args.progress):
         calibrate(
