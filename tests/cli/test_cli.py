@@ -177,17 +177,14 @@ def test_single_steps_resume_and_overwrite(work, env, exposure):
     np.testing.assert_array_equal(lin["data"].values, expected["data"].values)
     np.testing.assert_array_equal(lin["groupdq"].values, expected["groupdq"].values)
 
-    proc = run(["step", "saturation", dqinit.name], env, work, expect=5)
-    assert "already exists" in proc.stderr
-    run(["step", "saturation", dqinit.name, "--overwrite", "--progress"], env, work)
 
-
-def test_progress_bar_can_be_forced_and_is_off_by_default(work, env):
+def test_progress_bar_and_overwrite(work, env):
     proc = run(["step", "dq_init", UNCAL_NAME, "--progress"], env, work)
     assert "Completed" in proc.stderr
-    proc = run(["step", "dq_init", UNCAL_NAME, "-o", "b.asdf", "--no-progress"], env, work)
-    assert "Completed" not in proc.stderr
-    assert proc.stderr == ""
+    proc = run(["step", "dq_init", UNCAL_NAME], env, work, expect=5)
+    assert "already exists" in proc.stderr
+    proc = run(["step", "dq_init", UNCAL_NAME, "--overwrite", "--no-progress"], env, work)
+    assert proc.stderr == ""  # no bar, no log output
 
 
 # ---------------------------------------------------------------- listing, refs, info
@@ -254,7 +251,8 @@ def test_info_on_uncal_ramp_and_cal(env, exposure, work):
     text = run(["info", exposure.uncal], env, work).stdout
     assert "product:     ramp (Level 1 uncal)" in text
     assert "WFI01" in text and "8 resultants" in text
-    run(["calibrate", UNCAL_NAME, "--save-intermediate", "dq_init"], env, work)
+    with exposure.cache.activate():
+        calibrate(work / UNCAL_NAME, save_intermediate=["dq_init"], save_results=True)
     text = run(["info", f"{STEM}_dqinit.asdf"], env, work).stdout
     assert "ramp (calibrated intermediate)" in text and "dq_init=COMPLETE" in text
     text = run(["info", CAL_NAME], env, work).stdout
@@ -277,9 +275,6 @@ def test_info_on_uncal_ramp_and_cal(env, exposure, work):
         ),
         (["calibrate", UNCAL_NAME, "--steps.jump.rejection_threshold=lots"], "not a valid float"),
         (["calibrate", UNCAL_NAME, "--steps.jump=5"], "expected steps.<step>.<parameter>"),
-        (["calibrate", UNCAL_NAME, "--output-format", "fits"], "invalid choice"),
-        (["calibrate", UNCAL_NAME, "--start-at", "ramp_fit", "--stop-after", "dq_init"], "after"),
-        (["info", UNCAL_NAME, "--steps.jump.skip=true"], "do not apply"),
     ],
 )
 def test_usage_errors_exit_2(work, env, args, message):
@@ -313,6 +308,21 @@ def test_write_failure_exits_5(work, env):
     proc = run(["calibrate", UNCAL_NAME], env, work, expect=5)
     assert "already exists" in proc.stderr
     assert (work / CAL_NAME).read_text() == "old"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["calibrate", UNCAL_NAME, "--output-format", "fits"], "invalid choice"),
+        (["calibrate", UNCAL_NAME, "--start-at", "ramp_fit", "--stop-after", "dq_init"], "after"),
+        (["info", UNCAL_NAME, "--steps.jump.skip=true"], "do not apply"),
+        (["calibrate", "a_uncal.asdf", "b_uncal.asdf"], "one input file"),
+    ],
+)
+def test_more_usage_errors_in_process(work, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(work)
+    assert cli.main(args) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_unexpected_error_exits_1(monkeypatch, capsys, work):
