@@ -221,7 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="simulate an exposure with references and calibrate it")
     demo.add_argument("--output", default="demo-output", help="folder for everything written")
-    demo.add_argument("--size", type=int, default=256, help="frame size in pixels (with border)")
+    demo.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        help="frame size in pixels with the border, a multiple of 256",
+    )
     _add_progress(demo)
     _add_common(demo)
     return parser

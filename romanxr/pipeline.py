@@ -450,7 +450,10 @@ def calibrate(
             deferred[spec.key] = effective
             log.info("step jump skipped")
             continue
-        if spec.name == "jump" and not skip and _fold_jump(spec, selected_names, intermediates):
+        fold = _fold_jump(spec, selected_names, intermediates) and not options.get(
+            "ramp_fit", {}
+        ).get("skip", False)
+        if spec.name == "jump" and not skip and fold:
             # the likelihood jump search runs inside ramp_fit with the same threshold: one pass
             # over the ramp instead of two, identical flags (see romanxr.steps.jump)
             folded_jump = params
@@ -464,7 +467,8 @@ def calibrate(
             if spec.cal_step:
                 from romanxr.steps._common import skip_step
 
-                ds = skip_step(ds, spec.cal_step, "SKIPPED" if skip else "N/A")
+                # SKIPPED also for flatfield on a spectroscopic exposure, as romancal records
+                ds = skip_step(ds, spec.cal_step, "SKIPPED")
             ds = _record(ds, spec.key, effective)
             continue
         func = spec.load()
