@@ -85,13 +85,19 @@ def _steps_help() -> str:
         lines.append(f"  {spec.name}{alias}")
         for p in spec.parameters().values():
             lines.append(f"    --steps.{spec.name}.{p.name}={p.default!r}")
-            lines.append(f"        {p.help}")
+            lines.append(_wrap(p.help))
     lines += [
         "",
         "exit codes: 0 ok, 1 unexpected error, 2 usage error, 3 bad input, 4 reference-file "
         "problem, 5 output not written",
     ]
     return "\n".join(lines)
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=96, initial_indent=" " * 8, subsequent_indent=" " * 8)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -390,7 +396,7 @@ def _cmd_steps(args: argparse.Namespace, step_options: dict) -> int:
         print(f"{spec.name}{alias}: {summary}")
         for p in spec.parameters().values():
             print(f"    {p.name} = {p.default!r}")
-            print(f"        {p.help}")
+            print(_wrap(p.help))
     return 0
 
 

@@ -281,3 +281,25 @@ def test_groupdq_jump_flags_come_from_the_search(exposure, default_cal):
     assert "jumps" in default_cal
     assert int(GroupFlag.JUMP_DET) == 4
     assert int(default_cal["jumps"].sum()) > 0
+
+
+def test_demo_refuses_a_size_refpix_cannot_run_on(tmp_path):
+    from romanxr.demo import run_demo
+
+    with pytest.raises(ConfigError, match="multiple of 256"):
+        run_demo(tmp_path / "demo", size=128)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_jump_runs_alone_when_ramp_fit_is_skipped(exposure):
+    out = calibrate(
+        exposure.uncal,
+        stop_after="ramp_fit",
+        steps={"jump": {"rejection_threshold": 6}, "ramp_fit": {"skip": True}},
+        check_saturated=False,
+    )
+    assert "resultant" in out["data"].dims  # still a ramp: ramp_fit skipped
+    assert out.attrs["meta"]["cal_step"]["ramp_fit"] == "SKIPPED"
+    assert out.attrs["step_parameters"]["jump"]["rejection_threshold"] == 6
+    assert "run_inside" not in out.attrs["step_parameters"]["jump"]
+    assert (out["groupdq"].values & int(GroupFlag.JUMP_DET)).any()
