@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from romanxr import accessor as _accessor  # noqa: F401  (registers ds.roman)
 from romanxr.io import open_cal, open_ramp, open_uncal, open_zarr, to_asdf, to_zarr
+from romanxr.pipeline import calibrate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "calibrate",
     "open_cal",
     "open_ramp",
     "open_uncal",

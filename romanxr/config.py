@@ -22,16 +22,43 @@ from typing import Any
 from romanxr.errors import ConfigError
 
 __all__ = [
+    "COMMON_PARAMETERS",
+    "STPIPE_IGNORED",
     "ParameterSpec",
     "coerce_value",
     "load_config_file",
     "merge_step_options",
+    "normalize_step_name",
     "parameter_specs",
     "parse_step_option",
 ]
 
 #: parameters every pipeline step accepts on top of its own
-COMMON_PARAMETERS = {"skip": (False, "Skip this step (its cal_step becomes SKIPPED).")}
+COMMON_PARAMETERS = {
+    "skip": (False, "Skip this step (its cal_step becomes SKIPPED)."),
+    "save_results": (
+        False,
+        "Also write this step's output (<input>_<suffix>.asdf), like --save-intermediate.",
+    ),
+}
+
+#: stpipe's generic step parameters that have no meaning in romanxr (accepted and ignored,
+#: so that pasted ``strun`` arguments and stpipe parameter files work)
+STPIPE_IGNORED = frozenset(
+    {
+        "pre_hooks",
+        "post_hooks",
+        "output_file",
+        "output_dir",
+        "output_ext",
+        "output_use_model",
+        "output_use_index",
+        "search_output_file",
+        "input_dir",
+        "suffix",
+        "update_version",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +99,13 @@ def parameter_specs(func: Any) -> dict[str, ParameterSpec]:
             continue
         default = None if param.default is inspect.Parameter.empty else param.default
         typ = type(default) if default is not None else (str if "override" in name else None)
-        specs[name] = ParameterSpec(name, default, typ, helps.get(name, ""))
+        text = helps.get(name, "")
+        if not text and name.startswith("override_"):
+            text = (
+                f"{name.removeprefix('override_').upper()} reference file to use instead of "
+                "the one CRDS selects."
+            )
+        specs[name] = ParameterSpec(name, default, typ, text)
     for name, (default, text) in COMMON_PARAMETERS.items():
         specs.setdefault(name, ParameterSpec(name, default, bool, text))
     return specs
@@ -128,55 +161,112 @@ def parse_step_option(option: str) -> tuple[str, str, str]:
         raise ConfigError(f"{option!r}: expected steps.<step>.<parameter>=<value>")
     key, value = text.split("=", 1)
     parts = key.split(".")
-    if len(parts) != 3 or parts[0] != "steps":
+    if len(parts) != 3 or parts[0] != "steps" or not parts[1] or not parts[2]:
         raise ConfigError(f"{option!r}: expected steps.<step>.<parameter>=<value>")
-    return parts[1], parts[2], value
+    return parts[1], parts[2].replace("-", "_"), value
+
+
+def normalize_step_name(name: str) -> str:
+    """Canonical spelling for matching step names across romanxr, romancal and stpipe.
+
+    Lower case, no underscores or dashes, no module path and no ``Step`` suffix, so that
+    ``dark_current``, ``DarkCurrentStep``, ``romancal.dark_current.DarkCurrentStep`` and
+    ``darkcurrent`` all compare equal.
+    """
+    text = str(name).strip().rsplit(".", 1)[-1].lower().replace("_", "").replace("-", "")
+    if text.endswith("step") and len(text) > 4:
+        text = text[:-4]
+    return text
+
+
+def _read_tree(path: Path) -> Any:
+    suffix = path.suffix.lower()
+    head = path.read_bytes()[:5]
+    if suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(path.read_text())
+    if suffix == ".asdf" or head == b"#ASDF":
+        import asdf
+
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            return {k: af.tree[k] for k in af.tree if not k.startswith("asdf_")}
+    if suffix == ".cfg":  # stpipe's legacy ConfigObj format
+        from configobj import ConfigObj
+
+        return ConfigObj(str(path), raise_errors=True).dict()
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _step_entries(tree: Mapping[str, Any], path: Path) -> list[tuple[str, Mapping[str, Any]]]:
+    """(step name, parameters) pairs from any accepted layout."""
+    steps = tree.get("steps", None)
+    entries: list[tuple[str, Mapping[str, Any]]] = []
+    if steps is None:
+        # no 'steps' table: top-level tables are steps (``[jump]`` in TOML); a lone
+        # stpipe step file (``class: ...JumpStep`` + ``parameters``) is that one step
+        if "parameters" in tree and ("class" in tree or "name" in tree):
+            name = tree.get("name") or tree.get("class")
+            if normalize_step_name(str(name)) not in {"exposurepipeline", "romanelp"}:
+                return [(str(name), tree["parameters"] or {})]
+            return []
+        return [(str(k), v) for k, v in tree.items() if isinstance(v, Mapping)]
+    if isinstance(steps, list):  # stpipe parameter file: [{class, name, parameters}]
+        for entry in steps:
+            if not isinstance(entry, Mapping):
+                raise ConfigError(f"config file {path}: every entry of 'steps' must be a mapping")
+            name = entry.get("name") or entry.get("class")
+            if not name:
+                raise ConfigError(f"config file {path}: a 'steps' entry has no name or class")
+            entries.append((str(name), entry.get("parameters", {}) or {}))
+    elif isinstance(steps, Mapping):
+        for name, params in steps.items():
+            if params is None:
+                params = {}
+            if not isinstance(params, Mapping):
+                raise ConfigError(
+                    f"config file {path}: steps.{name} must be a table of parameters, "
+                    f"got {params!r}"
+                )
+            if "parameters" in params and isinstance(params["parameters"], Mapping):
+                params = params["parameters"]
+            entries.append((str(name), params))
+    else:
+        raise ConfigError(f"config file {path}: 'steps' must be a table/mapping or a list")
+    return entries
 
 
 def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read step parameters from a TOML, YAML or stpipe parameter (ASDF/YAML) file.
+    """Read step parameters from a TOML, YAML, ASDF or stpipe parameter file.
 
-    Accepted layouts: ``{"steps": {step: {param: value}}}`` (TOML/YAML), stpipe's
-    ``{"steps": [{"name": step, "parameters": {...}}]}`` or ``{"parameters": {...}}`` nested
-    under ``steps``, with or without a top-level ``class`` entry.
+    Accepted layouts (step names in any romanxr/romancal/stpipe spelling):
+
+    * TOML/YAML ``{"steps": {step: {param: value}}}`` (``[steps.jump]`` tables in TOML), or
+      the step tables at top level (``[jump]``);
+    * stpipe's parameter file (ASDF or YAML, as written by ``strun --save-parameters``):
+      ``{"class": ..., "name": ..., "parameters": {...}, "steps": [{"class": ...,
+      "name": step, "parameters": {...}}]}``; the pipeline's own ``class``/``name``/
+      ``parameters`` are ignored;
+    * stpipe's legacy ConfigObj ``.cfg`` (``[steps]`` / ``[[jump]]``).
+
+    Step and parameter names are checked later by
+    :func:`romanxr.pipeline.resolve_step_options`.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    suffix = path.suffix.lower()
     try:
-        if suffix == ".toml":
-            import tomllib
-
-            tree = tomllib.loads(path.read_text())
-        elif suffix == ".asdf":
-            import asdf
-
-            with asdf.open(path, lazy_load=False) as af:
-                tree = {k: af.tree[k] for k in af.tree if not k.startswith("asdf_")}
-        else:
-            import yaml
-
-            tree = yaml.safe_load(path.read_text()) or {}
-    except ConfigError:
-        raise
+        tree = _read_tree(path)
     except Exception as exc:
         raise ConfigError(f"config file {path} cannot be parsed: {exc}") from exc
-    steps = tree.get("steps", {}) if isinstance(tree, Mapping) else {}
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"config file {path}: expected a table/mapping at top level")
     out: dict[str, dict[str, Any]] = {}
-    if isinstance(steps, list):  # stpipe parameter-file layout
-        for entry in steps:
-            name = entry.get("name")
-            params = entry.get("parameters", {})
-            if name:
-                out[str(name)] = dict(params)
-    elif isinstance(steps, Mapping):
-        for name, params in steps.items():
-            if isinstance(params, Mapping) and "parameters" in params:
-                params = params["parameters"]
-            out[str(name)] = dict(params or {})
-    else:
-        raise ConfigError(f"config file {path}: 'steps' must be a table/mapping")
+    for name, params in _step_entries(tree, path):
+        clean = {k: v for k, v in dict(params).items() if k not in {"class", "name"}}
+        out.setdefault(name, {}).update(clean)
     return out
 
 

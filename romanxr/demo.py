@@ -22,7 +22,8 @@ def run_demo(
         Output folder (created): ``references/``, ``crds_cache/``, the uncal and cal files,
         and ``quicklook.png``.
     size : int
-        Frame size in pixels including the 4-pixel reference border (a multiple of 128).
+        Frame size in pixels including the 4-pixel reference border: a multiple of 256
+        (refpix works on whole rows of an even number of 128-column channels).
     seed : int
         Random seed of the simulation.
     progress : bool
@@ -35,6 +36,13 @@ def run_demo(
     from romanxr.testing import make_detector, make_reference_set, simulate_exposure
     from romanxr.testing.crds_cache import build_local_crds_cache
 
+    if size < 256 or size % 256:
+        from romanxr.errors import ConfigError
+
+        raise ConfigError(
+            f"demo size must be a multiple of 256 (refpix needs whole rows of an even number "
+            f"of 128-column channels), got {size}"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -1,0 +1,349 @@
+"""The ``romanxr`` command line, run as a subprocess like a user types it.
+
+One simulated exposure and one offline CRDS cache serve the whole module; the subprocesses
+find the references through ``cache.environ()`` (no server).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import romanxr
+from romanxr import cli
+from romanxr.pipeline import STEPS, calibrate
+from tests.cli._exposure import CAL_NAME, UNCAL_NAME, make_exposure
+
+ROOT = Path(__file__).resolve().parents[2]
+STEM = UNCAL_NAME.removesuffix("_uncal.asdf")
+
+
+@pytest.fixture(scope="module")
+def exposure(tmp_path_factory):
+    return make_exposure(tmp_path_factory.mktemp("cli"))
+
+
+@pytest.fixture(scope="module")
+def env(exposure):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
+    environ.update(exposure.cache.environ())
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
+    return environ
+
+
+@pytest.fixture(scope="module")
+def default_cal(exposure):
+    with exposure.cache.activate():
+        return calibrate(exposure.uncal, steps={"jump": {"rejection_threshold": 500}}).compute()
+
+
+@pytest.fixture
+def work(exposure, tmp_path):
+    """A folder holding a copy of the uncal file; commands run there."""
+    shutil.copy(exposure.uncal, tmp_path / UNCAL_NAME)
+    return tmp_path
+
+
+def run(args, env, cwd, expect=0):
+    proc = subprocess.run(
+        [sys.executable, "-m", "romanxr.cli", *map(str, args)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == expect, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+# ---------------------------------------------------------------- calibrate
+
+
+def test_tutorial_exercise_as_typed(work, env, default_cal):
+    proc = run(["calibrate", UNCAL_NAME, "--steps.jump.rejection_threshold=500"], env, work)
+    out = work / CAL_NAME
+    assert proc.stdout.strip() == CAL_NAME
+    assert proc.stderr == ""  # quiet by default, no progress bar off a terminal
+    cal = romanxr.open_cal(out).compute()
+    for name in ("data", "dq"):
+        np.testing.assert_array_equal(cal[name].values, default_cal[name].values)
+    assert cal.attrs["step_parameters"]["jump"]["rejection_threshold"] == 500
+    assert cal.attrs["meta"]["cal_step"]["ramp_fit"] == "COMPLETE"
+
+
+def test_pasted_strun_arguments(work, env, exposure):
+    flat = exposure.references["flat"]
+    proc = run(
+        [
+            "calibrate",
+            "romancal.pipeline.ExposurePipeline",
+            UNCAL_NAME,
+            "--steps.jump.rejection_threshold",
+            "500",
+            f"--steps.flat.override_flat={flat}",
+            "--steps.tweakreg.skip=true",
+            "--steps.source_catalog.skip=True",
+            "--steps.rampfit.maximum_cores=half",
+            "--save_results",
+            "--output_dir",
+            "out",
+            "--save-intermediate",
+            "refpix,ramp_fit",
+            "--crds-context",
+            "roman_9000.pmap",
+            "-v",
+        ],
+        env,
+        work,
+    )
+    assert "romanxr INFO: step jump" not in proc.stderr  # folded into ramp_fit
+    assert "romanxr INFO: step ramp_fit" in proc.stderr
+    out = work / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [CAL_NAME, f"{STEM}_refpix.asdf", f"{STEM}_rampfit.asdf"]
+    )
+    records = romanxr.open_cal(out / CAL_NAME).attrs["step_parameters"]
+    assert records["flat_field"]["override_flat"] == str(flat)
+    assert records["jump"]["rejection_threshold"] == 500
+    rampfit = romanxr.open_cal(out / f"{STEM}_rampfit.asdf")
+    assert rampfit.attrs["meta"]["cal_step"]["dark"] == "INCOMPLETE"
+    assert romanxr.open_ramp(out / f"{STEM}_refpix.asdf").attrs["meta"]["cal_step"]["refpix"] == (
+        "COMPLETE"
+    )
+
+    # roman_elp alias, a leading stpipe parameter file, --output_file without extension
+    cfg = work / "roman_elp.yaml"
+    cfg.write_text(
+        "class: romancal.pipeline.ExposurePipeline\nname: ExposurePipeline\nsteps:\n"
+        "- class: romancal.linearity.LinearityStep\n  name: linearity\n"
+        "  parameters:\n    skip: true\n"
+    )
+    run(["calibrate", "roman_elp", cfg.name, UNCAL_NAME, "--output_file=mine"], env, work)
+    mine = romanxr.open_cal(work / "mine.asdf")
+    assert mine.attrs["meta"]["cal_step"]["linearity"] == "SKIPPED"
+
+
+def test_config_file_zarr_output_and_precedence(work, env):
+    cfg = work / "cfg.toml"
+    cfg.write_text(
+        "[steps.jump]\nrejection_threshold = 100\n[steps.linearity]\nskip = true\n"
+        "[steps.saturation]\nbackup = 1\n"
+    )
+    run(
+        [
+            "calibrate",
+            UNCAL_NAME,
+            "--config",
+            cfg,
+            "--steps.jump.rejection_threshold=500",
+            "--output-format",
+            "zarr",
+        ],
+        env,
+        work,
+    )
+    ds = romanxr.open_zarr(work / f"{STEM}_cal.zarr")
+    records = ds.attrs["step_parameters"]
+    assert records["jump"]["rejection_threshold"] == 500  # command line > config
+    assert records["saturation"]["backup"] == 1  # config > default
+    assert records["saturation"]["n_pix_grow_sat"] == 0  # default
+    assert ds.attrs["meta"]["cal_step"]["linearity"] == "SKIPPED"
+
+
+def test_single_steps_resume_and_overwrite(work, env, exposure):
+    run(["step", "dq_init", UNCAL_NAME], env, work)
+    dqinit = work / f"{STEM}_dqinit.asdf"
+    run(["step", "saturation", dqinit.name, "--n_pix_grow_sat=1"], env, work)
+    sat = work / f"{STEM}_saturation.asdf"
+    ramp = romanxr.open_ramp(sat)
+    assert ramp.attrs["meta"]["cal_step"]["saturation"] == "COMPLETE"
+    assert ramp.attrs["step_parameters"]["saturation"]["n_pix_grow_sat"] == 1
+
+    run(["calibrate", sat.name, "--start-at", "refpix", "--stop-after", "linearity"], env, work)
+    # resumed from the saved ramp: the same result as the whole pipeline from the uncal
+    lin = romanxr.open_ramp(work / f"{STEM}_linearity.asdf")
+    with exposure.cache.activate():
+        expected = calibrate(
+            exposure.uncal, stop_after="linearity", steps={"saturation": {"n_pix_grow_sat": 1}}
+        ).compute()
+    np.testing.assert_array_equal(lin["data"].values, expected["data"].values)
+    np.testing.assert_array_equal(lin["groupdq"].values, expected["groupdq"].values)
+
+
+def test_progress_bar_and_overwrite(work, env):
+    proc = run(["step", "dq_init", UNCAL_NAME, "--progress"], env, work)
+    assert "Completed" in proc.stderr
+    proc = run(["step", "dq_init", UNCAL_NAME], env, work, expect=5)
+    assert "already exists" in proc.stderr
+    proc = run(["step", "dq_init", UNCAL_NAME, "--overwrite", "--no-progress"], env, work)
+    assert proc.stderr == ""  # no bar, no log output
+
+
+# ---------------------------------------------------------------- listing, refs, info
+
+
+def test_calibrate_help_lists_every_parameter_of_every_step(env, tmp_path):
+    proc = run(["calibrate", "-h"], env, tmp_path)
+    text = proc.stdout
+    for option in ("--steps", "--config", "--crds-context", "--save-intermediate", "-o"):
+        assert option in text
+    for opt in ("--output-format", "--overwrite", "--start-at", "--stop-after", "--no-progress"):
+        assert opt in text
+    for spec in STEPS:
+        for p in spec.parameters().values():
+            assert f"--steps.{spec.name}.{p.name}={p.default!r}" in text
+            assert p.help.split()[0] in text
+
+
+def test_steps_listing(env, tmp_path):
+    text = run(["steps"], env, tmp_path).stdout
+    for spec in STEPS:
+        assert f"\n{spec.name}" in f"\n{text}"
+        for name in spec.parameters():
+            assert f"    {name} = " in text
+    one = run(["steps", "rampfit"], env, tmp_path).stdout
+    assert one.startswith("ramp_fit") and "algorithm = 'likely'" in one
+    assert "n_pix_grow_sat" not in one
+    proc = run(["steps", "rampfti"], env, tmp_path, expect=2)
+    assert "did you mean 'ramp_fit'" in proc.stderr
+
+
+def test_refs_offline_cache(env, exposure, tmp_path):
+    proc = run(["refs", exposure.uncal], env, tmp_path)
+    lines = proc.stdout.splitlines()
+    for reftype, path in exposure.references.items():
+        if reftype in {"apcorr", "area", "epsf"}:
+            continue
+        hits = [ln for ln in lines if f" {reftype} " in ln and path.name in ln]
+        assert hits, (reftype, proc.stdout)
+        assert all("[crds roman_9000.pmap]" in ln for ln in hits)
+    flat = exposure.references["flat"]
+    proc = run(
+        ["refs", exposure.uncal, f"--steps.flat.override_flat={flat}", "--steps.dark.skip=true"],
+        env,
+        tmp_path,
+    )
+    (flat_line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("flatfield")]
+    assert str(flat) in flat_line and "[argument]" in flat_line
+    assert any(ln.startswith("dark_current") and "skipped" in ln for ln in proc.stdout.splitlines())
+
+
+def test_refs_without_crds_is_a_reference_error(env, exposure, tmp_path):
+    bare = {k: v for k, v in env.items() if not k.startswith("CRDS_")}
+    bare.update(
+        CRDS_PATH=str(tmp_path / "empty"),
+        CRDS_SERVER_URL="https://crds-offline.invalid",
+        CRDS_MODE="local",
+    )
+    proc = run(["refs", exposure.uncal], bare, tmp_path, expect=4)
+    assert "ERROR" in proc.stdout
+
+
+def test_info_on_uncal_ramp_and_cal(env, exposure, work):
+    text = run(["info", exposure.uncal], env, work).stdout
+    assert "product:     ramp (Level 1 uncal)" in text
+    assert "WFI01" in text and "8 resultants" in text
+    with exposure.cache.activate():
+        calibrate(work / UNCAL_NAME, save_intermediate=["dq_init"], save_results=True)
+    text = run(["info", f"{STEM}_dqinit.asdf"], env, work).stdout
+    assert "ramp (calibrated intermediate)" in text and "dq_init=COMPLETE" in text
+    text = run(["info", CAL_NAME], env, work).stdout
+    assert "image (Level 2)" in text and "flat_field=COMPLETE" in text
+    assert "parameters:  jump: " in text
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "usage"),
+        (["calibrate", UNCAL_NAME, "--bogus"], "unrecognized arguments: --bogus"),
+        (["calibrate", UNCAL_NAME, "--steps.jmp.rejection_threshold=5"], "did you mean 'jump'"),
+        (
+            ["calibrate", UNCAL_NAME, "--steps.jump.rejection_thresold=5"],
+            "did you mean 'rejection_threshold'",
+        ),
+        (["calibrate", UNCAL_NAME, "--steps.jump.rejection_threshold=lots"], "not a valid float"),
+        (["calibrate", UNCAL_NAME, "--steps.jump=5"], "expected steps.<step>.<parameter>"),
+    ],
+)
+def test_usage_errors_exit_2(work, env, args, message):
+    proc = run(args, env, work, expect=2)
+    assert message in proc.stderr
+    assert not (work / CAL_NAME).exists()
+
+
+def test_bad_input_exits_3(work, env, default_cal):
+    proc = run(["calibrate", "missing_uncal.asdf"], env, work, expect=3)
+    assert "missing_uncal.asdf" in proc.stderr
+    (work / "junk_uncal.asdf").write_text("this is not ASDF")
+    run(["calibrate", "junk_uncal.asdf"], env, work, expect=3)
+    run(["info", "junk_uncal.asdf"], env, work, expect=3)
+    proc = run(["calibrate", UNCAL_NAME, "--start-at", "saturation"], env, work, expect=3)
+    assert "must start at dq_init" in proc.stderr
+
+
+def test_reference_problem_exits_4(work, env):
+    proc = run(
+        ["calibrate", UNCAL_NAME, "--steps.flat.override_flat=nowhere.asdf"], env, work, expect=4
+    )
+    assert "nowhere.asdf" in proc.stderr
+    run(["calibrate", UNCAL_NAME, "--crds-context", "roman_0001.pmap"], env, work, expect=4)
+
+
+def test_write_failure_exits_5(work, env):
+    proc = run(["calibrate", UNCAL_NAME, "-o", "no/such/dir/x.asdf"], env, work, expect=5)
+    assert "does not exist" in proc.stderr
+    (work / CAL_NAME).write_text("old")
+    proc = run(["calibrate", UNCAL_NAME], env, work, expect=5)
+    assert "already exists" in proc.stderr
+    assert (work / CAL_NAME).read_text() == "old"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["calibrate", UNCAL_NAME, "--output-format", "fits"], "invalid choice"),
+        (["calibrate", UNCAL_NAME, "--start-at", "ramp_fit", "--stop-after", "dq_init"], "after"),
+        (["info", UNCAL_NAME, "--steps.jump.skip=true"], "do not apply"),
+        (["calibrate", "a_uncal.asdf", "b_uncal.asdf"], "one input file"),
+    ],
+)
+def test_more_usage_errors_in_process(work, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(work)
+    assert cli.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unexpected_error_exits_1(monkeypatch, capsys, work):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaputt")
+
+    monkeypatch.setattr("romanxr.pipeline.calibrate", boom)
+    assert cli.main(["calibrate", str(work / UNCAL_NAME)]) == 1
+    assert "unexpected error: RuntimeError: kaputt" in capsys.readouterr().err
+
+
+def test_logging_touches_only_the_romanxr_logger(exposure, capsys):
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, logging.getLogger("asdf").level)
+    logger = logging.getLogger("romanxr")
+    old_level, old_handlers = logger.level, list(logger.handlers)
+    try:
+        assert cli.main(["info", str(exposure.uncal), "-vv"]) == 0
+        assert logger.level == logging.DEBUG
+        assert (list(root.handlers), root.level, logging.getLogger("asdf").level) == before
+    finally:
+        logger.handlers[:] = old_handlers
+        logger.setLevel(old_level)
+    assert "product:" in capsys.readouterr().out
