@@ -79,27 +79,7 @@ class StepSpec:
 
     def parameters(self) -> dict[str, ParameterSpec]:
         """The step's parameters with defaults and help (from its signature and docstring)."""
-        specs = parameter_specs(self.load())
-        for name, text in _HELP_FALLBACK.get(self.name, {}).items():
-            if name in specs and not specs[name].help:
-                old = specs[name]
-                specs[name] = ParameterSpec(old.name, old.default, old.type, text)
-        return specs
-
-
-#: help text for parameters whose step docstring has no ``Parameters`` entry for them
-_HELP_FALLBACK: dict[str, dict[str, str]] = {
-    "refpix": {
-        "remove_offset": "Remove each pixel's mean over resultants first (added back at the end).",
-        "remove_trends": "Remove each channel's time trend fitted on the top/bottom 4 rows.",
-        "cosine_interpolate": "Fill the amp33 channel's zeros by sine-weighted interpolation.",
-        "fft_interpolate": "Fill the amp33 channel's pad columns by FFT low-pass iterations.",
-    },
-    "wfi18_transient": {
-        "mask_rows": "WFI18 only: flag rows 0..999 of the first resultant DO_NOT_USE instead of "
-        "fitting and subtracting the transient.",
-    },
-}
+        return parameter_specs(self.load())
 
 
 #: romancal's ExposurePipeline order, with romanxr's stand-alone jump step before ramp_fit.

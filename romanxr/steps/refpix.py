@@ -158,6 +158,23 @@ def refpix(
     one whole resultant per task (input rechunked to ``{resultant: 1, y: -1, x: -1}``), so the
     working set is one frame plus its channel view; with numpy it loops over resultants.
 
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A ramp after dq_init (float32 ``data``, ``amp33``, ``pixeldq``).
+    remove_offset : bool
+        Remove each pixel's mean over resultants first (added back at the end).
+    remove_trends : bool
+        Remove each channel's time trend fitted on the top/bottom 4 rows.
+    cosine_interpolate : bool
+        Fill the amp33 channel's zeros by sine-weighted interpolation.
+    fft_interpolate : bool
+        Fill the amp33 channel's pad columns by FFT low-pass iterations.
+    override_refpix : path, optional
+        REFPIX reference file to use instead of CRDS's (``"N/A"`` skips the step).
+    resolver : ReferenceResolver, optional
+        Overrides and CRDS settings for reference lookup.
+
     Returns
     -------
     xarray.Dataset

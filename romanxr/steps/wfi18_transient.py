@@ -60,6 +60,19 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
     applied blockwise, so a dask-backed input stays lazy. Cut-outs use their own rows and
     columns with full-frame timing; the start values of the time constants come from the
     full-frame rows 304 and 1004 as in romancal.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A ramp after dq_init.
+    mask_rows : bool
+        WFI18 only: flag rows 0..999 of the first resultant DO_NOT_USE | WFI18_TRANSIENT
+        instead of fitting and subtracting the transient.
+
+    Returns
+    -------
+    xarray.Dataset
+        The corrected (or flagged) ramp; ``cal_step.wfi18_transient`` COMPLETE or N/A.
     """
     detector, _ = detector_number(ds)
     if detector != "WFI18":
