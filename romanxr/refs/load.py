@@ -11,7 +11,7 @@ import xarray as xr
 from xarray.core import indexing
 
 from romanxr.errors import ReferenceMismatchError, WrongProductError
-from romanxr.io.asdf_reader import AsdfBackendArray, _open_asdf, _tag_of, to_plain
+from romanxr.io.asdf_reader import _CheckedArray, _open_asdf, _tag_of, to_plain
 from romanxr.refs.resolve import ResolvedReference
 
 __all__ = ["align_to_exposure", "load_reference"]
@@ -21,7 +21,7 @@ _REFTYPE_BY_TAG = {"wfi_img_photom": "photom"}
 
 
 def _lazy(path: str, key: str, node: Any, dims: tuple[str, ...]) -> xr.Variable:
-    arr = AsdfBackendArray(path, ("roman", key), tuple(node.shape), node.dtype)
+    arr = _CheckedArray(path, ("roman", key), tuple(node.shape), node.dtype)
     return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
 
 
