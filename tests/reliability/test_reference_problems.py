@@ -120,7 +120,7 @@ def test_check_reference_matches_ignores_wildcards(tmp_path, ds):
 
 
 def test_missing_override_file(tmp_path, ds):
-    with pytest.raises(ReferenceNotFoundError, match="nowhere_flat.asdf"):
+    with pytest.raises(ReferenceNotFoundError, match=r"nowhere_flat\.asdf"):
         flatfield(ds, override_flat=tmp_path / "nowhere_flat.asdf")
 
 
