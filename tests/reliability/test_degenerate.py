@@ -38,7 +38,7 @@ def test_single_resultant_is_refused_before_compute(refs, algorithm):
     rn, gain = refs
     with (
         dask.config.set(scheduler=_raise_on_compute),
-        pytest.raises(ExposureError, match="at least 2 resultants.*has 1"),
+        pytest.raises(ExposureError, match=r"at least 2 resultants.*has 1"),
     ):
         ramp_fit(
             _ramp(1, chunks={"y": 5}),

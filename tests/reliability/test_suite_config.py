@@ -17,6 +17,7 @@ def test_romanxr_warnings_are_errors():
         warnings.warn("a romanxr warning", RomanxrWarning, stacklevel=1)
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket:UserWarning")
 def test_network_is_disabled():
     from pytest_socket import SocketBlockedError
 
