@@ -242,6 +242,13 @@ def _open_asdf(path: str):
         tree = af.tree
         roman = tree.get("roman") if hasattr(tree, "get") else None
     except Exception as exc:
+        if type(exc).__name__ == "ValidationError" and hasattr(exc, "absolute_path"):
+            where = ".".join(str(p) for p in exc.absolute_path) or "the tree"
+            raise FileFormatError(
+                f"{path}: {where} does not follow the Roman data model schema "
+                f"({getattr(exc, 'message', exc)}); the file was written wrongly or edited: "
+                "fix that field or write the file again"
+            ) from exc
         raise FileFormatError(
             f"{path}: the ASDF tree cannot be parsed ({type(exc).__name__}: {exc}); the file is "
             "truncated or corrupt"

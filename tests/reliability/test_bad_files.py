@@ -198,3 +198,15 @@ def test_errors_subclass_builtins():
     assert issubclass(WrongProductError, ValueError)
     assert issubclass(romanxr.errors.OutputError, OSError)
     assert issubclass(romanxr.errors.ReferenceNotFoundError, FileNotFoundError)
+
+
+def test_metadata_against_the_schema_names_the_field(tmp_uncal):
+    path = tmp_uncal()
+    raw = path.read_bytes()
+    assert b"frame_time: 3.04" in raw
+    path.write_bytes(raw.replace(b"frame_time: 3.04", b"frame_time: 'xx'"))
+    with pytest.raises(
+        FileFormatError,
+        match=r"r_uncal\.asdf: meta\.exposure\.frame_time does not follow the Roman data model",
+    ):
+        romanxr.open_uncal(path)
