@@ -238,7 +238,11 @@ def _open_asdf(path: str):
             "ASDF products such as *_uncal.asdf and *_cal.asdf"
         )
     try:
-        af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
+        # validate the tree against the Roman schemas at open (explicitly: asdf announces that
+        # validation on read will be off by default); the reader's own checks come after
+        with asdf.config_context() as cfg:
+            cfg.validate_on_read = True
+            af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
         tree = af.tree
         roman = tree.get("roman") if hasattr(tree, "get") else None
     except Exception as exc:
