@@ -149,6 +149,12 @@ def align_to_exposure(
 #: CRDS rules, so their ``optical_element`` (a schema-required field) is not compared.
 FILTER_DEPENDENT_REFTYPES = frozenset({"flat"})
 
+#: Reference types that serve every detector in one file (e.g. the darkdecaysignal table has an
+#: entry per detector): their ``meta.instrument.detector`` is not compared.
+MULTI_DETECTOR_REFTYPES = frozenset(
+    {"darkdecaysignal", "matable", "abvegaoffset", "apcorr", "skycells", "etc", "detectorstatus"}
+)
+
 #: Values of a reference's selector that mean "any" (never a mismatch).
 _WILDCARDS = {"", "N/A", "ANY", "NONE"}
 
@@ -167,7 +173,8 @@ def check_reference_matches(
 ) -> None:
     """Check that a reference was made for the exposure's detector and optical element.
 
-    Compares ``meta.instrument.detector`` of the reference with the exposure's, and for the
+    Compares ``meta.instrument.detector`` of the reference with the exposure's (except for the
+    types in :data:`MULTI_DETECTOR_REFTYPES`, whose one file serves every detector), and for the
     filter-dependent types (:data:`FILTER_DEPENDENT_REFTYPES`: the flat) also
     ``meta.instrument.optical_element`` (metadata only, nothing is computed). A value missing
     on either side, or a wildcard (``N/A``, ``ANY``), is not compared.
@@ -182,7 +189,7 @@ def check_reference_matches(
     path = Path(str(ref.attrs.get("path", "reference file"))).name
     reftype = ref.attrs.get("reftype", resolved.reftype if resolved else "reference")
     exp_name = Path(str(exp_meta.get("filename") or exposure.encoding.get("source") or "")).name
-    keys = ["detector"]
+    keys = [] if str(reftype).lower() in MULTI_DETECTOR_REFTYPES else ["detector"]
     if str(reftype).lower() in FILTER_DEPENDENT_REFTYPES:
         keys.append("optical_element")
     for key in keys:

@@ -13,6 +13,7 @@ context not in the cache, tampered rules. Here they are checked through a step.
 from __future__ import annotations
 
 import dask
+import numpy as np
 import pytest
 import roman_datamodels.datamodels as dm
 
@@ -130,3 +131,16 @@ def test_no_crds_configuration_through_a_step(ds, monkeypatch):
         flatfield(ds, resolver=ReferenceResolver())
     assert "flat" in str(e.value)
     assert isinstance(e.value, FileNotFoundError)
+
+
+def test_multi_detector_references_are_not_compared(tmp_path):
+    """darkdecaysignal holds one entry per detector in one file: its own detector is moot."""
+    from romanxr.steps.dark_decay import dark_decay
+    from tests.unit._ramp_factory import make_ramp, write_decay_reference
+
+    ref = write_decay_reference(tmp_path / "decay.asdf", detector="WFI03")
+    with dm.open(ref) as model:
+        assert model.meta.instrument.detector == "WFI01"
+    ds = make_ramp(np.ones((3, 8, 8), np.float32), detector="WFI03")
+    out = dark_decay(ds, override_darkdecaysignal=ref)
+    assert out.attrs["meta"]["cal_step"]["dark_decay"] == "COMPLETE"
