@@ -18,6 +18,7 @@ __all__ = [
     "ReferenceFileError",
     "ReferenceMismatchError",
     "ReferenceNotFoundError",
+    "ReferenceTypeError",
     "RomanxrError",
     "RomanxrWarning",
     "WrongProductError",
@@ -70,3 +71,10 @@ class ReferenceMismatchError(ReferenceFileError, ValueError):
 
 class OutputError(RomanxrError, OSError):
     """The output cannot be written (bad path, exists without overwrite, disk full...)."""
+
+
+class ReferenceTypeError(ReferenceMismatchError, WrongProductError):
+    """A reference file of another type than the one asked for (e.g. a gain file as the flat).
+
+    Both a :class:`ReferenceMismatchError` and a :class:`WrongProductError`.
+    """

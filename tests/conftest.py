@@ -6,8 +6,33 @@ import os
 
 import pytest
 
+# urllib3 probes for IPv6 support by opening a socket when it is first imported; conftest runs
+# before pytest-socket disables sockets, so import it (and the packages that pull it in) here
+# and no test triggers pytest-socket's "A test tried to use socket.socket" warning.
+import urllib3  # noqa: F401  (isort: keep before the rest)
+
 # the suite never touches a CRDS server
 os.environ.setdefault("CRDS_SERVER_URL", "https://crds-offline.invalid")
+
+try:  # property-based tests: a bounded run in CI, more with HYPOTHESIS_PROFILE=thorough
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci",
+        max_examples=25,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    settings.register_profile(
+        "thorough",
+        max_examples=500,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a test extra; tests/property skips without it
+    pass
 
 
 @pytest.fixture

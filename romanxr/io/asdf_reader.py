@@ -26,7 +26,7 @@ from romanxr.dataset import (
     resultant_coords,
     validate_read_pattern,
 )
-from romanxr.errors import FileFormatError, WrongProductError
+from romanxr.errors import FileFormatError, RomanxrError, WrongProductError
 
 __all__ = [
     "AsdfBackendArray",
@@ -34,6 +34,7 @@ __all__ = [
     "open_roman_asdf",
     "product_kind",
     "to_plain",
+    "verify_checksums",
 ]
 
 #: Roman tag name (without version) -> product kind understood by romanxr.
@@ -207,10 +208,11 @@ def _check_blocks(af: Any, path: str) -> None:
     for i, block in enumerate(blocks):
         try:
             with open(path, "rb") as fh:
-                # block layout: 4-byte magic, 2-byte big-endian header size, header, data
-                fh.seek(int(block.offset) + 4)
+                # block layout: 4-byte magic, 2-byte big-endian header size, header, data;
+                # asdf's block offset points just past the magic
+                fh.seek(int(block.offset))
                 header_size = int.from_bytes(fh.read(2), "big")
-            end = int(block.offset) + 6 + header_size + int(block.header["allocated_size"])
+            end = int(block.offset) + 2 + header_size + int(block.header["allocated_size"])
         except Exception as exc:
             raise FileFormatError(
                 f"{path}: binary block {i} has an unreadable header ({exc}); the file is "
@@ -236,21 +238,102 @@ def _open_asdf(path: str):
             "ASDF products such as *_uncal.asdf and *_cal.asdf"
         )
     try:
-        af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
+        # validate the tree against the Roman schemas at open (explicitly: asdf announces that
+        # validation on read will be off by default); the reader's own checks come after
+        with asdf.config_context() as cfg:
+            cfg.validate_on_read = True
+            af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
         tree = af.tree
         roman = tree.get("roman") if hasattr(tree, "get") else None
     except Exception as exc:
+        if type(exc).__name__ == "ValidationError" and hasattr(exc, "absolute_path"):
+            where = ".".join(str(p) for p in exc.absolute_path) or "the tree"
+            raise FileFormatError(
+                f"{path}: {where} does not follow the Roman data model schema "
+                f"({getattr(exc, 'message', exc)}); the file was written wrongly or edited: "
+                "fix that field or write the file again"
+            ) from exc
         raise FileFormatError(
             f"{path}: the ASDF tree cannot be parsed ({type(exc).__name__}: {exc}); the file is "
             "truncated or corrupt"
         ) from exc
-    if roman is None:
-        raise WrongProductError(
-            f"{path}: ASDF file without a 'roman' node; expected a Roman datamodel file "
-            "(e.g. an L1 wfi_science_raw *_uncal.asdf)"
-        )
-    _check_blocks(af, path)
+    try:
+        if roman is None:
+            keys = sorted(str(k) for k in tree if not str(k).startswith("asdf_library"))
+            raise WrongProductError(
+                f"{path}: ASDF file without a 'roman' node (top-level keys: "
+                f"{', '.join(keys) or 'none'}); expected a Roman datamodel file "
+                "(e.g. an L1 wfi_science_raw *_uncal.asdf)"
+            )
+        _check_blocks(af, path)
+    except BaseException:
+        af.close()  # never leave the file open behind an error
+        raise
     return af, roman
+
+
+def verify_checksums(path: str | os.PathLike) -> None:
+    """Read every binary block of an ASDF file and compare it with its recorded MD5 checksum.
+
+    Opening a file (:func:`open_roman_asdf`) checks the structure only: the ``#ASDF`` magic,
+    the YAML tree, and that every block the header announces lies inside the file. Damaged
+    bytes *inside* a block can only be found by reading the block: a compressed block that no
+    longer decompresses raises :class:`FileFormatError` naming the file when its chunk is
+    computed, but some damage (e.g. inside an lz4 literal run) decompresses into wrong pixel
+    values without any error. This function finds that too, at the cost of reading the whole
+    file once; run it on files of doubtful origin before calibrating.
+
+    Raises
+    ------
+    FileFormatError
+        If a block's bytes do not match its checksum, or the file cannot be read.
+    """
+    import hashlib
+
+    path = str(Path(path))
+    af, _ = _open_asdf(path)
+    try:
+        blocks = list(af._blocks.blocks)
+        with open(path, "rb") as fh:
+            for i, block in enumerate(blocks):
+                header = block.header
+                expected = bytes(header.get("checksum", b""))
+                if not any(expected):  # an all-zero checksum means "not computed"
+                    continue
+                fh.seek(int(block.offset))  # just past the block magic
+                header_size = int.from_bytes(fh.read(2), "big")
+                fh.seek(int(block.offset) + 2 + header_size)
+                used = fh.read(int(header["used_size"]))
+                if hashlib.md5(used, usedforsecurity=False).digest() != expected:
+                    raise FileFormatError(
+                        f"{path}: binary block {i} does not match its MD5 checksum; the file is "
+                        "corrupt: download or write it again"
+                    )
+    finally:
+        af.close()
+    return None
+
+
+class _CheckedArray(AsdfBackendArray):
+    """:class:`AsdfBackendArray` whose read errors name the file (raised inside a compute).
+
+    Damage inside a block's payload is not visible when the file is opened; when a chunk is
+    read, a decompression or I/O failure becomes a :class:`FileFormatError` that names the
+    file and the array instead of a bare ``zlib.error``/``OSError`` from deep inside dask.
+    """
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        try:
+            return super().__getitem__(key)
+        except (RomanxrError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            where = ".".join(self.keys)
+            raise FileFormatError(
+                f"{self.path}: reading {where} failed ({type(exc).__name__}: {exc}); the file "
+                "is corrupt or was changed after it was opened: download or write it again "
+                "(romanxr.io.asdf_reader.verify_checksums checks every block)"
+            ) from exc
 
 
 def _array_var(path: str, name: str, node: Any, dims: tuple[str, ...]) -> xr.Variable:
@@ -259,7 +342,7 @@ def _array_var(path: str, name: str, node: Any, dims: tuple[str, ...]) -> xr.Var
         raise WrongProductError(
             f"{path}: roman.{name} has {len(shape)} dimensions {shape}, expected {len(dims)} {dims}"
         )
-    arr = AsdfBackendArray(path, ("roman", name), shape, node.dtype)
+    arr = _CheckedArray(path, ("roman", name), shape, node.dtype)
     return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
 
 

@@ -150,6 +150,8 @@ def _cas22_block(data, groupdq, pixeldq, readnoise, gain, t, tau, n, uniform_w, 
                 stack_s[top] = start
                 stack_e[top] = nres - 1
                 top += 1
+            if g == 0:
+                top = 0  # a zero gain: nothing to fit (the result is NaN, flagged below)
             wsum = 0.0
             slope_acc = 0.0
             vr_acc = 0.0
@@ -189,9 +191,14 @@ def _cas22_block(data, groupdq, pixeldq, readnoise, gain, t, tau, n, uniform_w, 
                 vr_acc /= wsum * wsum
                 vp_acc /= wsum * wsum
             vp_acc *= max(slope_acc, 0.0)
-            slope_dn = slope_acc / g
-            vr_dn = vr_acc / (g * g)
-            vp_dn = vp_acc / (g * g)
+            if g == 0:  # no conversion back to DN: NaN, flagged NO_GAIN_VALUE and DO_NOT_USE
+                slope_dn = np.nan
+                vr_dn = np.nan
+                vp_dn = np.nan
+            else:
+                slope_dn = slope_acc / g
+                vr_dn = vr_acc / (g * g)
+                vp_dn = vp_acc / (g * g)
             err = math.sqrt(vr_dn + vp_dn) if vr_dn + vp_dn >= 0 else np.nan
             all_sat = True
             all_bad = True
@@ -211,7 +218,7 @@ def _cas22_block(data, groupdq, pixeldq, readnoise, gain, t, tau, n, uniform_w, 
                 flags |= _P_SAT
             if all_bad or not np.isfinite(slope_dn) or not (err > 0):
                 flags |= _P_DNU
-            if g < 0 or not np.isfinite(g):
+            if g <= 0 or not np.isfinite(g):
                 flags |= _P_NO_GAIN
             dq_o[iy, ix] = flags
             s32 = np.float32(slope_dn)

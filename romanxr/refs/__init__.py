@@ -9,7 +9,7 @@ Typical use inside a step::
 
 from __future__ import annotations
 
-from romanxr.refs.load import align_to_exposure, load_reference
+from romanxr.refs.load import align_to_exposure, check_reference_matches, load_reference
 from romanxr.refs.resolve import (
     REFTYPES_BY_STEP,
     ReferenceResolver,
@@ -23,6 +23,7 @@ __all__ = [
     "ReferenceResolver",
     "ResolvedReference",
     "align_to_exposure",
+    "check_reference_matches",
     "default_resolver",
     "load_reference",
     "resolve_reference",

@@ -10,18 +10,18 @@ import numpy as np
 import xarray as xr
 from xarray.core import indexing
 
-from romanxr.errors import ReferenceMismatchError, WrongProductError
-from romanxr.io.asdf_reader import AsdfBackendArray, _open_asdf, _tag_of, to_plain
+from romanxr.errors import ReferenceMismatchError, ReferenceTypeError, WrongProductError
+from romanxr.io.asdf_reader import _CheckedArray, _open_asdf, _tag_of, to_plain
 from romanxr.refs.resolve import ResolvedReference
 
-__all__ = ["align_to_exposure", "load_reference"]
+__all__ = ["align_to_exposure", "check_reference_matches", "load_reference"]
 
 #: Reference-file tag name -> CRDS reftype (where they differ).
 _REFTYPE_BY_TAG = {"wfi_img_photom": "photom"}
 
 
 def _lazy(path: str, key: str, node: Any, dims: tuple[str, ...]) -> xr.Variable:
-    arr = AsdfBackendArray(path, ("roman", key), tuple(node.shape), node.dtype)
+    arr = _CheckedArray(path, ("roman", key), tuple(node.shape), node.dtype)
     return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
 
 
@@ -52,7 +52,8 @@ def load_reference(
     Raises
     ------
     WrongProductError
-        If the file is not a Roman reference file, or not of ``reftype``.
+        If the file is not a Roman reference file; :class:`ReferenceTypeError` (a subclass,
+        also a :class:`ReferenceMismatchError`) if it is not of ``reftype``.
     """
     path = ref.path if isinstance(ref, ResolvedReference) else os.fspath(ref)
     if reftype is None and isinstance(ref, ResolvedReference):
@@ -70,7 +71,7 @@ def load_reference(
                 f"{reftype or 'reference'} file"
             )
         if reftype is not None and file_reftype != reftype.lower():
-            raise WrongProductError(
+            raise ReferenceTypeError(
                 f"{path}: this is a {file_reftype} reference file, but a {reftype} reference "
                 f"was expected; pass it as override_{file_reftype} instead"
             )
@@ -141,3 +142,62 @@ def align_to_exposure(
         if not (want.size == have.size and np.array_equal(want, have)):
             indexers[dim] = want
     return ref.sel(indexers) if indexers else ref
+
+
+#: Reference types whose content depends on the optical element: their optical element must be
+#: the exposure's. Others (dark, gain, distortion...) may be shared by several elements in the
+#: CRDS rules, so their ``optical_element`` (a schema-required field) is not compared.
+FILTER_DEPENDENT_REFTYPES = frozenset({"flat"})
+
+#: Reference types that serve every detector in one file (e.g. the darkdecaysignal table has an
+#: entry per detector): their ``meta.instrument.detector`` is not compared.
+MULTI_DETECTOR_REFTYPES = frozenset(
+    {"darkdecaysignal", "matable", "abvegaoffset", "apcorr", "skycells", "etc", "detectorstatus"}
+)
+
+#: Values of a reference's selector that mean "any" (never a mismatch).
+_WILDCARDS = {"", "N/A", "ANY", "NONE"}
+
+
+def _instrument_value(meta: Any, key: str) -> str | None:
+    instrument = meta.get("instrument") if isinstance(meta, dict) else None
+    value = instrument.get(key) if isinstance(instrument, dict) else None
+    if value is None:
+        return None
+    value = str(value).strip().upper()
+    return None if value in _WILDCARDS else value
+
+
+def check_reference_matches(
+    ref: xr.Dataset, exposure: xr.Dataset, resolved: ResolvedReference | None = None
+) -> None:
+    """Check that a reference was made for the exposure's detector and optical element.
+
+    Compares ``meta.instrument.detector`` of the reference with the exposure's (except for the
+    types in :data:`MULTI_DETECTOR_REFTYPES`, whose one file serves every detector), and for the
+    filter-dependent types (:data:`FILTER_DEPENDENT_REFTYPES`: the flat) also
+    ``meta.instrument.optical_element`` (metadata only, nothing is computed). A value missing
+    on either side, or a wildcard (``N/A``, ``ANY``), is not compared.
+
+    Raises
+    ------
+    ReferenceMismatchError
+        Names the reference file, the field, both values and the override option.
+    """
+    ref_meta = ref.attrs.get("meta") or {}
+    exp_meta = exposure.attrs.get("meta") or {}
+    path = Path(str(ref.attrs.get("path", "reference file"))).name
+    reftype = ref.attrs.get("reftype", resolved.reftype if resolved else "reference")
+    exp_name = Path(str(exp_meta.get("filename") or exposure.encoding.get("source") or "")).name
+    keys = [] if str(reftype).lower() in MULTI_DETECTOR_REFTYPES else ["detector"]
+    if str(reftype).lower() in FILTER_DEPENDENT_REFTYPES:
+        keys.append("optical_element")
+    for key in keys:
+        have = _instrument_value(ref_meta, key)
+        want = _instrument_value(exp_meta, key)
+        if have is not None and want is not None and have != want:
+            raise ReferenceMismatchError(
+                f"{path}: this {reftype} reference is for {key} {have}, but the exposure "
+                f"{exp_name or '(unnamed)'} has meta.instrument.{key} {want}; "
+                f"use a {reftype} reference for {want} (override_{reftype}=...)"
+            )

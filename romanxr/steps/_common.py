@@ -14,6 +14,7 @@ from romanxr.refs import (
     ReferenceResolver,
     ResolvedReference,
     align_to_exposure,
+    check_reference_matches,
     load_reference,
     resolve_reference,
 )
@@ -34,11 +35,18 @@ def get_reference(
     """Resolve, open (lazily) and align a reference file to ``ds``.
 
     Returns ``(resolved, None)`` when the reference resolves to N/A.
+
+    Raises
+    ------
+    ReferenceMismatchError
+        If the reference is for another detector or optical element, or does not cover the
+        exposure's pixels.
     """
     resolved = resolve_reference(reftype, ds, explicit=explicit, resolver=resolver)
     if resolved.path is None:
         return resolved, None
     ref = load_reference(resolved, reftype)
+    check_reference_matches(ref, ds, resolved)
     if align:
         ref = align_to_exposure(ref, ds, resolved)
     return resolved, ref

@@ -14,6 +14,8 @@ from romanxr.steps._common import get_reference
 #: ``attrs["step_parameters"]`` key written by the stand-alone jump step.
 JUMP_KEY = "jump"
 LIKELY_MIN_RESULTANTS = 4
+#: No fitter can measure a slope from one resultant.
+MIN_RESULTANTS = 2
 
 
 def check_ramp(ds: xr.Dataset, step: str) -> ReadPatternInfo:
@@ -27,6 +29,12 @@ def check_ramp(ds: xr.Dataset, step: str) -> ReadPatternInfo:
                 f"{name}: {step} needs the '{var}' variable, which dq_init creates; run "
                 "romanxr.steps.dq_init.dq_init (ds.roman.dq_init()) first"
             )
+    if len(info) < MIN_RESULTANTS:
+        raise ExposureError(
+            f"{name}: {step} needs at least {MIN_RESULTANTS} resultants to measure a count "
+            f"rate, but meta.exposure.read_pattern has {len(info)}; a single-resultant "
+            "exposure cannot be ramp-fitted"
+        )
     return info
 
 

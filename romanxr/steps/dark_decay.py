@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import get_meta, read_pattern_info
+from romanxr.dataset import get_meta, validate_exposure
 from romanxr.errors import ExposureError, ReferenceMismatchError
 from romanxr.kernels.dark_decay import (
     dark_decay_factors,
@@ -93,7 +93,7 @@ def dark_decay(
     ReferenceMismatchError
         The reference has no usable entry for this detector.
     """
-    info = read_pattern_info(ds)
+    info = validate_exposure(ds)  # dims, dtypes and read_pattern before anything else
     detector, sca = detector_number(ds)
     resolved, ref = get_reference(
         ds, "darkdecaysignal", explicit=override_darkdecaysignal, resolver=resolver

@@ -105,8 +105,8 @@ def linearity(
     ReferenceMismatchError
         If a reference does not cover the exposure's pixels.
     """
+    validate_exposure(ds)  # the contract first: dims, dtypes, read_pattern
     require_ramp(ds, "linearity")
-    validate_exposure(ds)
     refs = {}
     for reftype, explicit in (
         ("linearity", override_linearity),

@@ -28,6 +28,9 @@ Differences from romancal 1.1.0 (on purpose, see algorithms.md section 8):
 * Jumps found by the likely fit are kept as a boolean ``jumps`` (resultant, y, x) variable
   (lazy); :func:`jump_indices` turns it into romancal's ``(N, 3)`` int16 ``jump_indices``.
 * Snowball expansion (``expand_large_events``) is not implemented; asking for it raises.
+* A ramp with a single resultant is refused with :class:`~romanxr.errors.ExposureError` while
+  the graph is built (ols_cas22 used to divide 0/0 inside the compute); in ols_cas22 a gain of
+  exactly 0 gives a NaN slope with DO_NOT_USE | NO_GAIN_VALUE instead of a ZeroDivisionError.
 """
 
 from __future__ import annotations

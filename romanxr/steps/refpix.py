@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from romanxr.dataset import validate_exposure
 from romanxr.dq import PixelFlag
 from romanxr.errors import ExposureError, ReferenceMismatchError
 from romanxr.kernels.refpix import (
@@ -187,6 +188,7 @@ def refpix(
     ReferenceMismatchError
         gamma/zeta/alpha shapes do not fit ``(channels, rows * 70 + 1)``.
     """
+    validate_exposure(ds)  # dims, dtypes and read_pattern before anything else
     params = {
         "remove_offset": bool(remove_offset),
         "remove_trends": bool(remove_trends),

@@ -116,8 +116,8 @@ def saturation(
     ReferenceMismatchError
         If the reference does not cover the exposure's pixels.
     """
+    validate_exposure(ds)  # the contract first: dims, dtypes, read_pattern
     require_ramp(ds, "saturation")
-    validate_exposure(ds)
     n_grow, n_backup = int(n_pix_grow_sat), int(backup)
     if n_grow < 0 or n_backup < 0:
         raise ConfigError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import read_pattern_info
+from romanxr.dataset import read_pattern_info, validate_exposure
 from romanxr.dq import GroupFlag
 from romanxr.kernels.timing import FRAME_SIZE, column_time, row_time
 from romanxr.kernels.wfi18_transient import (
@@ -74,6 +74,7 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
     xarray.Dataset
         The corrected (or flagged) ramp; ``cal_step.wfi18_transient`` COMPLETE or N/A.
     """
+    validate_exposure(ds)  # dims, dtypes and read_pattern, even where the step is N/A
     detector, _ = detector_number(ds)
     if detector != "WFI18":
         return finish_step(ds, ds, STEP, "N/A", parameters={"mask_rows": mask_rows})

@@ -79,11 +79,14 @@ def write_dark(path, *, seed=1, nan_at=()):
     return path
 
 
-def write_flat(path, *, seed=2, shape=(NY, NX), nan_at=(), zero_at=(), dq_at=()):
+def write_flat(
+    path, *, seed=2, shape=(NY, NX), nan_at=(), zero_at=(), dq_at=(), optical_element="F158"
+):
     import roman_datamodels.datamodels as dm
 
     rng = np.random.default_rng(seed)
     model = dm.FlatRefModel.create_fake_data(shape=shape)
+    model.meta.instrument.optical_element = optical_element  # the images' element
     flat = rng.uniform(0.8, 1.2, shape).astype(np.float32)
     for yx in nan_at:
         flat[yx] = np.nan
