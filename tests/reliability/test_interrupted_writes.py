@@ -46,7 +46,8 @@ WRITER = textwrap.dedent(
     from tests.io.writer_fakes import image_dataset
 
     kind, cal, target = sys.argv[1:4]
-    ds = image_dataset(romanxr.open_cal(cal)).load()
+    if kind != "cli":
+        ds = image_dataset(romanxr.open_cal(cal)).load()
     if kind == "asdf":
         real = asdf.AsdfFile.write_to
 
@@ -61,6 +62,23 @@ WRITER = textwrap.dedent(
 
         asdf.AsdfFile.write_to = stalled
         to_asdf(ds, target, overwrite=True)
+    elif kind == "cli":
+        # the real command line, stalled inside its cal.asdf write
+        from romanxr.cli import main
+
+        real = asdf.AsdfFile.write_to
+
+        def stalled(self, fd, *args, **kwargs):
+            if not isinstance(fd, str | os.PathLike):
+                return real(self, fd, *args, **kwargs)
+            with open(fd, "wb") as fh:
+                fh.write(b"#ASDF 1.0.0\\n" + b"x" * 4096)
+                fh.flush()
+            print("STALLED", flush=True)
+            time.sleep(600)
+
+        asdf.AsdfFile.write_to = stalled
+        sys.exit(main(["calibrate", cal, "-o", target, "--overwrite", "--no-progress"]))
     else:
         real_set = zarr.storage.LocalStore.set
         calls = [0]
@@ -78,10 +96,10 @@ WRITER = textwrap.dedent(
 )
 
 
-def _kill_mid_write(tmp_path, kind, cal, target):
+def _kill_mid_write(tmp_path, kind, cal, target, extra_env=None):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(extra_env or {}))
     proc = subprocess.Popen(
         [sys.executable, str(script), kind, str(cal), str(target)],
         stdout=subprocess.PIPE,
@@ -161,6 +179,42 @@ def test_kill_9_during_zarr_write(tmp_path, cal, previous):
     to_zarr(ds, target, overwrite=True)
     assert temporaries(tmp_path) == []
     np.testing.assert_array_equal(open_zarr(target)["data"].values, ds["data"].values)
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_cli_during_its_write(tmp_path):
+    """``kill -9`` of ``romanxr calibrate`` while it writes the cal.asdf: no file at the target,
+    and the next run of the command cleans the dead run's temporary and writes a good file."""
+    from tests.cli._exposure import make_exposure
+
+    exposure = make_exposure(tmp_path / "exposure")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "r_cal.asdf"
+    env = exposure.cache.environ()
+    _kill_mid_write(out_dir, "cli", exposure.uncal, target, extra_env=env)
+    assert not target.exists()
+    assert any(".romanxr-tmp-" in n for n in temporaries(out_dir))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "romanxr.cli",
+            "calibrate",
+            str(exposure.uncal),
+            "-o",
+            str(target),
+            "--no-progress",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert temporaries(out_dir) == []
+    assert romanxr.open_cal(target)["data"].shape == (24, 248)
 
 
 def _enospc(*args, **kwargs):
