@@ -111,7 +111,8 @@ def test_distributed_results_equal_threaded(exposure, threaded, client):
     exposure_data = (os.path.abspath(path), ("roman", "data"))
 
     def exposure_read() -> bool:
-        return any((k[0], k[-1]) == exposure_data for k in asdf_reader._CACHE._items)
+        cache = asdf_reader._CACHE
+        return any((k[0], k[-1]) == exposure_data for k in [*cache._items, *cache._layouts])
 
     assert any(client.run(exposure_read).values())
     assert not exposure_read()
