@@ -39,7 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_CACHE = Path(os.environ.get("ROMANXR_BENCH_CACHE", Path.home() / ".cache" / "romanxr_bench"))
+DEFAULT_CACHE = Path(
+    os.environ.get("ROMANXR_BENCH_CACHE", Path.home() / ".cache" / "romanxr_bench")
+)
 
 
 def _peak_rss_gib() -> float:
@@ -106,8 +108,15 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
     t_start, c_start = time.perf_counter(), _cpu()
     ds = romanxr.open_uncal(info["uncal"], chunks=ck)
     prev_peak = _peak_rss_gib()
-    rows.append({"step": "open", "wall": time.perf_counter() - t_start, "cpu": _cpu() - c_start,
-                 "rss": prev_peak, "drss": 0.0})
+    rows.append(
+        {
+            "step": "open",
+            "wall": time.perf_counter() - t_start,
+            "cpu": _cpu() - c_start,
+            "rss": prev_peak,
+            "drss": 0.0,
+        }
+    )
     for spec in STEPS:
         if spec.name == "jump":  # folded into ramp_fit, as calibrate() does
             continue
@@ -117,16 +126,34 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
         ds = func(ds, resolver=resolver, **params) if _takes_resolver(func) else func(ds, **params)
         (ds,) = dask.persist(ds)
         peak = _peak_rss_gib()
-        rows.append({"step": spec.name, "wall": time.perf_counter() - t0, "cpu": _cpu() - c0,
-                     "rss": peak, "drss": peak - prev_peak})
+        rows.append(
+            {
+                "step": spec.name,
+                "wall": time.perf_counter() - t0,
+                "cpu": _cpu() - c0,
+                "rss": peak,
+                "drss": peak - prev_peak,
+            }
+        )
         prev_peak = peak
     t0, c0 = time.perf_counter(), _cpu()
     write(ds, out, overwrite=True)
     peak = _peak_rss_gib()
-    rows.append({"step": "write", "wall": time.perf_counter() - t0, "cpu": _cpu() - c0,
-                 "rss": peak, "drss": peak - prev_peak})
-    return {"steps": rows, "wall": time.perf_counter() - t_start, "cpu": _cpu() - c_start,
-            "rss": peak}
+    rows.append(
+        {
+            "step": "write",
+            "wall": time.perf_counter() - t0,
+            "cpu": _cpu() - c0,
+            "rss": peak,
+            "drss": peak - prev_peak,
+        }
+    )
+    return {
+        "steps": rows,
+        "wall": time.perf_counter() - t_start,
+        "cpu": _cpu() - c_start,
+        "rss": peak,
+    }
 
 
 def _run_romancal(info: dict, out: Path) -> dict:
@@ -193,8 +220,10 @@ def main() -> None:
     info = prepare(folder, args.size, args.reuse)
     import dask
 
-    print(f"input {info['uncal']} ({Path(info['uncal']).stat().st_size / 2**20:.0f} MiB); "
-          f"{os.cpu_count()} CPUs, dask {dask.__version__}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"input {info['uncal']} ({Path(info['uncal']).stat().st_size / 2**20:.0f} MiB); "
+        f"{os.cpu_count()} CPUs, dask {dask.__version__}, load {os.getloadavg()[0]:.1f}"
+    )
     results: dict[str, list[dict]] = {}
     modes = ([] if args.no_e2e else ["e2e"]) + (["steps"] if args.profile else [])
     modes += ["romancal"] if args.romancal else []
@@ -206,28 +235,39 @@ def main() -> None:
         for i in range(args.repeat):
             r = _spawn(mode, folder, out, args.chunks)
             runs.append(r)
-            print(f"  {mode} run {i + 1}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, "
-                  f"peak RSS {r['rss']:.2f} GiB", flush=True)
+            print(
+                f"  {mode} run {i + 1}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, "
+                f"peak RSS {r['rss']:.2f} GiB",
+                flush=True,
+            )
         results[mode] = runs
     print()
-    print(f"{'run':10s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS GiB':>13s}   (median of "
-          f"{args.repeat})")
+    print(
+        f"{'run':10s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS GiB':>13s}   (median of "
+        f"{args.repeat})"
+    )
     for mode, runs in results.items():
-        print(f"{mode:10s} {_median(runs, 'wall'):8.1f} {_median(runs, 'cpu'):8.1f} "
-              f"{_median(runs, 'rss'):13.2f}")
+        print(
+            f"{mode:10s} {_median(runs, 'wall'):8.1f} {_median(runs, 'cpu'):8.1f} "
+            f"{_median(runs, 'rss'):13.2f}"
+        )
     if "steps" in results:
         print("\nper step (materialised after each; median):")
         print(f"  {'step':16s} {'wall s':>8s} {'CPU s':>8s} {'peak GiB':>9s} {'+peak GiB':>10s}")
         names = [row["step"] for row in results["steps"][0]["steps"]]
         for i, name in enumerate(names):
             rows = [r["steps"][i] for r in results["steps"]]
-            print(f"  {name:16s} {_median(rows, 'wall'):8.2f} {_median(rows, 'cpu'):8.2f} "
-                  f"{_median(rows, 'rss'):9.2f} {_median(rows, 'drss'):10.2f}")
+            print(
+                f"  {name:16s} {_median(rows, 'wall'):8.2f} {_median(rows, 'cpu'):8.2f} "
+                f"{_median(rows, 'rss'):9.2f} {_median(rows, 'drss'):10.2f}"
+            )
     if "romancal" in results and "e2e" in results:
         rc, rx = results["romancal"], results["e2e"]
-        print(f"\nromancal / romanxr: wall x{_median(rc, 'wall') / _median(rx, 'wall'):.1f}, "
-              f"CPU x{_median(rc, 'cpu') / _median(rx, 'cpu'):.1f}, "
-              f"peak RSS x{_median(rc, 'rss') / _median(rx, 'rss'):.1f}")
+        print(
+            f"\nromancal / romanxr: wall x{_median(rc, 'wall') / _median(rx, 'wall'):.1f}, "
+            f"CPU x{_median(rc, 'cpu') / _median(rx, 'cpu'):.1f}, "
+            f"peak RSS x{_median(rc, 'rss') / _median(rx, 'rss'):.1f}"
+        )
 
 
 if __name__ == "__main__":
