@@ -55,6 +55,8 @@ def _graph(info: dict, folder: Path, n: int):
     for path in _inputs(info, folder / "inputs", n):
         cal = calibrate(path, overrides=info["overrides"], check_saturated=False)
         image = cal[VARIABLES].drop_attrs()
+        # zarr wants regular chunks: the trimmed border makes the first and last bands shorter
+        image = image.chunk({"y": max(image.chunksizes["y"]), "x": -1})
         for var in image.variables.values():
             var.encoding = {}
         target = folder / "outputs" / path.name.replace("_uncal.asdf", "_cal.zarr")

@@ -76,7 +76,7 @@ def open_uncal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Datase
         The file.
     chunks : "default", dict, "auto" or None
         Dask chunks. ``"default"`` keeps ``resultant`` whole and cuts ``y`` into bands of at
-        most 64 MiB of float32, smaller when memory per dask thread is scarce (see
+        most 16 MiB of float32, smaller when memory per dask thread is scarce (see
         :func:`romanxr.io.default_chunks`); a dict such as ``{"y": 256}`` overrides it;
         ``None`` returns lazily indexed numpy-backed arrays (no dask).
 

@@ -70,14 +70,14 @@ def test_other_compressions_fall_back_to_whole_array(tmp_path, monkeypatch):
 
 def test_default_chunks_fit_memory_and_honour_target(monkeypatch):
     shape = {"resultant": 8, "y": 4096, "x": 4096}
-    # plenty of memory: 64 MiB chunks, 512 rows
+    # plenty of memory: 16 MiB chunks, 128 rows
     monkeypatch.setattr(asdf_reader, "_available_memory", lambda: 64 * 2**30)
     monkeypatch.setattr(asdf_reader, "_dask_threads", lambda: 2)
-    assert default_chunks(shape) == {"resultant": -1, "y": 512, "x": -1}
+    assert default_chunks(shape) == {"resultant": -1, "y": 128, "x": -1}
     # 1 GiB for 16 threads: 1 GiB / (4 * 16 * 16) = 1 MiB -> the 4 MiB floor, 32 rows
     monkeypatch.setattr(asdf_reader, "_available_memory", lambda: 2**30)
     monkeypatch.setattr(asdf_reader, "_dask_threads", lambda: 16)
     assert default_chunks(shape) == {"resultant": -1, "y": 32, "x": -1}
     # explicit target wins; never more rows than the frame has
-    assert default_chunks(shape, target_bytes=16 * 2**20)["y"] == 128
+    assert default_chunks(shape, target_bytes=64 * 2**20)["y"] == 512
     assert default_chunks({"resultant": 2, "y": 10, "x": 10}, target_bytes=2**30)["y"] == 10
