@@ -58,10 +58,8 @@ def ramp_references(
                 f"override_{reftype}=<file> (or --steps.{step}.override_{reftype}=...)"
             )
         resolved.append(res)
-        arrays.append(ref["data"])
-    # chunk first, then cast: casting a lazily indexed file array would read it all now
-    arrays = [a.astype("float32") for a in match_chunks(ds, arrays)]
-    return resolved, *arrays  # type: ignore[return-value]
+        arrays.append(ref["data"].astype("float32"))
+    return resolved, *match_chunks(ds, arrays)  # type: ignore[return-value]
 
 
 def match_chunks(ds: xr.Dataset, arrays: list[xr.DataArray]) -> list[xr.DataArray]:
