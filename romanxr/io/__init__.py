@@ -75,8 +75,10 @@ def open_uncal(path: str | os.PathLike, chunks: Chunks = "default") -> xr.Datase
     path : path-like
         The file.
     chunks : "default", dict, "auto" or None
-        Dask chunks. ``"default"`` keeps ``resultant`` whole and cuts ``y`` into bands of about
-        64 MiB of float32; ``None`` returns lazily indexed numpy-backed arrays (no dask).
+        Dask chunks. ``"default"`` keeps ``resultant`` whole and cuts ``y`` into bands of at
+        most 16 MiB of float32, smaller when memory per dask thread is scarce (see
+        :func:`romanxr.io.default_chunks`); a dict such as ``{"y": 256}`` overrides it;
+        ``None`` returns lazily indexed numpy-backed arrays (no dask).
 
     Returns
     -------

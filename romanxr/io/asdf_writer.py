@@ -364,7 +364,11 @@ def _storage_values(arrays: Mapping[str, tuple[xr.DataArray, Any]]) -> dict[str,
         else:
             values[name] = np.ascontiguousarray(_cast_block(np.asarray(data), dtype))
     if sources:
-        da.store(sources, targets, lock=False, compute=True)
+        client = _distributed_client()
+        if client is None:
+            da.store(sources, targets, lock=False, compute=True)
+        else:
+            _gather_into(client, sources, targets)
     if JUMP_FLAGS in values:
         flags = arrays[JUMP_FLAGS][0]
         values[JUMP_INDICES] = jump_indices_from_flags(
@@ -373,6 +377,45 @@ def _storage_values(arrays: Mapping[str, tuple[xr.DataArray, Any]]) -> dict[str,
     if JUMP_INDICES in values:
         values[JUMP_INDICES] = _cast_indices(values[JUMP_INDICES])
     return values
+
+
+def _distributed_client() -> Any:
+    """The dask.distributed Client the current scheduler belongs to, or None.
+
+    ``da.store`` into in-memory arrays only works when the tasks run in this process; on
+    distributed workers each would fill its own copy of the target.
+    """
+    from dask.base import get_scheduler
+
+    try:
+        scheduler = get_scheduler()
+    except Exception:
+        return None
+    owner = getattr(scheduler, "__self__", None)
+    if owner is not None and type(owner).__module__.split(".")[0] == "distributed":
+        return owner
+    return None
+
+
+def _gather_into(client: Any, sources: list, targets: list[np.ndarray]) -> None:
+    """Compute every block of ``sources`` on the cluster (one graph, so shared work runs once)
+    and copy each into its place in ``targets`` as it arrives (one block in flight here)."""
+    from dask.array.core import slices_from_chunks
+    from distributed import as_completed
+
+    blocks, places = [], []
+    for source, target in zip(sources, targets, strict=True):
+        for block, where in zip(
+            source.to_delayed().ravel(), slices_from_chunks(source.chunks), strict=True
+        ):
+            blocks.append(block)
+            places.append((target, where))
+    futures = client.compute(blocks)
+    place_of = {future.key: place for future, place in zip(futures, places, strict=True)}
+    for future, value in as_completed(futures, with_results=True):
+        target, where = place_of[future.key]
+        target[where] = value
+        future.release()
 
 
 def _cast_indices(value: np.ndarray) -> np.ndarray:

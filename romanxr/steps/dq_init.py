@@ -218,9 +218,11 @@ def dq_init(
     resolved, mask = resolve(ds, "mask", override_mask, resolver)
     status = "SKIPPED"
     if mask is not None:
-        mask_dq = mask["dq"].astype(PIXEL_DTYPE)
+        mask_dq = mask["dq"]
         if data.chunks is not None:
+            # chunk before casting: casting the lazily indexed file array would read it now
             mask_dq = mask_dq.chunk({d: pixeldq.chunksizes[d] for d in ("y", "x")})
+        mask_dq = mask_dq.astype(PIXEL_DTYPE)
         pixeldq = (pixeldq | mask_dq).astype(PIXEL_DTYPE)
         status = "COMPLETE"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -116,6 +117,71 @@ def _correct_stack(
     return out
 
 
+def _correct_pieces(
+    data_pieces: list[np.ndarray],
+    amp_pieces: list[np.ndarray],
+    offset: np.ndarray,
+    bad: np.ndarray,
+    coeffs: tuple[np.ndarray, ...],
+    flags: dict[str, bool],
+    bounds: list[tuple[int, int]],
+) -> list[np.ndarray]:
+    """One resultant: row bands in, corrected frame, row bands (views of it) out."""
+    data = np.concatenate(data_pieces, axis=1)
+    amp33 = np.concatenate(amp_pieces, axis=1)
+    out = _correct_stack(data, amp33, offset, bad, coeffs, flags, 1)
+    del data, amp33
+    return [out[:, lo:hi] for lo, hi in bounds]
+
+
+def _lazy_corrected(d, a, offset, bad, coeffs, flags):
+    """Dask graph of the corrected ``(resultant, y, x + 128)`` ramp, one resultant per task.
+
+    Each task takes its resultant's row bands straight from the upstream chunks and hands its
+    corrected frame back as the same row bands, so the only whole-frame copies are inside the
+    running tasks: no separate regrouping of the input into frames and of the output back into
+    bands (which held up to two more copies of the ramp).
+    """
+    import operator
+
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    nres, _, nx = d.shape
+    ychunks = d.chunks[1]
+    d1 = d.rechunk({0: 1, 2: -1})
+    a1 = a.rechunk({0: 1, 1: ychunks, 2: -1})
+    offset = offset.rechunk((-1, -1))
+    bad = bad.rechunk((-1, -1))
+    edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
+    bounds = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(edges)]
+    token = tokenize(d1, a1, offset, bad, coeffs, flags)
+    frame_name = f"refpix-frame-{token}"
+    name = f"refpix-{token}"
+    dkeys = d1.__dask_keys__()
+    akeys = a1.__dask_keys__()
+    okey = offset.__dask_keys__()[0][0]
+    bkey = bad.__dask_keys__()[0][0]
+    dsk: dict = {}
+    for r in range(nres):
+        dsk[(frame_name, r)] = (
+            _correct_pieces,
+            [dkeys[r][k][0] for k in range(len(ychunks))],
+            [akeys[r][k][0] for k in range(len(ychunks))],
+            okey,
+            bkey,
+            coeffs,
+            flags,
+            bounds,
+        )
+        for k in range(len(ychunks)):
+            dsk[(name, r, k, 0)] = (operator.getitem, (frame_name, r), k)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[d1, a1, offset, bad])
+    chunks = ((1,) * nres, ychunks, (nx + CHANNEL_WIDTH,))
+    return da.Array(graph, name, chunks=chunks, dtype=np.float32)
+
+
 def refpix(
     ds: xr.Dataset,
     *,
@@ -156,8 +222,11 @@ def refpix(
     user skips the step explicitly if they want it uncorrected).
 
     Memory: with dask the step computes the offset as a separate reduction and then corrects
-    one whole resultant per task (input rechunked to ``{resultant: 1, y: -1, x: -1}``), so the
-    working set is one frame plus its channel view; with numpy it loops over resultants.
+    one whole resultant per task; each task gathers its resultant's row bands from the
+    upstream chunks and returns the corrected frame as the same row bands, so the ramp is held
+    about twice (input bands until the last resultant is done, corrected bands until the next
+    step regroups them by pixel) plus one frame per running task; with numpy it loops over
+    resultants.
 
     Parameters
     ----------
@@ -225,29 +294,7 @@ def refpix(
             offset = total.map_blocks(offset_from_sum, nres, dtype=np.float32)
         else:
             offset = da.zeros((ny, nx + CHANNEL_WIDTH), dtype=np.float32)
-        d = d.rechunk((1, -1, -1))
-        a = a.rechunk((1, -1, -1))
-        offset = offset.rechunk((-1, -1))
-        b = b.rechunk((-1, -1))
-        combined = da.blockwise(
-            _correct_stack,
-            "ryc",
-            d,
-            "ryx",
-            a,
-            "rya",
-            offset,
-            "yk",
-            b,
-            "yx",
-            new_axes={"c": nx + CHANNEL_WIDTH},
-            concatenate=True,
-            dtype=np.float32,
-            coeffs=coeffs,
-            flags=params,
-            # resultants run in parallel under dask: no nested FFT threads
-            workers=1,
-        )
+        combined = _lazy_corrected(d, a, offset, b, coeffs, params)
     else:
         d = np.asarray(data.values, dtype=np.float32)
         a = np.asarray(amp33.values, dtype=np.float32)

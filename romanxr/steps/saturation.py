@@ -50,8 +50,11 @@ def _grow_blocks(
         else da.from_array(gdq.values, chunks=(-1, ychunks, xchunks)),
     ]
     for a in (thresh, tdq):
-        arr = a.data if isinstance(a.data, da.Array) else da.from_array(np.asarray(a.values))
-        arrays.append(arr.rechunk((ychunks, xchunks)))
+        if isinstance(a.variable._data, da.Array):
+            arr = a.data.rechunk((ychunks, xchunks))
+        else:  # a lazily indexed reference: read chunk by chunk in the tasks, not now
+            arr = a.variable.chunk(dict(zip(a.dims, (ychunks, xchunks), strict=True))).data
+        arrays.append(arr)
     depths = [{0: 0, 1: depth, 2: depth}] * 2 + [{0: depth, 1: depth}] * 2
     padded = [
         da.overlap.overlap(a, depth=dp, boundary="none")

@@ -1,0 +1,157 @@
+"""Peak memory against the number of detectors calibrated in ONE lazy dask graph.
+
+The full-frame exposure simulated by ``bench_pipeline.py`` (run that first, or pass
+``--size``) is linked under N names (``..._wfi01_uncal.asdf`` ... ``..._wfiNN_uncal.asdf``:
+N independent inputs as far as the reader and dask are concerned; they share the references).
+Each is calibrated lazily with :func:`romanxr.calibrate`, and all N Level-2 images are written
+to N Zarr stores by one ``dask.compute``. Each N runs in its own process; the peak RSS, wall
+and CPU time are printed against N::
+
+    python benchmarks/bench_many_detectors.py                  # N = 1, 4, 8 (threads)
+    python benchmarks/bench_many_detectors.py --n 1 2 --size 1024
+    python benchmarks/bench_many_detectors.py --scheduler distributed --n 1 4
+
+With ``--scheduler distributed`` the graph runs on a LocalCluster of 2 single-threaded worker
+processes and the peak RSS printed is the largest worker's (sampled every 0.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+VARIABLES = ["data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo"]
+
+
+def _inputs(info: dict, folder: Path, n: int) -> list[Path]:
+    src = Path(info["uncal"])
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(1, n + 1):
+        link = folder / src.name.replace("_wfi01_", f"_wfi{i:02d}_")
+        if not link.exists():
+            link.symlink_to(src)
+        paths.append(link)
+    return paths
+
+
+def _graph(info: dict, folder: Path, n: int):
+    import dask
+
+    from romanxr.pipeline import calibrate
+
+    delayed = []
+    for path in _inputs(info, folder / "inputs", n):
+        cal = calibrate(path, overrides=info["overrides"], check_saturated=False)
+        image = cal[VARIABLES].drop_attrs()
+        # zarr wants regular chunks: the trimmed border makes the first and last bands shorter
+        image = image.chunk({"y": max(image.chunksizes["y"]), "x": -1})
+        for var in image.variables.values():
+            var.encoding = {}
+        target = folder / "outputs" / path.name.replace("_uncal.asdf", "_cal.zarr")
+        if target.exists():
+            shutil.rmtree(target)
+        delayed.append(image.to_zarr(target, mode="w", compute=False, zarr_format=3))
+    return dask, delayed
+
+
+def child(n: int, folder: Path, scheduler: str) -> dict:
+    info = json.loads((folder / "manifest.json").read_text())
+    work = folder / f"many_{n}"
+    t0, c0 = time.perf_counter(), sum(os.times()[:2])
+    if scheduler == "threads":
+        dask, delayed = _graph(info, work, n)
+        dask.compute(*delayed, scheduler="threads")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        cpu = sum(os.times()[:2]) - c0
+    else:
+        import threading
+
+        from distributed import Client, LocalCluster
+
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            peaks: dict[str, float] = {}
+            stop = threading.Event()
+
+            def sample() -> None:
+                def rss() -> float:
+                    import psutil
+
+                    return psutil.Process().memory_info().rss / 2**30
+
+                while not stop.is_set():
+                    try:
+                        for w, v in client.run(rss).items():
+                            peaks[w] = max(peaks.get(w, 0.0), v)
+                    except Exception:
+                        pass
+                    stop.wait(0.5)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            dask, delayed = _graph(info, work, n)
+            dask.compute(*delayed)
+            stop.set()
+            sampler.join()
+
+            def cpu_times() -> float:
+                t = os.times()
+                return t.user + t.system
+
+            cpu = sum(client.run(cpu_times).values())
+            rss = max(peaks.values()) if peaks else float("nan")
+    return {"n": n, "wall": time.perf_counter() - t0, "cpu": cpu, "rss": rss}
+
+
+def main() -> None:
+    from bench_pipeline import DEFAULT_CACHE, prepare
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, nargs="+", default=[1, 4, 8])
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--scheduler", choices=["threads", "distributed"], default="threads")
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    folder = args.cache or DEFAULT_CACHE / f"pipeline_{args.size}"
+    if args.child is not None:
+        print("RESULT " + json.dumps(child(args.child, folder, args.scheduler)), flush=True)
+        return
+    prepare(folder, args.size, reuse=True)
+    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, scheduler {args.scheduler}")
+    print(f"{'N':>3s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS GiB':>13s} {'vs N=first':>11s}")
+    first = None
+    for n in args.n:
+        cmd = [sys.executable, __file__, "--child", str(n), "--cache", str(folder)]
+        cmd += ["--scheduler", args.scheduler]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if not lines:
+            raise RuntimeError(f"N={n} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        r = json.loads(lines[-1][7:])
+        first = first or r["rss"]
+        print(
+            f"{n:3d} {r['wall']:8.1f} {r['cpu']:8.1f} {r['rss']:13.2f} "
+            f"{100 * (r['rss'] / first - 1):+10.0f}%",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

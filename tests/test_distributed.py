@@ -1,0 +1,138 @@
+"""The pipeline on a ``dask.distributed`` LocalCluster of worker processes.
+
+The graph built by :func:`romanxr.calibrate` must pickle (no open files, no locks), its pixel
+reads must happen inside the workers (which open the files themselves), and the results must be
+identical to the threaded scheduler's, in memory, in Zarr (written by the workers in parallel)
+and in cal.asdf.
+
+The cluster talks TCP over the loopback interface only, hence ``enable_socket``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [pytest.mark.enable_socket, pytest.mark.slow]
+
+VARIABLES = ("data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo")
+CHUNKS = {"y": 64}  # 4 row bands: several tasks per step and per worker
+
+
+@pytest.fixture(scope="module")
+def exposure(tmp_path_factory):
+    from romanxr.testing import make_detector, make_reference_set, simulate_exposure
+
+    folder = tmp_path_factory.mktemp("distributed")
+    det = make_detector((256, 256), seed=7)  # two 128-column channels: refpix runs too
+    refs = make_reference_set(folder / "refs", det)
+    sim = simulate_exposure(det, seed=7, path=folder)
+    return sim.path, refs.overrides()
+
+
+@pytest.fixture(scope="module")
+def threaded(exposure):
+    import dask
+
+    from romanxr.pipeline import calibrate
+
+    path, overrides = exposure
+    with dask.config.set(scheduler="threads"):
+        return calibrate(path, overrides=overrides, chunks=CHUNKS).compute()
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="1GiB",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def _assert_same(result, expected):
+    for name in VARIABLES:
+        np.testing.assert_array_equal(np.asarray(result[name]), expected[name].values, err_msg=name)
+
+
+def test_graph_pickles_without_open_files(exposure):
+    import cloudpickle
+
+    from romanxr.pipeline import calibrate
+
+    path, overrides = exposure
+    cal = calibrate(path, overrides=overrides, chunks=CHUNKS)
+    graph = dict(cal["data"].data.__dask_graph__())
+    blob = cloudpickle.dumps(graph)
+    # what a worker gets back: nothing that holds an open file or a memory map
+    restored = pickle.loads(blob)
+    assert len(restored) == len(graph)
+
+    def walk(obj, depth=0):
+        if depth > 6:
+            return
+        assert not isinstance(obj, np.memmap), "a memory map travels in the graph"
+        assert type(obj).__name__ != "AsdfFile", "an open ASDF file travels in the graph"
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v, depth + 1)
+        elif isinstance(obj, list | tuple):
+            for v in obj:
+                walk(v, depth + 1)
+
+    walk(graph)
+
+
+def test_distributed_results_equal_threaded(exposure, threaded, client):
+    from romanxr.io import asdf_reader
+    from romanxr.pipeline import calibrate
+
+    path, overrides = exposure
+    asdf_reader._CACHE.clear()
+    cal = calibrate(path, overrides=overrides, chunks=CHUNKS)
+    result = client.compute(cal).result()
+    _assert_same(result, threaded)
+    # the pixels were read by the workers, which opened the file themselves
+    # (the client itself only reads the small reference files)
+    exposure_data = (os.path.abspath(path), ("roman", "data"))
+
+    def exposure_read() -> bool:
+        cache = asdf_reader._CACHE
+        return any((k[0], k[-1]) == exposure_data for k in [*cache._items, *cache._layouts])
+
+    assert any(client.run(exposure_read).values())
+    assert not exposure_read()
+
+
+def test_distributed_writes_zarr_and_asdf(exposure, threaded, client, tmp_path):
+    import romanxr
+    from romanxr.pipeline import calibrate
+
+    path, overrides = exposure
+    zarr_out = tmp_path / "cal.zarr"
+    calibrate(path, overrides=overrides, chunks=CHUNKS, output=zarr_out)
+    _assert_same(romanxr.open_zarr(zarr_out).compute(), threaded)
+
+    asdf_out = tmp_path / "r_cal.asdf"
+    calibrate(path, overrides=overrides, chunks=CHUNKS, output=asdf_out)
+    back = romanxr.open_cal(asdf_out, chunks=None)
+    np.testing.assert_array_equal(back["data"].values, threaded["data"].values)
+    np.testing.assert_array_equal(back["dq"].values, threaded["dq"].values)
+    # float16 on disk, as romancal writes them
+    np.testing.assert_array_equal(
+        back["err"].values, threaded["err"].values.astype(np.float16).astype(np.float32)
+    )
