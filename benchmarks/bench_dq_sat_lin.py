@@ -21,10 +21,8 @@ romancal 1.1.0 on 2 cores, for comparison: dq_init 2.8 s, saturation 3.7 s, line
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,43 +31,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _measure import PeakRSS  # benchmarks/_measure.py (the script's own folder)
+
 import romanxr
 from romanxr.steps.dq_init import dq_init
 from romanxr.steps.linearity import linearity
 from romanxr.steps.saturation import saturation
 
 READ_PATTERN = [[1], [2, 3], [4, 5, 6], [7], [8, 9, 10], [11], [12, 13], [14]]
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Context manager sampling the resident set size in a thread."""
-
-    def __enter__(self):
-        self.base = _rss()
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(0.005)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def extra_mib(self) -> float:
-        return (self.peak - self.base) / 2**20
 
 
 def make_files(folder: Path, size: int, nres: int) -> dict[str, Path]:
@@ -168,7 +137,7 @@ def main() -> None:
 
 
 def _report(name: str, wall: float, cpu: float, mem: PeakRSS) -> None:
-    print(f"{name:<12}{wall:>9.2f}{cpu:>9.2f}{mem.extra_mib:>16.0f}")
+    print(f"{name:<12}{wall:>9.2f}{cpu:>9.2f}{(mem.added / 2**20):>16.0f}")
 
 
 def _run_romancal(files: dict[str, Path]) -> None:

@@ -22,47 +22,17 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import dask
 import numpy as np
+from _measure import PeakRSS  # benchmarks/_measure.py (the script's own folder)
 
 READ_PATTERN = [[1], [2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15], [16, 17], [18], [19]]
 FRAME_TIME = 3.04
 GAIN = 2.0
 READNOISE = 6.0
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class PeakRSS:
-    """Sample VmRSS every 20 ms while the block runs."""
-
-    def __enter__(self):
-        self.start = rss_bytes()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes())
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
 
 
 def make_ramp(n: int, seed: int = 0):

@@ -46,36 +46,23 @@ WRITER = textwrap.dedent(
     from tests.io.writer_fakes import image_dataset
 
     kind, cal, target = sys.argv[1:4]
-    if kind != "cli":
-        ds = image_dataset(romanxr.open_cal(cal)).load()
+    real = asdf.AsdfFile.write_to
+
+    def stalled(self, fd, *args, **kwargs):
+        if not isinstance(fd, str | os.PathLike):  # in-memory dry runs
+            return real(self, fd, *args, **kwargs)
+        with open(fd, "wb") as fh:
+            fh.write(b"#ASDF 1.0.0\\n" + b"x" * 4096)
+            fh.flush()
+        print("STALLED", flush=True)
+        time.sleep(600)
+
     if kind == "asdf":
-        real = asdf.AsdfFile.write_to
-
-        def stalled(self, fd, *args, **kwargs):
-            if not isinstance(fd, str | os.PathLike):  # in-memory dry runs
-                return real(self, fd, *args, **kwargs)
-            with open(fd, "wb") as fh:
-                fh.write(b"#ASDF 1.0.0\\n" + b"x" * 4096)
-                fh.flush()
-            print("STALLED", flush=True)
-            time.sleep(600)
-
         asdf.AsdfFile.write_to = stalled
-        to_asdf(ds, target, overwrite=True)
+        to_asdf(image_dataset(romanxr.open_cal(cal)).load(), target, overwrite=True)
     elif kind == "cli":
         # the real command line, stalled inside its cal.asdf write
         from romanxr.cli import main
-
-        real = asdf.AsdfFile.write_to
-
-        def stalled(self, fd, *args, **kwargs):
-            if not isinstance(fd, str | os.PathLike):
-                return real(self, fd, *args, **kwargs)
-            with open(fd, "wb") as fh:
-                fh.write(b"#ASDF 1.0.0\\n" + b"x" * 4096)
-                fh.flush()
-            print("STALLED", flush=True)
-            time.sleep(600)
 
         asdf.AsdfFile.write_to = stalled
         sys.exit(main(["calibrate", cal, "-o", target, "--overwrite", "--no-progress"]))
@@ -83,15 +70,15 @@ WRITER = textwrap.dedent(
         real_set = zarr.storage.LocalStore.set
         calls = [0]
 
-        async def stalled(self, key, value):
+        async def stalled_set(self, key, value):
             calls[0] += 1
             if calls[0] > 3:  # some metadata and chunks are on disk
                 print("STALLED", flush=True)
                 time.sleep(600)
             return await real_set(self, key, value)
 
-        zarr.storage.LocalStore.set = stalled
-        to_zarr(ds, target, overwrite=True)
+        zarr.storage.LocalStore.set = stalled_set
+        to_zarr(image_dataset(romanxr.open_cal(cal)).load(), target, overwrite=True)
     """
 )
 
