@@ -23,6 +23,30 @@ SIMPLE_RESULTANTS = np.array(
 FRAME_TIME = 3.04
 
 
+def fit_block(fitter, data, rp, readnoise, gain, groupdq=None, frame_time=3.04, **kw):
+    """Call a ramp-fit block kernel on plain arrays: ``data`` (nres,) or (nres, ny, nx), a read
+    pattern, uniform read noise and gain, optional ``groupdq``; ``kw`` goes to the kernel."""
+    data = np.asarray(data, np.float32)
+    if data.ndim == 1:
+        data = data[:, None, None]
+    info = ReadPatternInfo(rp, frame_time)
+    shape = data.shape[1:]
+    gdq = np.zeros(data.shape, np.uint8) if groupdq is None else np.asarray(groupdq, np.uint8)
+    if gdq.ndim == 1:
+        gdq = gdq[:, None, None]
+    return fitter(
+        data,
+        gdq,
+        np.zeros(shape, np.uint32),
+        np.full(shape, readnoise, np.float32),
+        np.full(shape, gain, np.float32),
+        mean_time=info.mean_time,
+        n_reads=info.n_reads,
+        variance_time=info.variance_time,
+        **kw,
+    )
+
+
 def make_ramp(
     science: np.ndarray,
     read_pattern: list[list[int]] | None = None,

@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ramp_testdata import fit_block
 
 from romanxr.dataset import ReadPatternInfo
 from romanxr.kernels.ramp_cas22 import cas22_fit_block
 
 
 def _fit(data, rp, readnoise, gain, groupdq=None, frame_time=3.04, **kw):
-    data = np.asarray(data, np.float32)
-    if data.ndim == 1:
-        data = data[:, None, None]
-    info = ReadPatternInfo(rp, frame_time)
-    shape = data.shape[1:]
-    gdq = np.zeros(data.shape, np.uint8) if groupdq is None else np.asarray(groupdq, np.uint8)
-    if gdq.ndim == 1:
-        gdq = gdq[:, None, None]
-    return cas22_fit_block(
-        data,
-        gdq,
-        np.zeros(shape, np.uint32),
-        np.full(shape, readnoise, np.float32),
-        np.full(shape, gain, np.float32),
-        mean_time=info.mean_time,
-        n_reads=info.n_reads,
-        variance_time=info.variance_time,
-        **kw,
-    )
+    return fit_block(cas22_fit_block, data, rp, readnoise, gain, groupdq, frame_time, **kw)
 
 
 def test_power_law_weights_single_segment_by_hand():
