@@ -19,7 +19,7 @@ from romanxr.refs import (
     resolve_reference,
 )
 
-__all__ = ["apply_kernel", "finish_step", "get_reference", "skip_step"]
+__all__ = ["apply_kernel", "chunk_like", "finish_step", "get_reference", "skip_step"]
 
 PIXEL_DIMS = ("y", "x")
 
@@ -50,6 +50,19 @@ def get_reference(
     if align:
         ref = align_to_exposure(ref, ds, resolved)
     return resolved, ref
+
+
+def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
+    """Chunk a reference array like ``like``'s (y, x) chunks, other dims whole.
+
+    A no-op for numpy-backed ``like``. Do this *before* casting a reference read from a file:
+    casting a lazily indexed file array reads it at once, casting a dask array does not.
+    """
+    if like.chunks is None:
+        return ref
+    sizes: dict[str, Any] = {d: like.chunksizes[d] for d in PIXEL_DIMS if d in ref.dims}
+    sizes.update({d: -1 for d in ref.dims if d not in sizes})
+    return ref.chunk(sizes)
 
 
 def finish_step(

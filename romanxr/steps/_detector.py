@@ -11,7 +11,7 @@ from romanxr.errors import ExposureError
 from romanxr.refs import ReferenceResolver, ResolvedReference
 from romanxr.steps._common import get_reference
 
-__all__ = ["like_chunks", "require_ramp", "resolve"]
+__all__ = ["require_ramp", "resolve"]
 
 
 def require_ramp(ds: xr.Dataset, step: str) -> None:
@@ -29,12 +29,3 @@ def resolve(ds: xr.Dataset, reftype: str, explicit: Any, resolver: ReferenceReso
     if isinstance(explicit, str) and explicit.strip().upper() == "N/A":
         return ResolvedReference(reftype, None, "argument"), None
     return get_reference(ds, reftype, explicit=explicit, resolver=resolver)
-
-
-def like_chunks(arr: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
-    """Chunk a reference array like the exposure's (y, x) chunks (a no-op for numpy input)."""
-    if like.chunks is None:
-        return arr
-    sizes = {d: like.chunksizes[d] for d in ("y", "x")}
-    sizes.update({d: -1 for d in arr.dims if d not in sizes})
-    return arr.chunk(sizes)

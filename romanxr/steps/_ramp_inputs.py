@@ -9,7 +9,7 @@ import xarray as xr
 from romanxr.dataset import ReadPatternInfo, validate_exposure
 from romanxr.errors import ExposureError, ReferenceNotFoundError
 from romanxr.refs import ReferenceResolver, ResolvedReference
-from romanxr.steps._common import get_reference
+from romanxr.steps._common import chunk_like, get_reference
 
 #: ``attrs["step_parameters"]`` key written by the stand-alone jump step.
 JUMP_KEY = "jump"
@@ -69,16 +69,8 @@ def ramp_references(
         arrays.append(ref["data"])
     # chunk before casting: on dask input the reference is then read (and cast) chunk by
     # chunk in the workers instead of whole, serially, while the graph is built
-    arrays = [a.astype("float32") for a in match_chunks(ds, arrays)]
+    arrays = [chunk_like(a, ds["data"]).astype("float32") for a in arrays]
     return resolved, *arrays  # type: ignore[return-value]
-
-
-def match_chunks(ds: xr.Dataset, arrays: list[xr.DataArray]) -> list[xr.DataArray]:
-    """Chunk 2-D (y, x) arrays like ``ds['data']`` when ``ds`` is dask-backed."""
-    chunks = ds["data"].chunksizes
-    if not chunks:
-        return arrays
-    return [a.chunk({d: chunks[d] for d in ("y", "x")}) for a in arrays]
 
 
 def ramp_variables(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:

@@ -8,8 +8,7 @@ import xarray as xr
 from romanxr.dataset import validate_exposure
 from romanxr.dq import PixelFlag
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import finish_step, get_reference
-from romanxr.steps._image import like
+from romanxr.steps._common import chunk_like, finish_step, get_reference
 
 __all__ = ["dark_current"]
 
@@ -61,8 +60,8 @@ def dark_current(
     if ref is None:
         return finish_step(ds, ds, STEP, "SKIPPED", parameters={}, references=[resolved])
     data = ds["data"]
-    dark = like(ref["dark_slope"], data)
-    dark_dq = like(ref["dq"], data).astype(np.uint32)
+    dark = chunk_like(ref["dark_slope"], data)
+    dark_dq = chunk_like(ref["dq"], data).astype(np.uint32)
     missing = np.isnan(dark)
     flags = dark_dq | xr.where(missing, np.uint32(PixelFlag.UNRELIABLE_DARK), np.uint32(0))
     dark = xr.where(missing, np.float32(0), dark).astype(data.dtype)

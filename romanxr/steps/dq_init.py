@@ -21,7 +21,7 @@ from romanxr.dataset import (
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
 from romanxr.errors import ConfigError
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import finish_step
+from romanxr.steps._common import chunk_like, finish_step
 from romanxr.steps._detector import resolve
 
 __all__ = ["BORDER", "DETECTOR_SIZE", "dq_init"]
@@ -218,11 +218,7 @@ def dq_init(
     resolved, mask = resolve(ds, "mask", override_mask, resolver)
     status = "SKIPPED"
     if mask is not None:
-        mask_dq = mask["dq"]
-        if data.chunks is not None:
-            # chunk before casting: casting the lazily indexed file array would read it now
-            mask_dq = mask_dq.chunk({d: pixeldq.chunksizes[d] for d in ("y", "x")})
-        mask_dq = mask_dq.astype(PIXEL_DTYPE)
+        mask_dq = chunk_like(mask["dq"], pixeldq).astype(PIXEL_DTYPE)
         pixeldq = (pixeldq | mask_dq).astype(PIXEL_DTYPE)
         status = "COMPLETE"
 

@@ -10,8 +10,7 @@ from romanxr.dq import PixelFlag
 from romanxr.errors import ReferenceMismatchError
 from romanxr.io.asdf_reader import BORDER
 from romanxr.refs import ReferenceResolver, align_to_exposure
-from romanxr.steps._common import finish_step, get_reference
-from romanxr.steps._image import like
+from romanxr.steps._common import chunk_like, finish_step, get_reference
 
 __all__ = ["IMAGING_EXPOSURE_TYPES", "flatfield"]
 
@@ -91,8 +90,8 @@ def flatfield(
     ref = align_to_exposure(ref, ds, resolved)
 
     data = ds["data"]
-    flat = like(ref["data"], data).astype(np.float32)
-    flat_dq = like(ref["dq"], data).astype(np.uint32)
+    flat = chunk_like(ref["data"], data).astype(np.float32)
+    flat_dq = chunk_like(ref["dq"], data).astype(np.uint32)
     no_flat = np.uint32(PixelFlag.NO_FLAT_FIELD)
     invalid = np.isnan(flat) | (flat == 0)
     flat_dq = (flat_dq | xr.where(invalid, no_flat, np.uint32(0))).astype(np.uint32)
@@ -114,7 +113,7 @@ def flatfield(
         out["var_rnoise"] = scaled("var_rnoise", flat2)
     err = scaled("err", flat)
     if include_var_flat:
-        flat_err = like(ref["err"], data).astype(np.float32)
+        flat_err = chunk_like(ref["err"], data).astype(np.float32)
         var_flat = (out["data"] ** 2 * flat_err**2 / flat2).astype(err.dtype)
         out["var_flat"] = var_flat.assign_attrs(ds["var_poisson"].attrs)
         err = np.sqrt(err**2 + var_flat).astype(err.dtype).assign_attrs(ds["err"].attrs)

@@ -12,8 +12,8 @@ from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE
 from romanxr.errors import ReferenceFileError, ReferenceMismatchError
 from romanxr.kernels.linearity import CLAMP, linearity_correction, pack_read_pattern
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import apply_kernel, finish_step
-from romanxr.steps._detector import like_chunks, require_ramp, resolve
+from romanxr.steps._common import apply_kernel, chunk_like, finish_step
+from romanxr.steps._detector import require_ramp, resolve
 
 __all__ = ["CHANNEL_WIDTH", "linearity"]
 
@@ -138,9 +138,9 @@ def linearity(
         data,
         ds["groupdq"],
         ds["pixeldq"],
-        like_chunks(lin["coeffs"], data),
-        like_chunks(ilin["coeffs"].rename(coeff="inverse_coeff"), data),
-        like_chunks(lin["dq"], data),
+        chunk_like(lin["coeffs"], data),
+        chunk_like(ilin["coeffs"].rename(coeff="inverse_coeff"), data),
+        chunk_like(lin["dq"], data),
         channel_x,
     ]
     new_data, groupdq, pixeldq = apply_kernel(

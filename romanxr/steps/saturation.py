@@ -13,8 +13,8 @@ from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
 from romanxr.errors import ConfigError
 from romanxr.kernels.saturation import flag_saturation, halo, read_pattern_arrays
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import apply_kernel, finish_step
-from romanxr.steps._detector import like_chunks, require_ramp, resolve
+from romanxr.steps._common import apply_kernel, chunk_like, finish_step
+from romanxr.steps._detector import require_ramp, resolve
 
 __all__ = ["saturation"]
 
@@ -144,8 +144,8 @@ def saturation(
         "backup": n_backup,
     }
     data, gdq = ds["data"], ds["groupdq"]
-    thresh = like_chunks(ref["data"].astype(np.float32), data)
-    tdq = like_chunks(ref["dq"].astype(PIXEL_DTYPE), data)
+    thresh = chunk_like(ref["data"], data).astype(np.float32)
+    tdq = chunk_like(ref["dq"], data).astype(PIXEL_DTYPE)
 
     if n_grow == 0:
         (groupdq,) = apply_kernel(
