@@ -83,6 +83,10 @@ def product_kind(tag: str | None) -> tuple[str | None, str | None, int | None]:
 # Array access: memory-mapped for raw blocks, decompressed once per process for compressed ones.
 
 
+#: Bytes of whole rows read at a time when a selection takes a strip of columns.
+_BAND_BYTES = 4 * 2**20
+
+
 class _BlockLayout:
     """Where one C-ordered array lies in an ASDF file, for reading parts of it.
 
@@ -174,6 +178,49 @@ class _BlockLayout:
             pos += hi - lo
             i += 1
 
+    def _read_banded(self, norm: list, split: int) -> np.ndarray | None:
+        """Selection that restricts dim ``split`` under many leading indices (a column strip).
+
+        Reads whole rows of dim ``split - 1`` in bands of about :data:`_BAND_BYTES` and copies
+        the selected part of each band out, so memory stays at the output plus one band and
+        every lz4 chunk is decompressed once. Returns None for selections it does not handle
+        (then the general path reads them).
+        """
+        shape = self.shape
+        band_dim = split - 1
+        for k in norm[: split + 1]:
+            if isinstance(k, tuple) and k[2] != 1:
+                return None
+        lead = [list(range(*k)) if isinstance(k, tuple) else [k] for k in norm[:band_dim]]
+        bk = norm[band_dim]
+        b0, b1 = (bk[0], bk[1]) if isinstance(bk, tuple) else (bk, bk + 1)
+        if b1 <= b0:
+            return None
+        row = int(np.prod(shape[split:], dtype=np.int64)) * self.dtype.itemsize
+        per_band = max(1, _BAND_BYTES // max(row, 1))
+        sel = norm[split]
+        s0, s1 = (sel[0], sel[1]) if isinstance(sel, tuple) else (sel, sel + 1)
+        counts = [len(r) for r in lead]
+        out = np.empty((*counts, b1 - b0, s1 - s0, *shape[split + 1 :]), dtype=self.dtype)
+        buf = np.empty((per_band, *shape[split:]), dtype=self.dtype)
+        view = memoryview(buf.reshape(-1).view(np.uint8))
+        elems = [int(np.prod(shape[i + 1 :], dtype=np.int64)) for i in range(band_dim)]
+        memo: dict[int, bytes] = {}
+        with open(self.path, "rb") as fh:
+            fd = fh.fileno()
+            for idx in np.ndindex(*counts):
+                first = sum(lead[d][i] * elems[d] for d, i in enumerate(idx))
+                base = first * self.dtype.itemsize
+                for r0 in range(b0, b1, per_band):
+                    n = min(per_band, b1 - r0)
+                    start = base + r0 * row
+                    self.read_bytes(fd, start, start + n * row, view[: n * row], memo)
+                    out[idx][r0 - b0 : r0 - b0 + n] = buf[:n, s0:s1]
+        inner: list[Any] = [slice(None) if isinstance(k, tuple) else 0 for k in norm[:band_dim]]
+        inner.append(slice(None) if isinstance(bk, tuple) else 0)
+        inner.append(slice(None) if isinstance(sel, tuple) else 0)
+        return out[tuple(inner)]
+
     def read(self, key: tuple) -> np.ndarray:
         """``array[key]`` for a tuple of ints/slices (basic indexing), reading only what it needs.
 
@@ -204,6 +251,10 @@ class _BlockLayout:
         split = len(shape) - 1
         while split > 0 and norm[split] == (0, shape[split], 1):
             split -= 1
+        if split >= 2 and int(np.prod([count(k) for k in norm[:split]])) > 4096:
+            banded = self._read_banded(norm, split)
+            if banded is not None:
+                return banded
         while split > 0 and int(np.prod([count(k) for k in norm[:split]])) > 4096:
             split -= 1
         ax = norm[split]

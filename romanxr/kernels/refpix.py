@@ -32,15 +32,22 @@ __all__ = [
     "PAD_COLUMNS",
     "REF_COLUMNS",
     "ROW_LENGTH",
+    "channel_corrections",
+    "channel_fits",
     "correct_resultant",
     "cosine_interpolate",
     "fft_interpolate",
+    "fit_trend",
     "from_channels",
     "offset_from_sum",
+    "reference_spectra",
     "refpix_reference_coefficients",
     "remove_trends",
     "spectrum_length",
+    "subtract_trend",
     "to_channels",
+    "trend_rows",
+    "trend_times",
 ]
 
 REF_COLUMNS = 4
@@ -191,29 +198,196 @@ def _reference_spectrum(
 
 def _read_order(frame: np.ndarray, channel: int) -> np.ndarray:
     """View of one channel's 128 columns in read order (odd channels reversed)."""
-    view = frame[:, channel * CHANNEL_WIDTH : (channel + 1) * CHANNEL_WIDTH]
-    return view[:, ::-1] if channel % 2 else view
+    view = frame[..., channel * CHANNEL_WIDTH : (channel + 1) * CHANNEL_WIDTH]
+    return view[..., ::-1] if channel % 2 else view
 
 
-def _remove_trend_view(view: np.ndarray, t_rows: np.ndarray, t_cols: np.ndarray) -> None:
-    """Trend removal (see :func:`remove_trends`) on one read-order channel view, in place."""
-    rows = view.shape[0]
-    ref = _trend_rows(rows)
-    y = view[ref].astype(np.float64)
+def trend_times(n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times ``row * 140 + column`` centred on zero, as a row part and a column part.
+
+    Returns
+    -------
+    t_rows : ndarray, float64, shape (n_rows,)
+    t_cols : ndarray, float64, shape (128,)
+        ``t[row, col] = t_rows[row] + t_cols[col]`` for read-order column ``col``.
+    """
+    length = n_rows * ROW_LENGTH
+    t_rows = np.arange(n_rows, dtype=np.float64) * ROW_LENGTH - (length - 1) / 2.0
+    t_cols = np.arange(CHANNEL_WIDTH, dtype=np.float64)
+    return t_rows, t_cols
+
+
+def trend_rows(n_rows: int) -> np.ndarray:
+    """Rows whose samples enter the trend fit: the first and the last :data:`TREND_ROWS`."""
+    return _trend_rows(n_rows)
+
+
+def fit_trend(values: np.ndarray, t_rows: np.ndarray, t_cols: np.ndarray) -> tuple[float, float]:
+    """Least-squares line ``slope * t + intercept`` through the non-zero samples of a channel.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n, k)
+        Read-order samples of one channel on its trend rows (see :func:`trend_rows`).
+    t_rows, t_cols : ndarray
+        Their times, as returned by :func:`trend_times` for those rows and columns.
+
+    Returns
+    -------
+    (slope, intercept)
+        ``(nan, nan)`` when no sample is non-zero (the channel is then left alone); with
+        exactly one, its value is removed as a constant.
+    """
+    y = values.astype(np.float64)
     use = y != 0
     n = int(use.sum())
     if n == 0:
-        return
-    tx = (t_rows[ref][:, None] + t_cols[None, :])[use]
+        return (np.nan, np.nan)
+    tx = (t_rows[:, None] + t_cols[None, :])[use]
     yv = y[use]
     if n == 1:
-        slope, intercept = 0.0, float(yv[0])
-    else:
-        tm, ym = tx.mean(), yv.mean()
-        slope = float(np.sum((tx - tm) * (yv - ym)) / np.sum((tx - tm) ** 2))
-        intercept = float(ym - slope * tm)
+        return (0.0, float(yv[0]))
+    tm, ym = tx.mean(), yv.mean()
+    slope = float(np.sum((tx - tm) * (yv - ym)) / np.sum((tx - tm) ** 2))
+    return (slope, float(ym - slope * tm))
+
+
+def subtract_trend(
+    view: np.ndarray, t_rows: np.ndarray, t_cols: np.ndarray, fit: tuple[float, float]
+) -> None:
+    """Subtract a fitted line from the non-zero samples of a read-order channel view, in place.
+
+    ``view`` holds rows with times ``t_rows`` and read-order columns with times ``t_cols``; a
+    ``(nan, nan)`` fit leaves it alone. The line is evaluated in float64 and the difference
+    rounded to the view's dtype, so any band of rows gets the values the whole frame would.
+    """
+    slope, intercept = fit
+    if np.isnan(slope):
+        return
     line = (t_rows[:, None] * slope + (t_cols * slope + intercept)[None, :]) * (view != 0)
     np.subtract(view, line, out=view, casting="unsafe")
+
+
+def reference_spectra(
+    left: np.ndarray,
+    right: np.ndarray,
+    amp33: np.ndarray,
+    fits: tuple[tuple[float, float], tuple[float, float], tuple[float, float]],
+    *,
+    cosine_interpolate_: bool = True,
+    fft_interpolate_: bool = True,
+    workers: int | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """The three reference spectra of one resultant, from the reference pixels only.
+
+    Parameters
+    ----------
+    left, right : ndarray, float32, shape (rows, 4)
+        The first 4 read-order columns of the first and the last detector channel (detector
+        columns 0..3 and last..last-3), offset removed and bad reference pixels zeroed.
+    amp33 : ndarray, float32, shape (rows, 128)
+        The amp33 channel, offset removed.
+    fits : three (slope, intercept)
+        Trend fits (:func:`fit_trend`) of the first channel, the last channel and amp33;
+        ``(nan, nan)`` skips the trend removal.
+    cosine_interpolate_, fft_interpolate_ : bool
+        Switch the amp33 interpolation stages on or off.
+    workers : int, optional
+        Threads for scipy.fft.
+
+    Returns
+    -------
+    (f_left, f_right, f_amp33), amp33_out
+        complex128 spectra of length ``rows * 70 + 1`` and the processed amp33 channel
+        (float32, rows x 128: trend removed and interpolated).
+    """
+    rows = amp33.shape[0]
+    length = rows * ROW_LENGTH
+    t_rows, t_cols = trend_times(rows)
+    left = np.array(left, dtype=np.float32, copy=True)
+    right = np.array(right, dtype=np.float32, copy=True)
+    subtract_trend(left, t_rows, t_cols[:REF_COLUMNS], fits[0])
+    subtract_trend(right, t_rows, t_cols[:REF_COLUMNS], fits[1])
+    padded = np.zeros((rows, ROW_LENGTH), dtype=np.float32)
+    padded[:, :CHANNEL_WIDTH] = amp33
+    subtract_trend(padded[:, :CHANNEL_WIDTH], t_rows, t_cols, fits[2])
+    if cosine_interpolate_:
+        cosine_interpolate(padded.reshape(length))
+    if fft_interpolate_:
+        fft_interpolate(padded, workers=workers)
+    spectra = (
+        _reference_spectrum(left, length, True, workers),
+        _reference_spectrum(right, length, True, workers),
+        _reference_spectrum(padded, length, False, workers),
+    )
+    return spectra, padded[:, :CHANNEL_WIDTH].copy()
+
+
+def channel_corrections(
+    spectra: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gamma: np.ndarray,
+    zeta: np.ndarray,
+    alpha: np.ndarray,
+    n_rows: int,
+    rows: slice = slice(None),
+    workers: int | None = None,
+) -> np.ndarray:
+    """Corrections ``irfft((F_L gamma_c + F_R zeta_c + F_A alpha_c) 2M)`` of some channels.
+
+    Parameters
+    ----------
+    spectra : (f_left, f_right, f_amp33)
+        From :func:`reference_spectra`.
+    gamma, zeta, alpha : ndarray, complex, shape (k, n_rows * 70 + 1)
+        The weights of ``k`` channels. The products are formed in the coefficients' precision
+        (at least complex64).
+    n_rows : int
+        Rows of the frame.
+    rows : slice
+        Rows of the result to keep (a band); every channel is still transformed whole.
+    workers : int, optional
+        Threads for scipy.fft.
+
+    Returns
+    -------
+    ndarray, float32, shape (k, selected rows, 128)
+        In read order (odd channels are reversed on the detector).
+    """
+    length = n_rows * ROW_LENGTH
+    ctype = np.result_type(gamma.dtype, zeta.dtype, alpha.dtype, np.complex64)
+    f_left, f_right, f_amp33 = (np.asarray(f).astype(ctype, copy=False) for f in spectra)
+    scale = ctype.type(2 * gamma.shape[1])
+    k = gamma.shape[0]
+    n_sel = len(range(n_rows)[rows])
+    out = np.empty((k, n_sel, CHANNEL_WIDTH), dtype=np.float32)
+    for start in range(0, k, _BATCH):
+        stop = min(start + _BATCH, k)
+        prod = f_left * gamma[start:stop]
+        prod += f_right * zeta[start:stop]
+        prod += f_amp33 * alpha[start:stop]
+        prod *= scale
+        corr = fft.irfft(prod, n=length, axis=-1, workers=workers)
+        del prod
+        corr = corr.reshape(stop - start, n_rows, ROW_LENGTH)[:, rows, :CHANNEL_WIDTH]
+        out[start:stop] = corr
+    return out
+
+
+def channel_fits(
+    ref_rows: np.ndarray, n_rows: int, enabled: bool = True
+) -> list[tuple[float, float]]:
+    """Trend fits of every channel of a frame, from its trend rows.
+
+    ``ref_rows`` holds the rows :func:`trend_rows` of one resultant's ``(rows, 128 * k)``
+    frame (amp33 may be the last channel); returns ``k`` fits (``(nan, nan)`` everywhere if
+    not ``enabled``).
+    """
+    k = ref_rows.shape[-1] // CHANNEL_WIDTH
+    if not enabled:
+        return [(np.nan, np.nan)] * k
+    t_rows, t_cols = trend_times(n_rows)
+    t_ref = t_rows[_trend_rows(n_rows)]
+    return [fit_trend(_read_order(ref_rows, c), t_ref, t_cols) for c in range(k)]
 
 
 def correct_resultant(
@@ -229,8 +403,9 @@ def correct_resultant(
 ) -> np.ndarray:
     """Reference-pixel correct one resultant.
 
-    Works on read-order views of the frame's channels instead of a padded copy of the whole
-    channel cube: only the three reference series (left, right, amp33) are built with pads.
+    Composes :func:`channel_fits`, :func:`reference_spectra`, :func:`channel_corrections`
+    and :func:`subtract_trend` on a whole frame; the streaming step applies the same pieces to
+    bands of rows, with identical results.
 
     Parameters
     ----------
@@ -254,39 +429,23 @@ def correct_resultant(
     frame = np.array(frame, dtype=np.float32, copy=True)
     rows, cols = frame.shape
     n_det = cols // CHANNEL_WIDTH - 1
-    length = rows * ROW_LENGTH
-    if remove_trends_:
-        # sample index row * 140 + column, centred on zero
-        t_rows = np.arange(rows, dtype=np.float64) * ROW_LENGTH - (length - 1) / 2.0
-        t_cols = np.arange(CHANNEL_WIDTH, dtype=np.float64)
-        for c in range(n_det + 1):
-            _remove_trend_view(_read_order(frame, c), t_rows, t_cols)
-    amp33 = np.zeros((rows, ROW_LENGTH), dtype=np.float32)
-    amp33[:, :CHANNEL_WIDTH] = _read_order(frame, n_det)
-    if cosine_interpolate_:
-        cosine_interpolate(amp33.reshape(length))
-    if fft_interpolate_:
-        fft_interpolate(amp33, workers=workers)
-    _read_order(frame, n_det)[...] = amp33[:, :CHANNEL_WIDTH]
-    f_left = _reference_spectrum(_read_order(frame, 0), length, True, workers)
-    f_right = _reference_spectrum(_read_order(frame, n_det - 1), length, True, workers)
-    f_amp33 = _reference_spectrum(amp33, length, False, workers)
-    # single precision unless the coefficients come in double: the correction is a few DN at
-    # most, so complex64 keeps it far below the float32 rounding of the data, at half the cost
-    ctype = np.result_type(gamma.dtype, zeta.dtype, alpha.dtype, np.complex64)
-    f_left, f_right, f_amp33 = (f.astype(ctype, copy=False) for f in (f_left, f_right, f_amp33))
-    scale = ctype.type(2 * gamma.shape[1])
-    for start in range(0, n_det, _BATCH):
-        stop = min(start + _BATCH, n_det)
-        spectra = f_left * gamma[start:stop]
-        spectra += f_right * zeta[start:stop]
-        spectra += f_amp33 * alpha[start:stop]
-        spectra *= scale
-        corr = fft.irfft(spectra, n=length, axis=-1, workers=workers)
-        corr = corr.reshape(stop - start, rows, ROW_LENGTH)[:, :, :CHANNEL_WIDTH]
-        for i, c in enumerate(range(start, stop)):
-            view = _read_order(frame, c)
-            view -= corr[i].astype(np.float32)
+    fits = channel_fits(frame[_trend_rows(rows)], rows, remove_trends_)
+    spectra, amp33 = reference_spectra(
+        frame[:, :REF_COLUMNS],
+        _read_order(frame, n_det - 1)[:, :REF_COLUMNS],
+        _read_order(frame, n_det),
+        (fits[0], fits[n_det - 1], fits[n_det]),
+        cosine_interpolate_=cosine_interpolate_,
+        fft_interpolate_=fft_interpolate_,
+        workers=workers,
+    )
+    _read_order(frame, n_det)[...] = amp33
+    corr = channel_corrections(spectra, gamma, zeta, alpha, rows, workers=workers)
+    t_rows, t_cols = trend_times(rows)
+    for c in range(n_det):
+        view = _read_order(frame, c)
+        subtract_trend(view, t_rows, t_cols, fits[c])
+        view -= corr[c]
     return frame
 
 
