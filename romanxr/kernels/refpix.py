@@ -24,6 +24,9 @@ rounding. Memory per resultant: the frame, its channel view and one batch of spe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numba
 import numpy as np
 from scipy import fft
 
@@ -261,11 +264,25 @@ def subtract_trend(
     ``(nan, nan)`` fit leaves it alone. The line is evaluated in float64 and the difference
     rounded to the view's dtype, so any band of rows gets the values the whole frame would.
     """
-    slope, intercept = fit
+    slope, intercept = float(fit[0]), float(fit[1])
     if np.isnan(slope):
+        return
+    if view.dtype == np.float32 and view.ndim == 2:
+        _subtract_line(view, np.ascontiguousarray(t_rows), t_cols * slope + intercept, slope)
         return
     line = (t_rows[:, None] * slope + (t_cols * slope + intercept)[None, :]) * (view != 0)
     np.subtract(view, line, out=view, casting="unsafe")
+
+
+@numba.njit(nogil=True, cache=True)
+def _subtract_line(view, t_rows, col_part, slope):  # pragma: no cover - compiled
+    """``view -= t_rows * slope + col_part`` where ``view != 0``, each difference in float64."""
+    for i in range(view.shape[0]):
+        row_part = t_rows[i] * slope
+        for j in range(view.shape[1]):
+            v = view[i, j]
+            if v != 0:
+                view[i, j] = np.float32(np.float64(v) - (row_part + col_part[j]))
 
 
 def reference_spectra(
@@ -323,6 +340,23 @@ def reference_spectra(
     return spectra, padded[:, :CHANNEL_WIDTH].copy()
 
 
+@numba.njit(nogil=True, cache=True)
+def _combine(f_left, f_right, f_amp33, gamma, zeta, alpha, scale, out):  # pragma: no cover
+    """``out = (F_L gamma + F_R zeta + F_A alpha) * scale`` in one pass, in the inputs' precision.
+
+    The numpy expression's operations in its order (complex products, two sums, then the
+    scale) without its three full-size temporaries. numpy may fuse the products' multiply-adds
+    (FMA) where the CPU has them, so the two can differ in the last bit; this kernel gives the
+    same bits on every machine.
+    """
+    for c in range(gamma.shape[0]):
+        for f in range(gamma.shape[1]):
+            v = f_left[f] * gamma[c, f]
+            v = v + f_right[f] * zeta[c, f]
+            v = v + f_amp33[f] * alpha[c, f]
+            out[c, f] = v * scale
+
+
 def channel_corrections(
     spectra: tuple[np.ndarray, np.ndarray, np.ndarray],
     gamma: np.ndarray,
@@ -331,7 +365,8 @@ def channel_corrections(
     n_rows: int,
     rows: slice = slice(None),
     workers: int | None = None,
-) -> np.ndarray:
+    out: Sequence[np.ndarray] | None = None,
+) -> np.ndarray | None:
     """Corrections ``irfft((F_L gamma_c + F_R zeta_c + F_A alpha_c) 2M)`` of some channels.
 
     Parameters
@@ -347,10 +382,13 @@ def channel_corrections(
         Rows of the result to keep (a band); every channel is still transformed whole.
     workers : int, optional
         Threads for scipy.fft.
+    out : sequence of k arrays, optional
+        Where to write each channel's ``(selected rows, 128)`` read-order correction (e.g.
+        views into a detector-order array); then nothing is returned.
 
     Returns
     -------
-    ndarray, float32, shape (k, selected rows, 128)
+    ndarray, float32, shape (k, selected rows, 128), or None
         In read order (odd channels are reversed on the detector).
     """
     length = n_rows * ROW_LENGTH
@@ -359,18 +397,35 @@ def channel_corrections(
     scale = ctype.type(2 * gamma.shape[1])
     k = gamma.shape[0]
     n_sel = len(range(n_rows)[rows])
-    out = np.empty((k, n_sel, CHANNEL_WIDTH), dtype=np.float32)
+    result = None
+    if out is None:
+        result = np.empty((k, n_sel, CHANNEL_WIDTH), dtype=np.float32)
+        out = list(result)
     for start in range(0, k, _BATCH):
         stop = min(start + _BATCH, k)
-        prod = f_left * gamma[start:stop]
-        prod += f_right * zeta[start:stop]
-        prod += f_amp33 * alpha[start:stop]
-        prod *= scale
+        if ctype == np.complex64:
+            prod = np.empty((stop - start, gamma.shape[1]), dtype=ctype)
+            _combine(
+                f_left,
+                f_right,
+                f_amp33,
+                np.ascontiguousarray(gamma[start:stop]),
+                np.ascontiguousarray(zeta[start:stop]),
+                np.ascontiguousarray(alpha[start:stop]),
+                scale,
+                prod,
+            )
+        else:  # complex128: numpy's own arithmetic, as romancal
+            prod = f_left * gamma[start:stop]
+            prod += f_right * zeta[start:stop]
+            prod += f_amp33 * alpha[start:stop]
+            prod *= scale
         corr = fft.irfft(prod, n=length, axis=-1, workers=workers)
         del prod
         corr = corr.reshape(stop - start, n_rows, ROW_LENGTH)[:, rows, :CHANNEL_WIDTH]
-        out[start:stop] = corr
-    return out
+        for i in range(stop - start):
+            out[start + i][...] = corr[i]
+    return result
 
 
 def channel_fits(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from typing import Any
 
@@ -15,9 +14,16 @@ from romanxr.errors import ExposureError, ReferenceMismatchError
 from romanxr.kernels.refpix import (
     CHANNEL_WIDTH,
     REF_COLUMNS,
-    correct_resultant,
+    ROW_LENGTH,
+    _read_order,
+    channel_corrections,
+    channel_fits,
     offset_from_sum,
+    reference_spectra,
     spectrum_length,
+    subtract_trend,
+    trend_rows,
+    trend_times,
 )
 from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import finish_step, get_reference
@@ -25,6 +31,12 @@ from romanxr.steps._common import finish_step, get_reference
 __all__ = ["refpix"]
 
 STEP = "refpix"
+#: Memory that the corrections of one group of rows may take (bytes). A correction needs a
+#: whole-frame inverse FFT per channel and resultant, so a frame cut into G groups costs G
+#: transforms per channel and resultant, and holds 1/G of the float32 ramp in corrections.
+CORRECTION_BYTES = 160 * 2**20
+#: Detector channels whose corrections one task computes.
+CHANNEL_BLOCK = 4
 
 
 def _workers() -> int:
@@ -67,9 +79,10 @@ def _check_geometry(ds: xr.Dataset) -> tuple[int, int, int]:
     return nres, ny, nx
 
 
-def _coefficients(ref: xr.Dataset, name: str, n_channels: int, ny: int) -> tuple[np.ndarray, ...]:
+def _coefficient_vars(ref: xr.Dataset, name: str, n_channels: int, ny: int) -> tuple[Any, ...]:
+    """gamma, zeta, alpha as (lazy) Variables, after checking their shapes."""
     m = spectrum_length(ny)
-    arrays = []
+    out = []
     for key in ("gamma", "zeta", "alpha"):
         if key not in ref:
             raise ReferenceMismatchError(f"{name}: refpix reference has no '{key}' array")
@@ -80,106 +93,285 @@ def _coefficients(ref: xr.Dataset, name: str, n_channels: int, ny: int) -> tuple
                 f"{n_channels} channels needs ({n_channels}, {m}) (M = rows * 140 / 2 + 1); "
                 "use a refpix reference made for this frame size (override_refpix=...)"
             )
-        # complex64: see correct_resultant (half the time and memory, far below data rounding)
-        arrays.append(np.asarray(ref[key].values).astype(np.complex64))
-    return tuple(arrays)
+        out.append(ref[key].variable)
+    return tuple(out)
 
 
-def _correct_stack(
-    data: np.ndarray,
+def _coefficient_rows(var: Any, c0: int, c1: int) -> np.ndarray:
+    """Channels ``c0:c1`` of a coefficient array (only those rows are read from the file).
+
+    complex64: see :func:`~romanxr.kernels.refpix.correct_resultant` (half the time and memory
+    of complex128, far below the float32 rounding of the data).
+    """
+    rows = var[c0:c1]
+    values = rows.values if isinstance(rows, xr.Variable) else np.asarray(rows)
+    return np.asarray(values).astype(np.complex64)
+
+
+def _prepare(block: np.ndarray, bad: np.ndarray | None, n_res: int, remove_offset: bool):
+    """Bad reference pixels zeroed and the per-pixel offset removed: ``(block - off, off)``.
+
+    The offset is the float32 mean over resultants (:func:`offset_from_sum`) of the raw values,
+    zero on bad reference pixels (which are zero in every resultant).
+    """
+    frame = np.array(block, dtype=np.float32, copy=True)
+    if bad is not None and bad.any():
+        frame[:, bad] = 0
+    if remove_offset:
+        total = np.asarray(block, dtype=np.float32).sum(axis=0)
+        if bad is not None:
+            total[bad] = 0
+        off = offset_from_sum(total, n_res)
+    else:
+        off = np.zeros(frame.shape[1:], dtype=np.float32)
+    frame -= off
+    return frame, off
+
+
+def _reference_stage(
+    left: np.ndarray,
+    right: np.ndarray,
+    ref_rows: np.ndarray,
     amp33: np.ndarray,
-    offset: np.ndarray,
-    bad: np.ndarray,
-    coeffs: tuple[np.ndarray, ...],
+    bad_left: np.ndarray,
+    bad_right: np.ndarray,
+    bad_rows: np.ndarray,
     flags: dict[str, bool],
-    workers: int,
-) -> np.ndarray:
-    """(r, y, x) data + (r, y, 128) amp33 -> (r, y, x + 128) corrected, offset restored."""
-    nres, ny, nx = data.shape
-    out = np.empty((nres, ny, nx + CHANNEL_WIDTH), dtype=np.float32)
-    frame = np.empty((ny, nx + CHANNEL_WIDTH), dtype=np.float32)
-    bad = np.reshape(bad, (ny, nx))
-    offset = np.reshape(offset, (ny, nx + CHANNEL_WIDTH))
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Everything the correction needs from the reference pixels, for all resultants.
+
+    Inputs are the raw detector columns 0-3 (``left``) and last 4 (``right``), the trend rows
+    (:func:`~romanxr.kernels.refpix.trend_rows`) of every column, and amp33. Returns the three
+    spectra per resultant ``(nres, 3, M)`` complex64, the trend fits of every detector channel
+    ``(nres, n, 2)`` and the corrected amp33 (offset restored, before ``abs``).
+    """
+    nres, ny, _ = amp33.shape
+    offset = flags["remove_offset"]
+    left, _ = _prepare(left, bad_left, nres, offset)
+    right, _ = _prepare(right, bad_right, nres, offset)
+    ref_rows, _ = _prepare(ref_rows, bad_rows, nres, offset)
+    amp33, amp_off = _prepare(amp33, None, nres, offset)
+    n_det = ref_rows.shape[-1] // CHANNEL_WIDTH
+    rows = trend_rows(ny)
+    spectra = np.empty((nres, 3, spectrum_length(ny)), dtype=np.complex64)
+    fits = np.empty((nres, n_det, 2), dtype=np.float64)
+    amp_out = np.empty_like(amp33)
     for r in range(nres):
-        frame[:, :nx] = data[r]
-        frame[:, :nx][bad] = 0
-        frame[:, nx:] = amp33[r]
-        frame -= offset
-        out[r] = correct_resultant(
-            frame,
-            *coeffs,
-            remove_trends_=flags["remove_trends"],
+        fit = channel_fits(
+            np.concatenate([ref_rows[r], amp33[r][rows]], axis=1), ny, flags["remove_trends"]
+        )
+        fits[r] = fit[:n_det]
+        spec, amp = reference_spectra(
+            left[r],
+            right[r][:, ::-1],
+            amp33[r],
+            (fit[0], fit[n_det - 1], fit[n_det]),
             cosine_interpolate_=flags["cosine_interpolate"],
             fft_interpolate_=flags["fft_interpolate"],
             workers=workers,
         )
-        out[r] += offset
+        for i, f in enumerate(spec):
+            spectra[r, i] = f
+        amp_out[r] = amp + amp_off
+    return spectra, fits, amp_out
+
+
+def _group_corrections(
+    spectra: np.ndarray,
+    coeffs: tuple[Any, ...],
+    c0: int,
+    c1: int,
+    rows: slice,
+    workers: int | None = None,
+    *after: Any,
+) -> np.ndarray:
+    """Corrections of channels ``c0:c1`` on ``rows``, all resultants, in detector order.
+
+    ``after`` only orders the task after others (their values are ignored).
+    """
+    gamma, zeta, alpha = (_coefficient_rows(v, c0, c1) for v in coeffs)
+    nres, _, m = spectra.shape
+    ny = (m - 1) * 2 // ROW_LENGTH
+    n_sel = len(range(ny)[rows])
+    out = np.empty((nres, n_sel, (c1 - c0) * CHANNEL_WIDTH), dtype=np.float32)
+    for r in range(nres):
+        # each channel's read-order correction goes straight to its detector columns
+        views = [
+            out[r, :, i * CHANNEL_WIDTH : (i + 1) * CHANNEL_WIDTH][:, ::-1]
+            if c % 2
+            else out[r, :, i * CHANNEL_WIDTH : (i + 1) * CHANNEL_WIDTH]
+            for i, c in enumerate(range(c0, c1))
+        ]
+        channel_corrections(tuple(spectra[r]), gamma, zeta, alpha, ny, rows, workers, views)
     return out
 
 
-def _correct_pieces(
-    data_pieces: list[np.ndarray],
-    amp_pieces: list[np.ndarray],
-    offset: np.ndarray,
+def _correct_band(
+    block: np.ndarray,
     bad: np.ndarray,
-    coeffs: tuple[np.ndarray, ...],
+    fits: np.ndarray,
+    y0: int,
+    ny: int,
+    pieces: list[np.ndarray],
+    rows: slice,
     flags: dict[str, bool],
-    bounds: list[tuple[int, int]],
-) -> list[np.ndarray]:
-    """One resultant: row bands in, corrected frame, row bands (views of it) out."""
-    data = np.concatenate(data_pieces, axis=1)
-    amp33 = np.concatenate(amp_pieces, axis=1)
-    out = _correct_stack(data, amp33, offset, bad, coeffs, flags, 1)
-    del data, amp33
-    return [out[:, lo:hi] for lo, hi in bounds]
+) -> np.ndarray:
+    """Correct a band of rows ``y0 ...`` (all resultants, all columns) of an ``ny``-row frame.
 
-
-def _lazy_corrected(d, a, offset, bad, coeffs, flags):
-    """Dask graph of the corrected ``(resultant, y, x + 128)`` ramp, one resultant per task.
-
-    Each task takes its resultant's row bands straight from the upstream chunks and hands its
-    corrected frame back as the same row bands, so the only whole-frame copies are inside the
-    running tasks: no separate regrouping of the input into frames and of the output back into
-    bands (which held up to two more copies of the ramp).
+    ``pieces`` are the channel blocks' corrections (:func:`_group_corrections`) of the row
+    group the band lies in, ``rows`` the band's rows within them. The per-element arithmetic is
+    the whole-frame kernel's, so results do not depend on the banding.
     """
-    import operator
+    nres = block.shape[0]
+    frame, off = _prepare(block, bad, nres, flags["remove_offset"])
+    band = frame.shape[1]
+    t_rows, t_cols = trend_times(ny)
+    t_band = t_rows[y0 : y0 + band]
+    n_det = fits.shape[1]
+    for r in range(nres):
+        for c in range(n_det):
+            subtract_trend(_read_order(frame[r], c), t_band, t_cols, tuple(fits[r, c]))
+    col = 0
+    for piece in pieces:
+        width = piece.shape[-1]
+        frame[:, :, col : col + width] -= piece[:, rows]
+        col += width
+    frame += off
+    return frame
 
+
+def _done(*_: Any) -> None:
+    """A marker task: nothing but an ordering point in the graph."""
+    return None
+
+
+def _row_groups(edges: np.ndarray, nres: int, nx: int) -> list[list[int]]:
+    """Bands (by index) grouped so that one group's corrections fit :data:`CORRECTION_BYTES`."""
+    n_bands = len(edges) - 1
+    ny = int(edges[-1])
+    total = nres * ny * nx * 4
+    n_groups = max(1, min(n_bands, -(-total // CORRECTION_BYTES)))
+    return [list(map(int, g)) for g in np.array_split(np.arange(n_bands), n_groups)]
+
+
+def _lazy_corrected(d, a, b, coeffs, flags, token):
+    """Dask graph of the corrected ramp and amp33, streaming by bands of rows.
+
+    Stages: (1) one small task reads the reference pixels (detector columns 0-3 and the last
+    4, the trend rows, amp33) from a *clone* of the input graph, so the science bands are not
+    held while it waits for the last band, and turns them into spectra and trend fits; (2) per
+    group of row bands and block of :data:`CHANNEL_BLOCK` channels, one task inverse-transforms
+    the corrections and keeps the group's rows; (3) each band is corrected on its own. Only one
+    group's corrections (bounded by :data:`CORRECTION_BYTES`) need to be held at a time.
+    """
+    import dask
     import dask.array as da
-    from dask.base import tokenize
+    from dask.graph_manipulation import bind, clone
     from dask.highlevelgraph import HighLevelGraph
 
-    nres, _, nx = d.shape
-    ychunks = d.chunks[1]
-    d1 = d.rechunk({0: 1, 2: -1})
-    a1 = a.rechunk({0: 1, 1: ychunks, 2: -1})
-    offset = offset.rechunk((-1, -1))
-    bad = bad.rechunk((-1, -1))
+    nres, ny, nx = d.shape
+    n_det = nx // CHANNEL_WIDTH
+    whole = {0: -1, 2: -1}
+    ychunks = d.rechunk(whole).chunks[1]
+    b = b.rechunk((ychunks, -1))
+    # clone/bind before rechunking: cloned rechunk layers keep their names in this dask version
+    twin = clone(d).rechunk(whole)
+    rows = trend_rows(ny)
+    reference = dask.delayed(_reference_stage, pure=True, nout=3)(
+        twin[:, :, :REF_COLUMNS].rechunk(-1),
+        twin[:, :, nx - REF_COLUMNS :].rechunk(-1),
+        twin[:, rows, :].rechunk(-1),
+        a.rechunk(-1),
+        b[:, :REF_COLUMNS].rechunk(-1),
+        b[:, nx - REF_COLUMNS :].rechunk(-1),
+        b[rows, :].rechunk(-1),
+        flags,
+        dask_key_name=f"refpix-reference-{token}",
+    )
+    spectra, fits, amp33 = reference
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
-    bounds = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(edges)]
-    token = tokenize(d1, a1, offset, bad, coeffs, flags)
-    frame_name = f"refpix-frame-{token}"
-    name = f"refpix-{token}"
-    dkeys = d1.__dask_keys__()
-    akeys = a1.__dask_keys__()
-    okey = offset.__dask_keys__()[0][0]
-    bkey = bad.__dask_keys__()[0][0]
-    dsk: dict = {}
-    for r in range(nres):
-        dsk[(frame_name, r)] = (
-            _correct_pieces,
-            [dkeys[r][k][0] for k in range(len(ychunks))],
-            [akeys[r][k][0] for k in range(len(ychunks))],
-            okey,
-            bkey,
-            coeffs,
-            flags,
-            bounds,
+    blocks = [(c, min(c + CHANNEL_BLOCK, n_det)) for c in range(0, n_det, CHANNEL_BLOCK)]
+    bkeys = b.__dask_keys__()
+    parts = []
+    after: list = []
+    for g, bands in enumerate(_row_groups(edges, nres, nx)):
+        lo, hi = int(edges[bands[0]]), int(edges[bands[-1] + 1])
+        corr = [
+            dask.delayed(_group_corrections, pure=True)(
+                spectra,
+                coeffs,
+                c0,
+                c1,
+                slice(lo, hi),
+                None,
+                *after,
+                dask_key_name=f"refpix-corrections-{token}-{g}-{j}",
+            )
+            for j, (c0, c1) in enumerate(blocks)
+        ]
+        # the group's bands are read only once its corrections exist: otherwise idle threads
+        # read every band while the corrections are transformed, and hold them all
+        # (bind the whole array: binding a slice of it loses keys in this dask version)
+        source = bind(d, corr).rechunk(whole)
+        skeys = source.__dask_keys__()
+        name = f"refpix-{token}-{g}"
+        dsk = {}
+        for i, k in enumerate(bands):
+            y0, y1 = int(edges[k]), int(edges[k + 1])
+            dsk[(name, 0, i, 0)] = (
+                _correct_band,
+                skeys[0][k][0],
+                bkeys[k][0],
+                fits.key,
+                y0,
+                ny,
+                [c.key for c in corr],
+                slice(y0 - lo, y1 - lo),
+                flags,
+            )
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source, b, fits, *corr])
+        part = da.Array(
+            graph,
+            name,
+            chunks=((nres,), ychunks[bands[0] : bands[-1] + 1], (nx,)),
+            dtype=np.float32,
         )
-        for k in range(len(ychunks)):
-            dsk[(name, r, k, 0)] = (operator.getitem, (frame_name, r), k)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[d1, a1, offset, bad])
-    chunks = ((1,) * nres, ychunks, (nx + CHANNEL_WIDTH,))
-    return da.Array(graph, name, chunks=chunks, dtype=np.float32)
+        parts.append(part)
+        # the next group's corrections wait until every band of this one is done (each band
+        # leaves a marker, so the bands themselves are not held for that)
+        after = [
+            dask.delayed(_done, pure=True)(block, dask_key_name=f"refpix-done-{token}-{g}-{i}")
+            for i, block in enumerate(part.to_delayed().ravel())
+        ]
+    corrected = da.concatenate(parts, axis=1)
+    amp = da.from_delayed(amp33, (nres, ny, CHANNEL_WIDTH), dtype=np.float32)
+    return corrected, amp
+
+
+def _eager_corrected(d, a, bad, coeffs, flags, workers):
+    """numpy path: the same stages on the whole frame."""
+    _, ny, nx = d.shape
+    rows = trend_rows(ny)
+    spectra, fits, amp33 = _reference_stage(
+        d[:, :, :REF_COLUMNS],
+        d[:, :, nx - REF_COLUMNS :],
+        d[:, rows, :],
+        a,
+        bad[:, :REF_COLUMNS],
+        bad[:, nx - REF_COLUMNS :],
+        bad[rows, :],
+        flags,
+        workers,
+    )
+    pieces = [
+        _group_corrections(
+            spectra, coeffs, c, min(c + CHANNEL_BLOCK, nx // CHANNEL_WIDTH), slice(None), workers
+        )
+        for c in range(0, nx // CHANNEL_WIDTH, CHANNEL_BLOCK)
+    ]
+    corrected = _correct_band(d, bad, fits, 0, ny, pieces, slice(None), flags)
+    return corrected, amp33
 
 
 def refpix(
@@ -270,8 +462,7 @@ def refpix(
     )
     if ref is None:
         return finish_step(ds, ds, STEP, "SKIPPED", parameters=params, references=[resolved])
-    coeffs = _coefficients(ref, resolved.name, nx // CHANNEL_WIDTH, ny)
-    workers = _workers()
+    coeffs = _coefficient_vars(ref, resolved.name, nx // CHANNEL_WIDTH, ny)
 
     data = ds["data"].transpose("resultant", "y", "x")
     amp33 = ds["amp33"].transpose("resultant", "y", "amp33_x")
@@ -283,33 +474,24 @@ def refpix(
 
     if lazy:
         import dask.array as da
+        from dask.base import tokenize
 
         d = da.asarray(data.data).astype(np.float32)
         a = da.asarray(amp33.data).astype(np.float32)
         b = da.asarray(bad.data)
-        if remove_offset:
-            # bad reference pixels are zero in every resultant, so their sum is zero
-            det_total = da.where(b, np.float32(0), d.sum(axis=0))
-            total = da.concatenate([det_total, a.sum(axis=0)], axis=1)
-            offset = total.map_blocks(offset_from_sum, nres, dtype=np.float32)
-        else:
-            offset = da.zeros((ny, nx + CHANNEL_WIDTH), dtype=np.float32)
-        combined = _lazy_corrected(d, a, offset, b, coeffs, params)
+        token = tokenize(d.name, a.name, b.name, resolved.path, resolved.name, params)
+        corrected, amp_corr = _lazy_corrected(d, a, b, coeffs, params, token)
     else:
-        d = np.asarray(data.values, dtype=np.float32)
-        a = np.asarray(amp33.values, dtype=np.float32)
-        b = np.asarray(bad.values)
-        if remove_offset:
-            det_total = d.sum(axis=0)
-            det_total[b] = 0  # bad reference pixels are zero in every resultant
-            total = np.concatenate([det_total, a.sum(axis=0)], axis=1)
-            offset = offset_from_sum(total, nres)
-        else:
-            offset = np.zeros((ny, nx + CHANNEL_WIDTH), dtype=np.float32)
-        combined = _correct_stack(d, a, offset, b, coeffs, params, workers)
+        corrected, amp_corr = _eager_corrected(
+            np.asarray(data.values, dtype=np.float32),
+            np.asarray(amp33.values, dtype=np.float32),
+            np.asarray(bad.values),
+            coeffs,
+            params,
+            _workers(),
+        )
 
-    corrected = combined[:, :, :nx]
-    amp_values = abs(combined[:, :, nx:]).astype(ds["amp33"].dtype)
+    amp_values = abs(amp_corr).astype(ds["amp33"].dtype)
     if lazy:
         # hand the next (per-pixel) steps their usual layout: resultant whole, (y, x) chunks
         if data.chunks is not None:
