@@ -194,10 +194,16 @@ def apply_kernel(
             arrays_ = [_unwrap(b, len(c)) for b, c in zip(blocks, input_core, strict=True)]
             return tuple(np.asarray(r) for r in call(*arrays_))
 
+        from dask.base import tokenize
+
+        # name the tasks after the kernel, so dashboards and profiles say what runs
+        kernel = getattr(func, "__name__", "kernel").strip("_") or "kernel"
+        token = tokenize(func, [a.name if hasattr(a, "name") else a for a in args], kwargs)
         results = da.blockwise(
             block_call,
             PIXEL_DIMS,
             *args,
+            name=f"{kernel}-{token}",
             concatenate=False,
             dtype=object,
             meta=np.empty((0, 0), dtype=object),
