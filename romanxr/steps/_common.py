@@ -57,12 +57,55 @@ def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
 
     A no-op for numpy-backed ``like``. Do this *before* casting a reference read from a file:
     casting a lazily indexed file array reads it at once, casting a dask array does not.
+
+    A reference read lazily from a file gets one read task per chunk that also waits for the
+    matching chunk of ``like`` (its value is not used). The reads then happen when the data
+    they go with is there: dask's local scheduler runs newly ready tasks first and plain
+    input reads only when nothing else is ready, so independent reads of every chunk would
+    otherwise wait at the bottom of its queue while the data they are needed with piles up.
     """
     if like.chunks is None:
         return ref
     sizes: dict[str, Any] = {d: like.chunksizes[d] for d in PIXEL_DIMS if d in ref.dims}
     sizes.update({d: -1 for d in ref.dims if d not in sizes})
-    return ref.chunk(sizes)
+    pixel = [d for d in ref.dims if d in PIXEL_DIMS]
+    lead = [d for d in ref.dims if d not in PIXEL_DIMS]
+    backing = ref.variable._data
+    if (
+        is_dask_collection(ref.data)
+        or isinstance(backing, np.ndarray)
+        or not pixel
+        or list(ref.dims) != lead + pixel
+        or any(d not in like.dims for d in pixel)
+    ):
+        return ref.chunk(sizes)
+    import dask.array as da
+    from dask.base import tokenize
+
+    anchor = like.isel({d: 0 for d in like.dims if d not in pixel}).transpose(*pixel)
+    anchor_data = anchor.data
+    name = f"read-{ref.name or 'reference'}-" + tokenize(
+        anchor_data.name, ref.name, ref.dims, ref.shape, id(backing)
+    )
+    data = da.map_blocks(
+        _read_region,
+        anchor_data,
+        variable=ref.variable,
+        n_lead=len(lead),
+        name=name,
+        new_axis=list(range(len(lead))) or None,
+        chunks=tuple((ref.sizes[d],) for d in lead) + anchor_data.chunks,
+        dtype=ref.dtype,
+        meta=np.empty((0,) * ref.ndim, dtype=ref.dtype),
+    )
+    return ref.copy(data=data)
+
+
+def _read_region(anchor: np.ndarray, variable: xr.Variable, n_lead: int, block_info=None):
+    """The part of ``variable`` under this chunk of the anchor (all leading dims)."""
+    where = block_info[0]["array-location"]
+    key = (slice(None),) * n_lead + tuple(slice(a, b) for a, b in where)
+    return np.asarray(variable[key].values)
 
 
 def finish_step(

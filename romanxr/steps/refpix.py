@@ -241,11 +241,6 @@ def _correct_band(
     return frame
 
 
-def _done(*_: Any) -> None:
-    """A marker task: nothing but an ordering point in the graph."""
-    return None
-
-
 def _row_groups(edges: np.ndarray, nres: int, nx: int) -> list[list[int]]:
     """Bands (by index) grouped so that one group's corrections fit :data:`CORRECTION_BYTES`."""
     n_bands = len(edges) - 1
@@ -267,16 +262,17 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
     """
     import dask
     import dask.array as da
-    from dask.graph_manipulation import bind, clone
+    from dask.graph_manipulation import clone
     from dask.highlevelgraph import HighLevelGraph
 
     nres, ny, nx = d.shape
     n_det = nx // CHANNEL_WIDTH
     whole = {0: -1, 2: -1}
-    ychunks = d.rechunk(whole).chunks[1]
-    b = b.rechunk((ychunks, -1))
-    # clone/bind before rechunking: cloned rechunk layers keep their names in this dask version
+    # clone before rechunking: cloned rechunk layers keep their names in this dask version
     twin = clone(d).rechunk(whole)
+    d = d.rechunk(whole)
+    ychunks = d.chunks[1]
+    b = b.rechunk((ychunks, -1))
     rows = trend_rows(ny)
     reference = dask.delayed(_reference_stage, pure=True, nout=3)(
         twin[:, :, :REF_COLUMNS].rechunk(-1),
@@ -292,11 +288,16 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
     spectra, fits, amp33 = reference
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
     blocks = [(c, min(c + CHANNEL_BLOCK, n_det)) for c in range(0, n_det, CHANNEL_BLOCK)]
+    dkeys = d.__dask_keys__()
     bkeys = b.__dask_keys__()
+    first_band = d.to_delayed()[0, :, 0]
     parts = []
-    after: list = []
     for g, bands in enumerate(_row_groups(edges, nres, nx)):
         lo, hi = int(edges[bands[0]]), int(edges[bands[-1] + 1])
+        # Ordering anchor: a group's corrections also wait for the read of its first band.
+        # dask's local scheduler runs newly ready tasks first and input reads in priority
+        # order, so the corrections of a group are made when its bands come up, not all at
+        # once as soon as the spectra exist (which would hold every group's corrections).
         corr = [
             dask.delayed(_group_corrections, pure=True)(
                 spectra,
@@ -305,23 +306,18 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
                 c1,
                 slice(lo, hi),
                 None,
-                *after,
+                first_band[bands[0]],
                 dask_key_name=f"refpix-corrections-{token}-{g}-{j}",
             )
             for j, (c0, c1) in enumerate(blocks)
         ]
-        # the group's bands are read only once its corrections exist: otherwise idle threads
-        # read every band while the corrections are transformed, and hold them all
-        # (bind the whole array: binding a slice of it loses keys in this dask version)
-        source = bind(d, corr).rechunk(whole)
-        skeys = source.__dask_keys__()
         name = f"refpix-{token}-{g}"
         dsk = {}
         for i, k in enumerate(bands):
             y0, y1 = int(edges[k]), int(edges[k + 1])
             dsk[(name, 0, i, 0)] = (
                 _correct_band,
-                skeys[0][k][0],
+                dkeys[0][k][0],
                 bkeys[k][0],
                 fits.key,
                 y0,
@@ -330,7 +326,7 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
                 slice(y0 - lo, y1 - lo),
                 flags,
             )
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[source, b, fits, *corr])
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[d, b, fits, *corr])
         part = da.Array(
             graph,
             name,
@@ -338,12 +334,6 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
             dtype=np.float32,
         )
         parts.append(part)
-        # the next group's corrections wait until every band of this one is done (each band
-        # leaves a marker, so the bands themselves are not held for that)
-        after = [
-            dask.delayed(_done, pure=True)(block, dask_key_name=f"refpix-done-{token}-{g}-{i}")
-            for i, block in enumerate(part.to_delayed().ravel())
-        ]
     corrected = da.concatenate(parts, axis=1)
     amp = da.from_delayed(amp33, (nres, ny, CHANNEL_WIDTH), dtype=np.float32)
     return corrected, amp
