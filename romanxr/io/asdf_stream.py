@@ -56,8 +56,10 @@ __all__ = [
     "ArraySource",
     "ChunkedScratch",
     "JumpCollector",
+    "MemorySource",
     "MemoryTarget",
     "block_sources",
+    "untouched_zeros",
     "write_blocks",
 ]
 
@@ -92,6 +94,26 @@ def _cast(block: Any, dtype: np.dtype) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         # float16 overflows to inf above 65504, as romancal's own cast does
         return np.ascontiguousarray(np.asarray(block).astype(dtype, copy=False))
+
+
+def untouched_zeros(shape: Sequence[int], dtype: Any) -> np.ndarray:
+    """A zero array in private anonymous memory (``mmap``) that costs nothing until written.
+
+    Reading its pages maps the kernel's shared zero page, which does not count in the
+    resident set size (measured: ``benchmarks/bench_writers.py --memory``); unlike ``np.zeros`` (calloc) it is also not counted by
+    ``tracemalloc``, whatever the allocator does for that size.
+    """
+    import mmap
+
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes == 0:
+        return np.zeros(tuple(shape), dtype=dtype)
+    # private, not shared: a shared anonymous mapping is shmem, whose pages are allocated on
+    # a read fault too
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    buffer = mmap.mmap(-1, nbytes, flags=flags) if flags else mmap.mmap(-1, nbytes)
+    return np.frombuffer(buffer, dtype=dtype).reshape(tuple(shape))
 
 
 # --------------------------------------------------------------------------------------------

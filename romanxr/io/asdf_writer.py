@@ -35,6 +35,7 @@ from romanxr.io.asdf_stream import (
     JumpCollector,
     MemorySource,
     MemoryTarget,
+    untouched_zeros,
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
@@ -425,14 +426,16 @@ class _StreamPlan:
             self.sources[name] = _indices_source(target.array)
 
     def stand_ins(self) -> dict[str, np.ndarray]:
-        """Arrays for asdf to write the tree from: ``np.zeros`` of each shape and storage
-        dtype (never written, so no resident memory) and the small jump_indices as they are."""
+        """Arrays for asdf to write the tree from: zeros of each shape and storage dtype in
+        anonymous memory that is only ever read (no resident memory, see
+        :func:`~romanxr.io.asdf_stream.untouched_zeros`) and the small jump_indices as
+        they are."""
         out = {}
         for name, source in self.sources.items():
             if isinstance(source, MemorySource) and name == JUMP_INDICES:
                 out[name] = source.array
             else:
-                out[name] = np.zeros(source.shape, dtype=source.dtype)
+                out[name] = untouched_zeros(source.shape, source.dtype)
         return out
 
 
