@@ -100,8 +100,9 @@ def untouched_zeros(shape: Sequence[int], dtype: Any) -> np.ndarray:
     """A zero array in private anonymous memory (``mmap``) that costs nothing until written.
 
     Reading its pages maps the kernel's shared zero page, which does not count in the
-    resident set size (measured: ``benchmarks/bench_writers.py --memory``); unlike ``np.zeros`` (calloc) it is also not counted by
-    ``tracemalloc``, whatever the allocator does for that size.
+    resident set size (measured: ``benchmarks/bench_writers.py --memory``); unlike
+    ``np.zeros`` (calloc) it is also not counted by ``tracemalloc``, whatever the allocator
+    does for that size.
     """
     import mmap
 
