@@ -545,9 +545,16 @@ def to_asdf(
     y/x coordinates of a cut-out are kept there too. Variables the schema does not know are
     not written.
 
-    The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`). All
-    dask-backed arrays are evaluated together by one ``dask.array.store`` into preallocated
-    arrays of the storage dtypes, so peak memory is about the size of the output arrays.
+    The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`) and
+    streams (see :mod:`romanxr.io.asdf_stream`): all dask-backed arrays are evaluated
+    together by one ``dask.array.store`` (one compute, so shared work runs once) whose
+    chunks, in any layout and order, go cast to an unnamed scratch file next to the output
+    as they are computed; asdf then writes the tree and the blocks are streamed from the
+    scratch (numpy-backed arrays: from memory) through a 4 MiB buffer, compressed, with
+    their MD5 checksums. Memory stays at the chunks in flight plus a few MiB, whatever the
+    size of the output (a lazy full-frame image: +30 MiB instead of +390 MiB); the output
+    directory needs room for the scratch (about the uncompressed output) besides the file.
+    The file is byte for byte what asdf writes for the same model.
 
     Parameters
     ----------
@@ -557,8 +564,9 @@ def to_asdf(
         Output file (conventionally ``*_cal.asdf``).
     overwrite : bool
         Replace an existing file.
-    compression : str or None
-        ASDF block compression (``"lz4"`` as roman_datamodels' ``save``; ``None`` for raw).
+    compression : {"lz4", None, "zlib", "bzp2"}
+        ASDF block compression (``"lz4"`` as roman_datamodels' ``save``; ``None`` for raw,
+        which is faster to write: about 0.6 s less for a full-frame image).
 
     Returns
     -------
@@ -571,8 +579,8 @@ def to_asdf(
         Missing or read-only output directory, output equal to an input file, or existing
         output without ``overwrite`` — raised before anything is computed.
     InputError
-        Missing variables or metadata that do not validate against the schema (also raised
-        before computing).
+        Missing variables, metadata that do not validate against the schema or an unknown
+        compression (also raised before computing).
     """
     import asdf
 
