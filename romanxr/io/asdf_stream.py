@@ -512,14 +512,62 @@ def _block_index(offsets: Sequence[int]) -> bytes:
     return INDEX_HEADER + b"\n" + text
 
 
+def _read_block_bytes(path: str | os.PathLike, start: int, wanted: set[int]) -> dict:
+    """The (decompressed) bytes of the ``wanted`` blocks of the file, as uint8 arrays.
+
+    For the few arrays asdf wrote that are not ours (a gwcs in ``meta.wcs`` keeps its
+    polynomial coefficients in blocks): small, so held in memory.
+    """
+    out: dict[int, MemorySource] = {}
+    with open(path, "rb") as fh:
+        pos, block = start, 0
+        while len(out) < len(wanted):
+            fh.seek(pos)
+            head = fh.read(6)
+            if len(head) < 6 or head[:4] != BLOCK_MAGIC:
+                raise OutputError(f"{path}: block {block} not found at byte {pos}")
+            size = struct.unpack(">H", head[4:])[0]
+            _, comp, allocated, used, data_size, _ = _HEADER.unpack(fh.read(size)[: _HEADER.size])
+            if block in wanted:
+                stored = fh.read(used)
+                data = _decompress(stored, comp.rstrip(b"\0"), data_size, path)
+                out[block] = MemorySource(np.frombuffer(data, dtype=np.uint8), np.uint8)
+            pos += 6 + size + allocated
+            block += 1
+    return out
+
+
+def _decompress(stored: bytes, comp: bytes, size: int, path: Any) -> bytes:
+    if comp == b"":
+        data = stored
+    elif comp == b"lz4":
+        import lz4.block
+
+        parts, pos = [], 0
+        while pos < len(stored):
+            length = int.from_bytes(stored[pos : pos + 4], "big")
+            parts.append(lz4.block.decompress(stored[pos + 4 : pos + 4 + length]))
+            pos += 4 + length
+        data = b"".join(parts)
+    else:
+        raise OutputError(f"{path}: cannot re-block a {comp!r} block")
+    if len(data) != size:
+        raise OutputError(f"{path}: block holds {len(data)} bytes, its header says {size}")
+    return data
+
+
 def block_sources(
-    tree: _Tree, arrays: Mapping[tuple[str, ...], ArraySource], path: str | os.PathLike = ""
+    tree: _Tree, arrays: Mapping[tuple[str, ...], ArraySource], path: str | os.PathLike
 ) -> list[ArraySource]:
-    """The source of every block of ``tree`` in block order (each tree path must be known)."""
+    """The source of every block of ``tree`` in block order.
+
+    Blocks of arrays not in ``arrays`` (metadata arrays asdf wrote itself) are taken over
+    from the file at ``path``, decompressed.
+    """
     by_block: dict[int, ArraySource] = {}
     for key, block in tree.sources.items():
         if key not in arrays:
-            raise OutputError(f"{path}: asdf wrote an array at {'.'.join(key)} romanxr did not")
+            continue
         src = arrays[key]
         if block in by_block and by_block[block] is not src:
             raise OutputError(f"{path}: two arrays share block {block}")
@@ -527,6 +575,9 @@ def block_sources(
     missing = [k for k in arrays if k not in tree.sources]
     if missing:
         raise OutputError(f"{path}: arrays {missing} are not in the written tree")
+    others = set(range(tree.nblocks)) - set(by_block)
+    if others:
+        by_block.update(_read_block_bytes(path, tree.end, others))
     return [by_block[i] for i in range(tree.nblocks)]
 
 
@@ -537,9 +588,11 @@ def write_blocks(
 ) -> None:
     """Replace the blocks of the ASDF file at ``path`` by the streamed ``arrays``.
 
-    ``path`` holds a file asdf wrote (any compression) with the right tree; ``arrays`` maps
-    each ndarray's tree path (e.g. ``("roman", "data")``) to its source. The tree is kept
-    byte for byte; the blocks and the block index are written anew in asdf's framing.
+    ``path`` holds a file asdf wrote (raw or lz4 blocks) with the right tree; ``arrays`` maps
+    each ndarray's tree path (e.g. ``("roman", "data")``) to its source; blocks of other
+    arrays in the tree (e.g. a gwcs's coefficients) are kept, re-compressed like the rest.
+    The tree is kept byte for byte; the blocks and the block index are written anew in
+    asdf's framing.
     """
     tree = read_tree(path)
     sources = block_sources(tree, arrays, path)

@@ -302,9 +302,12 @@ def test_cutout_in_any_chunk_layout_identical(tmp_path, cal_path, chunks):
 
 @pytest.mark.usefixtures("fixed_now")
 @pytest.mark.parametrize("compression", ["lz4", None])
-def test_ramp_file_identical_to_in_memory_writer(tmp_path, compression):
+@pytest.mark.parametrize("backend", ["numpy", "dask"])
+def test_ramp_file_identical_to_in_memory_writer(tmp_path, compression, backend):
+    """(The in-memory writer stored a numpy ramp's dq_border_ref_pix_top/bottom as views into
+    pixeldq's block; each array now has its own block, as it had for dask input.)"""
     uncal = romanxr.open_uncal(make_uncal_file(tmp_path / "in_uncal.asdf"))
-    ds = backed(ramp_dataset(uncal), "dask")
+    ds = backed(ramp_dataset(uncal), backend)
     ours, reference = _write_both(tmp_path, ds, compression, "r_dqinit.asdf")
     assert ours.read_bytes() == reference.read_bytes()
     with rdm.open(ours) as model:
@@ -413,3 +416,37 @@ def test_chunk_grid_offsets_cover_the_region_once():
     sizes = [a * b * 8 for a, b in itertools.product(*chunks)]
     assert np.diff(target.offsets).tolist() == sizes
     assert target.offsets[0] == 100 and target.region == 5 * 7 * 8
+
+
+def _gwcs_with_arrays():
+    """A gwcs whose polynomials asdf stores as binary blocks, as a distortion model is."""
+    from astropy.modeling import models
+    from gwcs import WCS
+    from gwcs import coordinate_frames as cf
+
+    rng = np.random.default_rng(6)
+    px = models.Polynomial2D(
+        3, **{f"c{i}_{j}": rng.random() for i in range(3) for j in range(3 - i)}
+    )
+    py = models.Polynomial2D(3, c0_1=1.0, c1_1=1e-4)
+    transform = models.Mapping((0, 1, 0, 1)) | (px & py)
+    return WCS(
+        forward_transform=transform,
+        input_frame=cf.Frame2D(name="detector"),
+        output_frame=cf.Frame2D(name="v2v3"),
+    )
+
+
+@pytest.mark.usefixtures("fixed_now")
+@pytest.mark.parametrize("compression", ["lz4", None])
+def test_metadata_arrays_of_a_gwcs_keep_their_blocks(tmp_path, cal_path, compression):
+    pytest.importorskip("gwcs")
+    ds = backed(image_dataset(romanxr.open_cal(cal_path)), "dask")
+    ds.attrs["meta"] = {**ds.attrs["meta"], "wcs": _gwcs_with_arrays()}
+    ours, reference = _write_both(tmp_path, ds, compression)
+    tree = asdf_stream.read_tree(ours)
+    outside = [k for k in tree.sources if k[:2] != ("roman", k[1]) or len(k) > 2]
+    assert outside, "the gwcs wrote no blocks: the test does not test anything"
+    assert ours.read_bytes() == reference.read_bytes()
+    back = romanxr.open_cal(ours)
+    np.testing.assert_allclose(back.attrs["meta"]["wcs"](3.0, 5.0), _gwcs_with_arrays()(3.0, 5.0))
