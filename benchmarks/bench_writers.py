@@ -2,7 +2,7 @@
 
     python benchmarks/bench_writers.py [--outdir DIR] [--chunks 1024]
     python benchmarks/bench_writers.py --memory [--chunks 256] [--compression lz4|none]
-        [--layout tiles|strips|rows]
+        [--layout tiles|strips|rows] [--persist]
 
 Builds a synthetic dask-backed Level-2 Dataset in memory (no files read), then times
 ``to_asdf`` (lz4 and uncompressed), ``to_zarr`` (zstd) and reading each back, printing
@@ -90,8 +90,11 @@ def size_of(path: Path) -> int:
     return path.stat().st_size
 
 
-def memory(outdir: Path, chunks: int, compression: str | None, layout: str) -> None:
-    """Peak RSS and time of one lazy full-frame ``to_asdf``."""
+def memory(
+    outdir: Path, chunks: int, compression: str | None, layout: str, persist: bool = False
+) -> None:
+    """Peak RSS and time of one lazy full-frame ``to_asdf`` (``persist``: of the chunks
+    already computed in memory, so the time is the writer's alone)."""
     import gc
 
     from _measure import PeakRSS
@@ -105,6 +108,8 @@ def memory(outdir: Path, chunks: int, compression: str | None, layout: str) -> N
     )
     romanxr.to_asdf(small.load(), outdir / "warm_cal.asdf", overwrite=True)
     ds = full_frame_image(chunks=chunks, layout=layout)
+    if persist:
+        ds = ds.persist()
     timings = {}
     stream = getattr(asdf_writer, "write_blocks", None)
     if stream is not None:
@@ -125,7 +130,8 @@ def memory(outdir: Path, chunks: int, compression: str | None, layout: str) -> N
     shape = ds["data"].data.chunksize
     chunk = shape[0] * shape[1] * 8  # float64 normal draws before the cast
     print(
-        f"to_asdf lazy compression={compression}: output arrays {nbytes / 2**20:.0f} MiB, "
+        f"to_asdf {'persisted' if persist else 'lazy'} compression={compression}: "
+        f"output arrays {nbytes / 2**20:.0f} MiB, "
         f"{layout} chunks {shape[0]}x{shape[1]} ({chunk / 2**20:.2f} MiB of float64 each), "
         f"{os.cpu_count()} cpus"
     )
@@ -144,12 +150,13 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--compression", default="lz4", choices=["lz4", "none"])
     parser.add_argument("--layout", default="tiles", choices=["tiles", "strips", "rows"])
+    parser.add_argument("--persist", action="store_true", help="--memory of computed chunks")
     args = parser.parse_args()
     outdir = Path(args.outdir or tempfile.mkdtemp(prefix="romanxr-bench-"))
     if args.memory:
         compression = None if args.compression == "none" else args.compression
         try:
-            memory(outdir, args.chunks or 256, compression, args.layout)
+            memory(outdir, args.chunks or 256, compression, args.layout, args.persist)
         finally:
             if args.outdir is None:
                 shutil.rmtree(outdir)
