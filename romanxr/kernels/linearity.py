@@ -297,7 +297,8 @@ def _correct(
     dnu = np.uint8(_DNU)
     nlc = np.uint32(_NO_LIN_CORR)
     out = np.empty((nres, ny, nx), dtype=np.float32)
-    gout = np.empty((nres, ny, nx), dtype=np.uint8)
+    gout = np.empty((0, 0, 0), dtype=np.uint8)  # a copy of gdq once something is clamped
+    clamped = False
     mean_read = np.empty(nres, dtype=np.float64)
     max_reads = 0
     for i in range(nres):
@@ -309,6 +310,7 @@ def _correct(
     width = 0
     for t in range(tiles.shape[0] - 1):
         width = max(width, tiles[t + 1] - tiles[t])
+    lim = np.float32(clamp)
     nl = lin_in.shape[0]
     ni = ilin_in.shape[0]
     cl = np.empty((nl, width), dtype=np.float64)
@@ -360,6 +362,7 @@ def _correct(
             for i in range(nres):
                 a = starts[i]
                 n = starts[i + 1] - a
+                drow = data[i, y, lo:hi]
                 # reads on the line, through the inverse polynomial; their mean goes to D_i
                 for x in range(w):
                     shift[x] = 0.0
@@ -371,7 +374,7 @@ def _correct(
                     for x in range(w):
                         shift[x] += obs[k, x]
                 for x in range(w):
-                    shift[x] = np.float64(data[i, y, lo + x]) - shift[x] / n
+                    shift[x] = np.float64(drow[x]) - shift[x] / n
                     acc[x] = 0.0
                 for k in range(n):
                     for x in range(w):
@@ -392,17 +395,24 @@ def _correct(
                     _horner_rows(cl, vals, lin_read, w)
                     for x in range(w):
                         acc[x] += lin_read[x]
-                lim = np.float32(clamp)
+                grow = gdq[i, y, lo:hi]
+                orow = out[i, y, lo:hi]
+                n_over = 0
                 for x in range(w):
-                    g = gdq[i, y, lo + x]
+                    issat = (grow[x] & sat) != 0
                     value = np.float32(acc[x] / n)
                     over = abs(value) > clamp
-                    if over:
-                        value = lim if value > 0 else -lim
-                    issat = (g & sat) != 0
-                    out[i, y, lo + x] = data[i, y, lo + x] if issat else value
-                    gout[i, y, lo + x] = g | dnu if (over and not issat) else g
-    return out, gout
+                    value = (lim if value > 0 else -lim) if over else value
+                    orow[x] = drow[x] if issat else value
+                    n_over += over and not issat
+                if n_over:  # rare: flag the clamped resultants DO_NOT_USE in a copy
+                    if not clamped:
+                        gout = gdq.copy()
+                        clamped = True
+                    for x in range(w):
+                        if (grow[x] & sat) == 0 and abs(np.float32(acc[x] / n)) > clamp:
+                            gout[i, y, lo + x] |= dnu
+    return out, gout, clamped
 
 
 def _inl_plan(inl_x: np.ndarray) -> tuple[int, np.ndarray, float]:
@@ -520,7 +530,7 @@ def linearity_correction(
         slopes = inl_y
     if ny == 0 or nx == 0:
         return data.copy(), gdq.copy(), pdq
-    out, gout = _correct(
+    out, gout, clamped = _correct(
         data,
         gdq,
         lin,
@@ -539,7 +549,8 @@ def linearity_correction(
         inv_width,
         float(clamp),
     )
-    return out, gout, pdq
+    # unchanged group DQ is passed through, not copied
+    return out, (gout if clamped else gdq), pdq
 
 
 def _float32_or_wider(coeffs: np.ndarray) -> np.ndarray:
