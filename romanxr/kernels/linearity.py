@@ -96,10 +96,11 @@ def _interp_at(v, j, xp, fp):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _horner_rows(c, v, out, w):  # pragma: no cover - compiled
+def _horner_rows(c, v, out, w, add):  # pragma: no cover - compiled
     """float64 Horner of the scratch coefficients ``c[:, :w]`` at ``v[:w]`` into ``out``.
 
-    ``((c[n-1] v + c[n-2]) v + ...) v + c[0]``, always in that order. Common orders are
+    ``((c[n-1] v + c[n-2]) v + ...) v + c[0]``, always in that order; with ``add`` the
+    result is added to ``out`` instead. Common orders are
     written out so that each pixel is one straight expression and the loop vectorises;
     others loop over the coefficients outside the pixel loop.
     """
@@ -108,44 +109,73 @@ def _horner_rows(c, v, out, w):  # pragma: no cover - compiled
         c6, c5, c4, c3, c2, c1, c0 = c[6], c[5], c[4], c[3], c[2], c[1], c[0]
         for x in range(w):
             t = v[x]
-            out[x] = (
+            r = (
                 ((((c6[x] * t + c5[x]) * t + c4[x]) * t + c3[x]) * t + c2[x]) * t + c1[x]
             ) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
     elif n == 3:
         c2, c1, c0 = c[2], c[1], c[0]
         for x in range(w):
             t = v[x]
-            out[x] = (c2[x] * t + c1[x]) * t + c0[x]
+            r = (c2[x] * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
     elif n == 2:
         c1, c0 = c[1], c[0]
         for x in range(w):
-            out[x] = c1[x] * v[x] + c0[x]
+            r = c1[x] * v[x] + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
     elif n == 4:
         c3, c2, c1, c0 = c[3], c[2], c[1], c[0]
         for x in range(w):
             t = v[x]
-            out[x] = ((c3[x] * t + c2[x]) * t + c1[x]) * t + c0[x]
+            r = ((c3[x] * t + c2[x]) * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
     elif n == 5:
         c4, c3, c2, c1, c0 = c[4], c[3], c[2], c[1], c[0]
         for x in range(w):
             t = v[x]
-            out[x] = (((c4[x] * t + c3[x]) * t + c2[x]) * t + c1[x]) * t + c0[x]
+            r = (((c4[x] * t + c3[x]) * t + c2[x]) * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
     elif n == 6:
         c5, c4, c3, c2, c1, c0 = c[5], c[4], c[3], c[2], c[1], c[0]
         for x in range(w):
             t = v[x]
-            out[x] = ((((c5[x] * t + c4[x]) * t + c3[x]) * t + c2[x]) * t + c1[x]) * t + c0[x]
+            r = ((((c5[x] * t + c4[x]) * t + c3[x]) * t + c2[x]) * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
     else:
+        tmp = np.empty(w, dtype=np.float64)
         top = c[n - 1]
         for x in range(w):
-            out[x] = top[x] * v[x]
+            tmp[x] = top[x] * v[x]
         for j in range(n - 2, 0, -1):
             cj = c[j]
             for x in range(w):
-                out[x] = (out[x] + cj[x]) * v[x]
+                tmp[x] = (tmp[x] + cj[x]) * v[x]
         c0 = c[0]
         for x in range(w):
-            out[x] += c0[x]
+            r = tmp[x] + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
 
 
 @njit(cache=True, nogil=True)
@@ -321,7 +351,6 @@ def _correct(
     shift = np.empty(width, dtype=np.float64)
     vals = np.empty(width, dtype=np.float64)
     acc = np.empty(width, dtype=np.float64)
-    lin_read = np.empty(width, dtype=np.float64)
     flag = np.empty(width, dtype=np.bool_)
     lasts = np.empty(width, dtype=np.int64)
     d32 = np.empty(width, dtype=np.float32)
@@ -370,7 +399,7 @@ def _correct(
                     since = reads[a + k] - mean_read[0]
                     for x in range(w):
                         vals[x] = first[x] + rate[x] * since
-                    _horner_rows(ci, vals, obs[k], w)
+                    _horner_rows(ci, vals, obs[k], w, False)
                     for x in range(w):
                         shift[x] += obs[k, x]
                 for x in range(w):
@@ -392,9 +421,7 @@ def _correct(
                     elif mode == _INL_SEARCH:
                         flag[:w] = True
                         _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
-                    _horner_rows(cl, vals, lin_read, w)
-                    for x in range(w):
-                        acc[x] += lin_read[x]
+                    _horner_rows(cl, vals, acc, w, True)
                 grow = gdq[i, y, lo:hi]
                 orow = out[i, y, lo:hi]
                 n_over = 0
