@@ -12,9 +12,10 @@ Speed: the kernel walks one row (and, with INL, one science channel of it) at a 
 coefficients of that run of pixels are sanitised into float64 scratch rows once and every
 per-read loop runs over contiguous pixels without branches, so the compiler vectorises it.
 The INL interval of a value is computed directly when the abscissa is consecutive integers
-(the usual 0..65535 table), found from a bucket table of at most one node per bucket (checked,
-with a binary search for the rare misses) when it is any other increasing sequence, and by a
-binary search otherwise. No floating-point operation is reordered or contracted (no
+(the usual 0..65535 table) or evenly spaced by a power of two (the simulator's 0, 64, ...,
+65535), found from a bucket table of at most one node per bucket (checked, with a binary
+search for the rare misses) when it is any other increasing sequence, and by a binary
+search otherwise. No floating-point operation is reordered or contracted (no
 ``fastmath``): results are bit-for-bit those of the plain per-read algorithm.
 """
 
@@ -41,6 +42,7 @@ _INL_NONE = 0
 _INL_DIRECT = 1  # abscissa x0, x0 + 1, ...: the interval is floor(v) - x0
 _INL_BUCKET = 2  # increasing abscissa: bucket table + one step, checked
 _INL_SEARCH = 3  # anything else: binary search (numpy.interp's answer for sorted abscissae)
+_INL_STEP = 4  # x0, x0 + s, x0 + 2 s, ... (s a power of two, last gap <= s): floor(v / s) - x0 / s
 
 #: Largest INL bucket table (int32 entries) built for an uneven abscissa.
 _MAX_BUCKETS = 1 << 18
@@ -226,6 +228,37 @@ def _inl_direct(vals, flag, w, xp, fp):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _inl_step(vals, flag, w, xp, fp, slope, inv_step, x0s):  # pragma: no cover - compiled
+    """``vals += INL(vals)`` for ``xp = x0 + k s`` (``s`` a power of two dividing ``x0``; the
+    last gap may be shorter): ``v / s`` and its floor are exact, so the interval
+    ``floor(v / s) - x0 / s`` is exact too. ``flag`` as in :func:`_inl_direct`."""
+    n = xp.shape[0]
+    x_lo = xp[0]
+    x_hi = xp[n - 1]
+    f_lo = fp[0]
+    f_hi = fp[n - 1]
+    special = 0
+    for x in range(w):
+        v = vals[x]
+        u = v if (v > x_lo and v < x_hi) else x_lo
+        j = min(int(np.floor(u * inv_step) - x0s), n - 2)
+        xj = xp[j]
+        fj = fp[j]
+        res = slope[j] * (v - xj) + fj
+        if v == xj:
+            res = fj
+        if v >= x_hi:
+            res = f_hi
+        if v <= x_lo:
+            res = f_lo
+        odd = np.isnan(res) and not np.isnan(v)
+        flag[x] = odd
+        special += odd
+        vals[x] = v + res
+    return special
+
+
+@njit(cache=True, nogil=True)
 def _inl_bucket(vals, flag, w, xp, fp, slope, bucket, inv_width):  # pragma: no cover - compiled
     """``vals += INL(vals)`` for an increasing abscissa ``xp``, the interval taken from the
     bucket table and one step; ``flag`` (and the count returned) as in :func:`_inl_direct`,
@@ -320,6 +353,7 @@ def _correct(
     bucket,
     slopes,
     inv_width,
+    bucket_x0,
     clamp,
 ):  # pragma: no cover - compiled
     nres, ny, nx = data.shape
@@ -412,6 +446,12 @@ def _correct(
                         special = _inl_direct(vals, flag, w, inl_x, fp)
                         if special:
                             _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
+                    elif mode == _INL_STEP:
+                        special = _inl_step(
+                            vals, flag, w, inl_x, fp, slopes[channel[y, lo]], inv_width, bucket_x0
+                        )
+                        if special:
+                            _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
                     elif mode == _INL_BUCKET:
                         special = _inl_bucket(
                             vals, flag, w, inl_x, fp, slopes[channel[y, lo]], bucket, inv_width
@@ -442,8 +482,9 @@ def _correct(
     return out, gout, clamped
 
 
-def _inl_plan(inl_x: np.ndarray) -> tuple[int, np.ndarray, float]:
-    """How to find INL intervals: (mode, bucket table, buckets per DN).
+def _inl_plan(inl_x: np.ndarray) -> tuple[int, np.ndarray, float, float]:
+    """How to find INL intervals: (mode, bucket table, buckets (or steps) per DN, x0 in
+    steps).
 
     Buckets narrower than the smallest node gap hold at most one node, so the interval of a
     value is its bucket's first interval or the next one (the kernel checks which, and
@@ -453,18 +494,27 @@ def _inl_plan(inl_x: np.ndarray) -> tuple[int, np.ndarray, float]:
     n = inl_x.size
     gaps = np.diff(inl_x)
     if n < 2 or not (gaps > 0).all() or not np.isfinite(inl_x).all():
-        return _INL_SEARCH, none, 0.0
+        return _INL_SEARCH, none, 0.0, 0.0
     x0 = inl_x[0]
     if x0 == np.floor(x0) and abs(x0) < 2**52 and (inl_x == x0 + np.arange(n)).all():
-        return _INL_DIRECT, none, 0.0
+        return _INL_DIRECT, none, 0.0, 0.0
+    step = gaps[0]
+    if (
+        np.frexp(step)[0] == 0.5  # a power of two
+        and abs(x0) < 2**52
+        and x0 / step == np.floor(x0 / step)
+        and (inl_x[:-1] == x0 + step * np.arange(n - 1)).all()
+        and gaps[-1] <= step
+    ):
+        return _INL_STEP, none, float(1 / step), float(x0 / step)
     span = inl_x[-1] - x0
     nbucket = int(np.floor(span / gaps.min())) + 2
     if nbucket > max(4 * n, _MAX_BUCKETS):  # very uneven nodes: search
-        return _INL_SEARCH, none, 0.0
+        return _INL_SEARCH, none, 0.0, 0.0
     inv_width = nbucket / span
     edges = x0 + np.arange(nbucket) / inv_width
     bucket = np.clip(np.searchsorted(inl_x, edges, side="right") - 1, 0, n - 2)
-    return _INL_BUCKET, bucket.astype(np.int32), float(inv_width)
+    return _INL_BUCKET, bucket.astype(np.int32), float(inv_width), 0.0
 
 
 def _column_tiles(channel: np.ndarray, nx: int, split: bool) -> np.ndarray:
@@ -544,16 +594,16 @@ def linearity_correction(
         if inl_x.size == 1:  # one node: numpy.interp is that constant everywhere
             inl_x = np.repeat(inl_x, 2)
             inl_y = np.repeat(inl_y, 2, axis=-1)
-        mode, bucket, inv_width = _inl_plan(inl_x)
+        mode, bucket, inv_width, x0s = _inl_plan(inl_x)
         slopes = inl_y[:, :1]
-        if mode == _INL_BUCKET:  # the same division numpy.interp does, once per node
+        if mode in (_INL_BUCKET, _INL_STEP):  # the division numpy.interp does, once per node
             slopes = np.diff(inl_y, axis=-1) / np.diff(inl_x)
     else:
         tiles = _column_tiles(ch, nx, False)
         ch = np.zeros((1, 1), dtype=np.int64)
         inl_x = np.zeros(2, dtype=np.float64)
         inl_y = np.zeros((1, 2), dtype=np.float64)
-        mode, bucket, inv_width = _INL_NONE, np.zeros(1, np.int32), 0.0
+        mode, bucket, inv_width, x0s = _INL_NONE, np.zeros(1, np.int32), 0.0, 0.0
         slopes = inl_y
     if ny == 0 or nx == 0:
         return data.copy(), gdq.copy(), pdq
@@ -574,6 +624,7 @@ def linearity_correction(
         bucket,
         slopes,
         inv_width,
+        x0s,
         float(clamp),
     )
     # unchanged group DQ is passed through, not copied

@@ -4,7 +4,7 @@ The reference below is written for clarity, one pixel and one read at a time, wi
 ``interp`` for the INL term; the kernel must agree with it bit for bit (NaN where NaN) on
 random ramps with saturated resultants, NaN and zero-slope coefficients, NO_LIN_CORR pixels,
 values outside the INL table, values on its nodes, clamped results, and every INL lookup path
-(consecutive-integer abscissa, uneven abscissa, very uneven abscissa).
+(consecutive integers, a power-of-two step, uneven, not strictly increasing).
 """
 
 from __future__ import annotations
@@ -126,15 +126,17 @@ def _inl(kind, nchan):
     rng = np.random.default_rng(7)
     if kind == "direct":
         values = np.arange(65536, dtype=np.uint16)
-    elif kind == "uneven":  # 0, 64, ..., 65472, 65535: the simulator's table
+    elif kind == "step":  # 0, 64, ..., 65472, 65535: a power-of-two step, shorter last gap
         values = np.append(np.arange(0, 65535, 64), 65535).astype(np.uint16)
+    elif kind == "uneven":  # the simulator's table: steps of 64 and one of 63
+        values = np.round(np.linspace(0, 65535, 1025)).astype(np.uint16)
     else:  # "search": a repeated node, not strictly increasing
         values = np.array([0, 1, 2, 3, 3, 4000, 60000, 65535], dtype=np.uint16)
     rows = rng.normal(0, 2, (nchan, values.size))
     return values, rows
 
 
-@pytest.mark.parametrize("inl_kind", [None, "direct", "uneven", "search"])
+@pytest.mark.parametrize("inl_kind", [None, "direct", "step", "uneven", "search"])
 @pytest.mark.parametrize("integer", [False, True])
 def test_kernel_equals_reference(inl_kind, integer):
     data, gdq, pdq, lin, ilin, lin_dq = _case(1, integer=integer)
@@ -144,7 +146,7 @@ def test_kernel_equals_reference(inl_kind, integer):
     inl = None if inl_kind is None else _inl(inl_kind, int(channel.max()) + 1)
     if inl is not None:  # the lookup path this case is meant to exercise
         mode = kernel._inl_plan(inl[0].astype(np.float64))[0]
-        assert mode == {"direct": 1, "uneven": 2, "search": 3}[inl_kind]
+        assert mode == {"direct": 1, "uneven": 2, "search": 3, "step": 4}[inl_kind]
     kwargs = {} if inl is None else {"inl_values": inl[0], "inl_corrections": inl[1]}
     inputs = [a.copy() for a in (data, gdq, pdq, lin, ilin, lin_dq)]
     got = linearity_correction(*inputs, channel, reads=reads, starts=starts, **kwargs)
