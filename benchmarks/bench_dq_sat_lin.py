@@ -12,8 +12,8 @@ machine they say more than wall time. ``--romancal`` times romancal 1.1.0's step
 files, each also starting from the previous step's output in memory.
 
 ``--pattern default`` uses the simulator's 25-read MA table (``romanxr.testing``) instead of
-the 14-read one, and ``--inl-nodes 1025`` an INL abscissa of every 64th DN (the simulator's,
-uneven at the top) instead of all 65536 values: the linearity kernel's cost grows with the
+the 14-read one, and ``--inl-nodes 1025`` the simulator's INL abscissa (1025 rounded, not quite even
+nodes) instead of all 65536 values: the linearity kernel's cost grows with the
 number of reads and its INL lookup takes another path for uneven abscissae.
 
 Usage::
@@ -103,7 +103,7 @@ def make_files(
     if inl_nodes == 65536:
         value = np.arange(65536, dtype=np.uint16)
     else:
-        value = np.append(np.arange(0, 65535, 64), 65535).astype(np.uint16)
+        value = np.round(np.linspace(0, 65535, 1025)).astype(np.uint16)  # the simulator's
     inl.value = value
     inl.meta.n_channels, inl.meta.n_pixels_per_channel = 32, 128
     inl.inl_table = {
