@@ -11,9 +11,15 @@ minus the resident size just before it. CPU seconds (all threads) are printed to
 machine they say more than wall time. ``--romancal`` times romancal 1.1.0's steps on the same
 files, each also starting from the previous step's output in memory.
 
+``--pattern default`` uses the simulator's 25-read MA table (``romanxr.testing``) instead of
+the 14-read one, and ``--inl-nodes 1025`` the simulator's INL abscissa (1025 rounded, not quite even
+nodes) instead of all 65536 values: the linearity kernel's cost grows with the
+number of reads and its INL lookup takes another path for uneven abscissae.
+
 Usage::
 
     python benchmarks/bench_dq_sat_lin.py [--workers 2] [--size 4096] [--resultants 8] [--romancal]
+        [--pattern short|default] [--inl-nodes 65536|1025]
 
 romancal 1.1.0 on 2 cores, for comparison: dq_init 2.8 s, saturation 3.7 s, linearity 20.5 s.
 """
@@ -41,11 +47,13 @@ from romanxr.steps.saturation import saturation
 READ_PATTERN = [[1], [2, 3], [4, 5, 6], [7], [8, 9, 10], [11], [12, 13], [14]]
 
 
-def make_files(folder: Path, size: int, nres: int) -> dict[str, Path]:
+def make_files(
+    folder: Path, size: int, nres: int, pattern: str = "short", inl_nodes: int = 65536
+) -> dict[str, Path]:
     import roman_datamodels.datamodels as dm
 
     rng = np.random.default_rng(0)
-    rp = READ_PATTERN[:nres]
+    rp = _read_pattern(pattern)[:nres]
     mean_read = np.array([np.mean(g) for g in rp])
     rate = rng.uniform(10, 4000, size=(size, size)).astype(np.float32)
     bias = rng.uniform(1000, 3000, size=(size, size)).astype(np.float32)
@@ -92,7 +100,10 @@ def make_files(folder: Path, size: int, nres: int) -> dict[str, Path]:
     del coeffs, lin, ilin
 
     inl = dm.IntegralnonlinearityRefModel.create_fake_data()
-    value = np.arange(65536, dtype=np.uint16)
+    if inl_nodes == 65536:
+        value = np.arange(65536, dtype=np.uint16)
+    else:
+        value = np.round(np.linspace(0, 65535, 1025)).astype(np.uint16)  # the simulator's
     inl.value = value
     inl.meta.n_channels, inl.meta.n_pixels_per_channel = 32, 128
     inl.inl_table = {
@@ -107,6 +118,14 @@ def make_files(folder: Path, size: int, nres: int) -> dict[str, Path]:
     return files
 
 
+def _read_pattern(name: str) -> list[list[int]]:
+    if name == "default":
+        from romanxr.testing import DEFAULT_READ_PATTERN
+
+        return [list(g) for g in DEFAULT_READ_PATTERN]
+    return READ_PATTERN
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -115,6 +134,8 @@ def main() -> None:
     parser.add_argument("--folder", default=None, help="where to write the synthetic files")
     parser.add_argument("--reuse", action="store_true", help="reuse files already in --folder")
     parser.add_argument("--romancal", action="store_true", help="also time romancal 1.1.0")
+    parser.add_argument("--pattern", choices=["short", "default"], default="short")
+    parser.add_argument("--inl-nodes", type=int, choices=[65536, 1025], default=65536)
     args = parser.parse_args()
 
     folder = Path(args.folder or tempfile.mkdtemp(prefix="romanxr-bench-"))
@@ -123,11 +144,17 @@ def main() -> None:
     stems = ["bench_uncal", "mask", "saturation", "linearity", "inverselinearity", "inl"]
     files = {n: folder / f"{s}.asdf" for n, s in zip(names, stems, strict=True)}
     if not (args.reuse and all(p.exists() for p in files.values())):
-        files = make_files(folder, args.size, args.resultants)
+        files = make_files(folder, args.size, args.resultants, args.pattern, args.inl_nodes)
     print(f"files written in {time.perf_counter() - t0:.1f} s to {folder}")
 
     # warm the numba caches on a tiny problem so compile time is not counted
-    small = make_files(Path(tempfile.mkdtemp(prefix="romanxr-warm-")), 8, args.resultants)
+    small = make_files(
+        Path(tempfile.mkdtemp(prefix="romanxr-warm-")),
+        8,
+        args.resultants,
+        args.pattern,
+        args.inl_nodes,
+    )
     _run_steps(small, report=False)
 
     with dask.config.set(scheduler="threads", num_workers=args.workers):

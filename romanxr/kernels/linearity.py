@@ -7,6 +7,16 @@ science channel, linearise each read and average them back into the resultant.
 
 The arithmetic follows the reference implementation's precisions so results agree to float32
 rounding: the anchor polynomial is evaluated in float32, everything per read in float64.
+
+Speed: the kernel walks one row (and, with INL, one science channel of it) at a time; the
+coefficients of that run of pixels are sanitised into float64 scratch rows once and every
+per-read loop runs over contiguous pixels without branches, so the compiler vectorises it.
+The INL interval of a value is computed directly when the abscissa is consecutive integers
+(the usual 0..65535 table) or evenly spaced by a power of two (the simulator's 0, 64, ...,
+65535), found from a bucket table of at most one node per bucket (checked, with a binary
+search for the rare misses) when it is any other increasing sequence, and by a binary
+search otherwise. No floating-point operation is reordered or contracted (no
+``fastmath``): results are bit-for-bit those of the plain per-read algorithm.
 """
 
 from __future__ import annotations
@@ -27,6 +37,16 @@ _SAT = int(GroupFlag.SATURATED)
 _DNU = int(GroupFlag.DO_NOT_USE)
 _NO_LIN_CORR = int(PixelFlag.NO_LIN_CORR)
 
+# how the INL interval of a value is found
+_INL_NONE = 0
+_INL_DIRECT = 1  # abscissa x0, x0 + 1, ...: the interval is floor(v) - x0
+_INL_BUCKET = 2  # increasing abscissa: bucket table + one step, checked
+_INL_SEARCH = 3  # anything else: binary search (numpy.interp's answer for sorted abscissae)
+_INL_STEP = 4  # x0, x0 + s, x0 + 2 s, ... (s a power of two, last gap <= s): floor(v / s) - x0 / s
+
+#: Largest INL bucket table (int32 entries) built for an uneven abscissa.
+_MAX_BUCKETS = 1 << 18
+
 
 def pack_read_pattern(read_pattern: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Flatten an MA table: (all read numbers as float64, start offset of each resultant)."""
@@ -37,129 +57,312 @@ def pack_read_pattern(read_pattern: Sequence[Sequence[int]]) -> tuple[np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def _horner32(c, y, x, v):  # pragma: no cover - compiled
-    n = c.shape[0]
-    r = np.float32(c[n - 1, y, x] * v)
-    for j in range(n - 2, 0, -1):
-        r = np.float32(r + c[j, y, x])
-        r = np.float32(r * v)
-    return np.float32(r + c[0, y, x])
-
-
-@njit(cache=True, nogil=True)
-def _horner64(c, y, x, v):  # pragma: no cover - compiled
-    n = c.shape[0]
-    r = np.float64(c[n - 1, y, x]) * v
-    for j in range(n - 2, 0, -1):
-        r += np.float64(c[j, y, x])
-        r *= v
-    return r + np.float64(c[0, y, x])
-
-
-@njit(cache=True, nogil=True)
-def _interp(v, xp, fp):  # pragma: no cover - compiled
-    """``numpy.interp`` for one value (clamped at both ends, exact at the nodes)."""
-    n = xp.shape[0]
-    if np.isnan(v):
-        return v
-    if v <= xp[0]:
-        return fp[0]
-    if v >= xp[n - 1]:
-        return fp[n - 1]
+def _search(v, xp):  # pragma: no cover - compiled
+    """Interval ``j`` (``xp[j] <= v < xp[j + 1]``) of ``xp[0] < v < xp[-1]`` by bisection."""
     lo = 0
-    hi = n - 1
+    hi = xp.shape[0] - 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if xp[mid] <= v:
             lo = mid
         else:
             hi = mid
-    if xp[lo] == v:
-        return fp[lo]
-    slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
-    res = slope * (v - xp[lo]) + fp[lo]
-    if np.isnan(res):
-        res = slope * (v - xp[lo + 1]) + fp[lo + 1]
-        if np.isnan(res) and fp[lo] == fp[lo + 1]:
-            res = fp[lo]
-    return res
+    return lo
 
 
-@njit(cache=True, nogil=True)
-def _sanitise(coeffs, lin_dq, pdq, no_lin_corr):  # pragma: no cover - compiled
-    """Identity coefficients where flagged, NaN or with a zero linear term (in place)."""
-    nc, ny, nx = coeffs.shape
-    for y in range(ny):
-        for x in range(nx):
-            bad = False
-            for k in range(nc):
-                if np.isnan(coeffs[k, y, x]):
-                    bad = True
-            if nc > 1 and coeffs[1, y, x] == 0:
-                bad = True
-            if bad:
-                pdq[y, x] |= no_lin_corr
-            if bad or (lin_dq[y, x] & no_lin_corr) != 0:
-                for k in range(nc):
-                    coeffs[k, y, x] = 0.0
-                if nc > 1:
-                    coeffs[1, y, x] = 1.0
-
-
-@njit(cache=True, nogil=True)
-def _horner_row(c, v, out):  # pragma: no cover - compiled
-    """float64 Horner on a run of pixels (``c`` is (coeff, pixel)): coefficient loop outside so
-    the pixel loop vectorises."""
-    n = c.shape[0]
-    m = v.shape[0]
-    for x in range(m):
-        out[x] = np.float64(c[n - 1, x]) * v[x]
-    for j in range(n - 2, 0, -1):
-        for x in range(m):
-            out[x] = (out[x] + np.float64(c[j, x])) * v[x]
-    for x in range(m):
-        out[x] += np.float64(c[0, x])
-
-
-@njit(cache=True, nogil=True)
-def _interp_uniform(v, x0, inv_step, xp, fp, c):  # pragma: no cover - compiled
-    """``_interp`` on row ``c`` of ``fp`` for equally spaced nodes: the interval is computed,
-    not searched (a slope table was tried: the extra cache line costs more than the division).
-    """
+@njit(cache=True, nogil=True, inline="always")
+def _interp_at(v, j, xp, fp):  # pragma: no cover - compiled
+    """``numpy.interp(v, xp, fp)`` given the interval ``j`` of ``v`` (any ``j`` in range
+    when ``v`` is NaN or outside the nodes); only selects, so loops over it vectorise."""
     n = xp.shape[0]
-    if np.isnan(v):
-        return v
-    if v <= xp[0]:
-        return fp[c, 0]
-    if v >= xp[n - 1]:
-        return fp[c, n - 1]
-    j = int((v - x0) * inv_step)
-    j = min(max(j, 0), n - 2)
-    # guard against rounding: the same interval a binary search finds
-    while j > 0 and xp[j] > v:
-        j -= 1
-    while j < n - 2 and xp[j + 1] <= v:
-        j += 1
-    if xp[j] == v:
-        return fp[c, j]
-    slope = (fp[c, j + 1] - fp[c, j]) / (xp[j + 1] - xp[j])
-    res = slope * (v - xp[j]) + fp[c, j]
+    xj = xp[j]
+    xj1 = xp[j + 1]
+    fj = fp[j]
+    fj1 = fp[j + 1]
+    slope = (fj1 - fj) / (xj1 - xj)
+    res = slope * (v - xj) + fj
+    alt = slope * (v - xj1) + fj1  # infinite table values: numpy's second try
+    if np.isnan(alt) and fj == fj1:
+        alt = fj
     if np.isnan(res):
-        res = slope * (v - xp[j + 1]) + fp[c, j + 1]
-        if np.isnan(res) and fp[c, j] == fp[c, j + 1]:
-            res = fp[c, j]
+        res = alt
+    if xj == v:
+        res = fj
+    if v >= xp[n - 1]:
+        res = fp[n - 1]
+    if v <= xp[0]:
+        res = fp[0]
+    if np.isnan(v):
+        res = v
     return res
+
+
+@njit(cache=True, nogil=True)
+def _horner_rows(c, v, out, w, add):  # pragma: no cover - compiled
+    """float64 Horner of the scratch coefficients ``c[:, :w]`` at ``v[:w]`` into ``out``.
+
+    ``((c[n-1] v + c[n-2]) v + ...) v + c[0]``, always in that order; with ``add`` the
+    result is added to ``out`` instead. Common orders are
+    written out so that each pixel is one straight expression and the loop vectorises;
+    others loop over the coefficients outside the pixel loop.
+    """
+    n = c.shape[0]
+    if n == 7:
+        c6, c5, c4, c3, c2, c1, c0 = c[6], c[5], c[4], c[3], c[2], c[1], c[0]
+        for x in range(w):
+            t = v[x]
+            r = (
+                ((((c6[x] * t + c5[x]) * t + c4[x]) * t + c3[x]) * t + c2[x]) * t + c1[x]
+            ) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+    elif n == 3:
+        c2, c1, c0 = c[2], c[1], c[0]
+        for x in range(w):
+            t = v[x]
+            r = (c2[x] * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+    elif n == 2:
+        c1, c0 = c[1], c[0]
+        for x in range(w):
+            r = c1[x] * v[x] + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+    elif n == 4:
+        c3, c2, c1, c0 = c[3], c[2], c[1], c[0]
+        for x in range(w):
+            t = v[x]
+            r = ((c3[x] * t + c2[x]) * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+    elif n == 5:
+        c4, c3, c2, c1, c0 = c[4], c[3], c[2], c[1], c[0]
+        for x in range(w):
+            t = v[x]
+            r = (((c4[x] * t + c3[x]) * t + c2[x]) * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+    elif n == 6:
+        c5, c4, c3, c2, c1, c0 = c[5], c[4], c[3], c[2], c[1], c[0]
+        for x in range(w):
+            t = v[x]
+            r = ((((c5[x] * t + c4[x]) * t + c3[x]) * t + c2[x]) * t + c1[x]) * t + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+    else:
+        tmp = np.empty(w, dtype=np.float64)
+        top = c[n - 1]
+        for x in range(w):
+            tmp[x] = top[x] * v[x]
+        for j in range(n - 2, 0, -1):
+            cj = c[j]
+            for x in range(w):
+                tmp[x] = (tmp[x] + cj[x]) * v[x]
+        c0 = c[0]
+        for x in range(w):
+            r = tmp[x] + c0[x]
+            if add:
+                out[x] += r
+            else:
+                out[x] = r
+
+
+@njit(cache=True, nogil=True)
+def _horner32_rows(c, v, out, w):  # pragma: no cover - compiled
+    """:func:`_horner_rows` in float32 arithmetic (``c`` holds float32 values)."""
+    n = c.shape[0]
+    top = c[n - 1]
+    for x in range(w):
+        out[x] = np.float32(top[x]) * v[x]
+    for j in range(n - 2, 0, -1):
+        cj = c[j]
+        for x in range(w):
+            out[x] = (out[x] + np.float32(cj[x])) * v[x]
+    c0 = c[0]
+    for x in range(w):
+        out[x] = out[x] + np.float32(c0[x])
+
+
+@njit(cache=True, nogil=True)
+def _inl_direct(vals, flag, w, xp, fp):  # pragma: no cover - compiled
+    """``vals += INL(vals)`` for the abscissa ``xp = x0, x0 + 1, ...``: the interval is
+    ``floor(v) - x0``. Ends, nodes and NaN are selects, as in numpy.interp; where the table
+    is not finite the answer is not certain, ``flag`` is set there; returns how many."""
+    n = xp.shape[0]
+    x_lo = xp[0]
+    x_hi = xp[n - 1]
+    f_lo = fp[0]
+    f_hi = fp[n - 1]
+    special = 0
+    for x in range(w):
+        v = vals[x]
+        xj = np.floor(v if (v > x_lo and v < x_hi) else x_lo)  # == xp[j]
+        j = int(xj - x_lo)
+        fj = fp[j]
+        # slope / 1.0 is the slope: numpy.interp's arithmetic exactly
+        res = (fp[j + 1] - fj) * (v - xj) + fj
+        if v == xj:
+            res = fj
+        if v >= x_hi:
+            res = f_hi
+        if v <= x_lo:
+            res = f_lo
+        odd = np.isnan(res) and not np.isnan(v)
+        flag[x] = odd
+        special += odd
+        vals[x] = v + res  # NaN v: NaN, as numpy.interp returns v there
+    return special
+
+
+@njit(cache=True, nogil=True)
+def _inl_step(vals, flag, w, xp, fp, slope, inv_step, x0s):  # pragma: no cover - compiled
+    """``vals += INL(vals)`` for ``xp = x0 + k s`` (``s`` a power of two dividing ``x0``; the
+    last gap may be shorter): ``v / s`` and its floor are exact, so the interval
+    ``floor(v / s) - x0 / s`` is exact too. ``flag`` as in :func:`_inl_direct`."""
+    n = xp.shape[0]
+    x_lo = xp[0]
+    x_hi = xp[n - 1]
+    f_lo = fp[0]
+    f_hi = fp[n - 1]
+    special = 0
+    for x in range(w):
+        v = vals[x]
+        u = v if (v > x_lo and v < x_hi) else x_lo
+        j = min(int(np.floor(u * inv_step) - x0s), n - 2)
+        xj = xp[j]
+        fj = fp[j]
+        res = slope[j] * (v - xj) + fj
+        if v == xj:
+            res = fj
+        if v >= x_hi:
+            res = f_hi
+        if v <= x_lo:
+            res = f_lo
+        odd = np.isnan(res) and not np.isnan(v)
+        flag[x] = odd
+        special += odd
+        vals[x] = v + res
+    return special
+
+
+@njit(cache=True, nogil=True)
+def _inl_bucket(vals, flag, w, xp, fp, slope, bucket, inv_width):  # pragma: no cover - compiled
+    """``vals += INL(vals)`` for an increasing abscissa ``xp``, the interval taken from the
+    bucket table and one step; ``flag`` (and the count returned) as in :func:`_inl_direct`,
+    also where the interval found is not the value's (rounding of the bucket index)."""
+    n = xp.shape[0]
+    x_lo = xp[0]
+    x_hi = xp[n - 1]
+    f_lo = fp[0]
+    f_hi = fp[n - 1]
+    nbucket = bucket.shape[0]
+    special = 0
+    for x in range(w):
+        v = vals[x]
+        inside = v > x_lo and v < x_hi
+        u = v if inside else x_lo
+        j = np.intp(bucket[min(int((u - x_lo) * inv_width), nbucket - 1)])
+        j += np.intp(xp[j + 1] <= u)  # arithmetic, not a branch: the loop vectorises
+        xj = xp[j]
+        fj = fp[j]
+        res = slope[j] * (v - xj) + fj
+        if v == xj:
+            res = fj
+        if v >= x_hi:
+            res = f_hi
+        if v <= x_lo:
+            res = f_lo
+        odd = (np.isnan(res) and not np.isnan(v)) or (inside and (xj > u or xp[j + 1] <= u))
+        flag[x] = odd
+        special += odd
+        vals[x] = v + res
+    return special
+
+
+@njit(cache=True, nogil=True)
+def _inl_fix(obs, shift, vals, flag, w, x_lo, x_hi, xp, fp):  # pragma: no cover - compiled
+    """Redo ``vals = obs + shift + INL(obs + shift)`` with a search where ``flag`` says the
+    fast lookup's answer is not certain (NaN, outside the nodes, on a node, bucket misses)."""
+    for x in range(w):
+        if not flag[x]:
+            continue
+        v = obs[x] + shift[x]
+        inside = v > x_lo and v < x_hi
+        j = 0
+        if inside:
+            j = _search(v, xp)
+        vals[x] = v + _interp_at(v, j, xp, fp)
+
+
+@njit(cache=True, nogil=True)
+def _load_coeffs(src, y, lo, hi, ldq, nlc, dst, bad, pdq):  # pragma: no cover - compiled
+    """Copy ``src[:, y, lo:hi]`` (as float32 values) into float64 ``dst``; identity where
+    NO_LIN_CORR in ``ldq``, NaN or a zero linear term (the last two flag ``pdq``)."""
+    nc = src.shape[0]
+    w = hi - lo
+    for x in range(w):
+        bad[x] = False
+    for k in range(nc):
+        row = dst[k]
+        for x in range(w):
+            c = np.float32(src[k, y, lo + x])
+            bad[x] |= np.isnan(c)
+            row[x] = c
+    if nc > 1:
+        c1 = dst[1]
+        for x in range(w):
+            bad[x] |= c1[x] == 0
+    for x in range(w):
+        if bad[x]:
+            pdq[y, lo + x] |= nlc
+        if bad[x] or (ldq[y, lo + x] & nlc) != 0:
+            for k in range(nc):
+                dst[k, x] = 0.0
+            if nc > 1:
+                dst[1, x] = 1.0
 
 
 @njit(cache=True, nogil=True)
 def _correct(
-    data, gdq, lin, ilin, reads, starts, channel, tiles, inl_x, inl_y, use_inl, uniform, clamp
+    data,
+    gdq,
+    lin_in,
+    ilin_in,
+    ldq,
+    pdq,
+    reads,
+    starts,
+    channel,
+    tiles,
+    inl_x,
+    inl_y,
+    mode,
+    bucket,
+    slopes,
+    inv_width,
+    bucket_x0,
+    clamp,
 ):  # pragma: no cover - compiled
     nres, ny, nx = data.shape
     sat = np.uint8(_SAT)
     dnu = np.uint8(_DNU)
-    out = np.empty_like(data)
-    gout = gdq.copy()
+    nlc = np.uint32(_NO_LIN_CORR)
+    out = np.empty((nres, ny, nx), dtype=np.float32)
+    gout = np.empty((0, 0, 0), dtype=np.uint8)  # a copy of gdq once something is clamped
+    clamped = False
     mean_read = np.empty(nres, dtype=np.float64)
     max_reads = 0
     for i in range(nres):
@@ -168,34 +371,53 @@ def _correct(
             s += reads[k]
         mean_read[i] = s / (starts[i + 1] - starts[i])
         max_reads = max(max_reads, starts[i + 1] - starts[i])
-    x0 = inl_x[0]
-    span = inl_x[inl_x.shape[0] - 1] - x0
-    inv_step = (inl_x.shape[0] - 1) / span if span > 0 else 0.0
-    first = np.empty(nx, dtype=np.float32)
-    rate = np.empty(nx, dtype=np.float64)
-    obs = np.empty((max_reads, nx), dtype=np.float64)
-    total = np.empty(nx, dtype=np.float64)
-    shifted = np.empty(nx, dtype=np.float64)
-    lin_read = np.empty(nx, dtype=np.float64)
-    acc = np.empty(nx, dtype=np.float64)
-    # Column tiles of one science channel each, so the INL lookups of a tile stay within one
-    # channel's table (cache-resident) instead of roaming over all 32 tables.
+    width = 0
+    for t in range(tiles.shape[0] - 1):
+        width = max(width, tiles[t + 1] - tiles[t])
+    lim = np.float32(clamp)
+    nl = lin_in.shape[0]
+    ni = ilin_in.shape[0]
+    cl = np.empty((nl, width), dtype=np.float64)
+    ci = np.empty((ni, width), dtype=np.float64)
+    first = np.empty(width, dtype=np.float64)
+    rate = np.empty(width, dtype=np.float64)
+    obs = np.empty((max_reads, width), dtype=np.float64)
+    shift = np.empty(width, dtype=np.float64)
+    vals = np.empty(width, dtype=np.float64)
+    acc = np.empty(width, dtype=np.float64)
+    flag = np.empty(width, dtype=np.bool_)
+    lasts = np.empty(width, dtype=np.int64)
+    d32 = np.empty(width, dtype=np.float32)
+    dl32 = np.empty(width, dtype=np.float32)
+    f32 = np.empty(width, dtype=np.float32)
+    lf32 = np.empty(width, dtype=np.float32)
+    nval = inl_x.shape[0]
+    x_lo = inl_x[0]
+    x_hi = inl_x[nval - 1]
     for t in range(tiles.shape[0] - 1):
         lo = tiles[t]
         hi = tiles[t + 1]
+        w = hi - lo
         for y in range(ny):
+            fp = inl_y[channel[y, lo]]
+            _load_coeffs(lin_in, y, lo, hi, ldq, nlc, cl, flag, pdq)
+            _load_coeffs(ilin_in, y, lo, hi, ldq, nlc, ci, flag, pdq)
             # anchors: first and last-but-one unsaturated resultant, linearised in float32
-            for x in range(lo, hi):
+            for x in range(w):
                 n_unsat = 0
                 for i in range(nres):
-                    if (gdq[i, y, x] & sat) == 0:
-                        n_unsat += 1
+                    n_unsat += (gdq[i, y, lo + x] & sat) == 0
                 last = min(max(n_unsat - 1, 2) - 1, nres - 1)
-                d0 = data[0, y, x]
-                f = d0 if (gdq[0, y, x] & sat) != 0 else _horner32(lin, y, x, d0)
-                dl = data[last, y, x]
-                lf = dl if (gdq[last, y, x] & sat) != 0 else _horner32(lin, y, x, dl)
-                first[x] = f
+                lasts[x] = last
+                d32[x] = data[0, y, lo + x]
+                dl32[x] = data[last, y, lo + x]
+            _horner32_rows(cl, d32, f32, w)
+            _horner32_rows(cl, dl32, lf32, w)
+            for x in range(w):
+                last = lasts[x]
+                f = d32[x] if (gdq[0, y, lo + x] & sat) != 0 else f32[x]
+                lf = dl32[x] if (gdq[last, y, lo + x] & sat) != 0 else lf32[x]
+                first[x] = np.float64(f)
                 if last > 0:
                     rate[x] = np.float64(np.float32(lf - f)) / (mean_read[last] - mean_read[0])
                 else:
@@ -203,44 +425,108 @@ def _correct(
             for i in range(nres):
                 a = starts[i]
                 n = starts[i + 1] - a
-                for x in range(lo, hi):
-                    total[x] = 0.0
+                drow = data[i, y, lo:hi]
+                # reads on the line, through the inverse polynomial; their mean goes to D_i
+                for x in range(w):
+                    shift[x] = 0.0
                 for k in range(n):
                     since = reads[a + k] - mean_read[0]
-                    for x in range(lo, hi):
-                        lin_read[x] = np.float64(first[x]) + rate[x] * since
-                    _horner_row(ilin[:, y, lo:hi], lin_read[lo:hi], obs[k, lo:hi])
-                    for x in range(lo, hi):
-                        total[x] += obs[k, x]
-                for x in range(lo, hi):
-                    total[x] = np.float64(data[i, y, x]) - total[x] / n  # the shift
+                    for x in range(w):
+                        vals[x] = first[x] + rate[x] * since
+                    _horner_rows(ci, vals, obs[k], w, False)
+                    for x in range(w):
+                        shift[x] += obs[k, x]
+                for x in range(w):
+                    shift[x] = np.float64(drow[x]) - shift[x] / n
                     acc[x] = 0.0
                 for k in range(n):
-                    for x in range(lo, hi):
-                        shifted[x] = obs[k, x] + total[x]
-                    if use_inl:
-                        for x in range(lo, hi):
-                            v = shifted[x]
-                            if uniform:
-                                shifted[x] = v + _interp_uniform(
-                                    v, x0, inv_step, inl_x, inl_y, channel[y, x]
-                                )
-                            else:
-                                shifted[x] = v + _interp(v, inl_x, inl_y[channel[y, x]])
-                    _horner_row(lin[:, y, lo:hi], shifted[lo:hi], lin_read[lo:hi])
-                    for x in range(lo, hi):
-                        acc[x] += lin_read[x]
-                for x in range(lo, hi):
-                    di = data[i, y, x]
-                    if (gdq[i, y, x] & sat) != 0:
-                        out[i, y, x] = di
-                        continue
+                    for x in range(w):
+                        vals[x] = obs[k, x] + shift[x]
+                    if mode == _INL_DIRECT:
+                        special = _inl_direct(vals, flag, w, inl_x, fp)
+                        if special:
+                            _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
+                    elif mode == _INL_STEP:
+                        special = _inl_step(
+                            vals, flag, w, inl_x, fp, slopes[channel[y, lo]], inv_width, bucket_x0
+                        )
+                        if special:
+                            _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
+                    elif mode == _INL_BUCKET:
+                        special = _inl_bucket(
+                            vals, flag, w, inl_x, fp, slopes[channel[y, lo]], bucket, inv_width
+                        )
+                        if special:
+                            _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
+                    elif mode == _INL_SEARCH:
+                        flag[:w] = True
+                        _inl_fix(obs[k], shift, vals, flag, w, x_lo, x_hi, inl_x, fp)
+                    _horner_rows(cl, vals, acc, w, True)
+                grow = gdq[i, y, lo:hi]
+                orow = out[i, y, lo:hi]
+                n_over = 0
+                for x in range(w):
+                    issat = (grow[x] & sat) != 0
                     value = np.float32(acc[x] / n)
-                    if abs(value) > clamp:
-                        value = np.float32(clamp) if value > 0 else np.float32(-clamp)
-                        gout[i, y, x] |= dnu
-                    out[i, y, x] = value
-    return out, gout
+                    over = abs(value) > clamp
+                    value = (lim if value > 0 else -lim) if over else value
+                    orow[x] = drow[x] if issat else value
+                    n_over += over and not issat
+                if n_over:  # rare: flag the clamped resultants DO_NOT_USE in a copy
+                    if not clamped:
+                        gout = gdq.copy()
+                        clamped = True
+                    for x in range(w):
+                        if (grow[x] & sat) == 0 and abs(np.float32(acc[x] / n)) > clamp:
+                            gout[i, y, lo + x] |= dnu
+    return out, gout, clamped
+
+
+def _inl_plan(inl_x: np.ndarray) -> tuple[int, np.ndarray, float, float]:
+    """How to find INL intervals: (mode, bucket table, buckets (or steps) per DN, x0 in
+    steps).
+
+    Buckets narrower than the smallest node gap hold at most one node, so the interval of a
+    value is its bucket's first interval or the next one (the kernel checks which, and
+    searches where rounding put a value in a neighbouring bucket).
+    """
+    none = np.zeros(1, dtype=np.int32)
+    n = inl_x.size
+    gaps = np.diff(inl_x)
+    if n < 2 or not (gaps > 0).all() or not np.isfinite(inl_x).all():
+        return _INL_SEARCH, none, 0.0, 0.0
+    x0 = inl_x[0]
+    if x0 == np.floor(x0) and abs(x0) < 2**52 and (inl_x == x0 + np.arange(n)).all():
+        return _INL_DIRECT, none, 0.0, 0.0
+    step = gaps[0]
+    if (
+        np.frexp(step)[0] == 0.5  # a power of two
+        and abs(x0) < 2**52
+        and x0 / step == np.floor(x0 / step)
+        and (inl_x[:-1] == x0 + step * np.arange(n - 1)).all()
+        and gaps[-1] <= step
+    ):
+        return _INL_STEP, none, float(1 / step), float(x0 / step)
+    span = inl_x[-1] - x0
+    nbucket = int(np.floor(span / gaps.min())) + 2
+    if nbucket > max(4 * n, _MAX_BUCKETS):  # very uneven nodes: search
+        return _INL_SEARCH, none, 0.0, 0.0
+    inv_width = nbucket / span
+    edges = x0 + np.arange(nbucket) / inv_width
+    bucket = np.clip(np.searchsorted(inl_x, edges, side="right") - 1, 0, n - 2)
+    return _INL_BUCKET, bucket.astype(np.int32), float(inv_width), 0.0
+
+
+def _column_tiles(channel: np.ndarray, nx: int, split: bool) -> np.ndarray:
+    """Column runs of one science channel (whole rows when ``split`` is False)."""
+    if not split or nx == 0 or channel.ndim == 0:
+        return np.array([0, nx], dtype=np.int64)
+    rows = channel.reshape(-1, channel.shape[-1])
+    changes = (np.diff(rows, axis=-1) != 0).any(axis=0)
+    if changes.size == 0:
+        return np.array([0, nx], dtype=np.int64)
+    breaks = np.flatnonzero(changes) + 1
+    return np.concatenate([[0], breaks, [nx]]).astype(np.int64)
 
 
 def linearity_correction(
@@ -270,13 +556,14 @@ def linearity_correction(
         Pixel DQ on input.
     lin_coeffs, ilin_coeffs : ndarray, float32, (coeff, y, x)
         Linearity (observed -> linear DN) and inverse linearity (linear -> observed DN)
-        polynomial coefficients, lowest order first.
+        polynomial coefficients, lowest order first. Read as they are (any layout; other
+        float types are rounded to float32 as they are read), never modified.
     lin_dq : ndarray, uint32, (y, x)
         DQ of the linearity reference (OR'ed into ``pixeldq``; NO_LIN_CORR -> identity for
         both polynomials).
     channel : ndarray, int, broadcastable to (y, x)
         0-based science channel of each pixel (absolute column // 128), row of
-        ``inl_corrections`` to use.
+        ``inl_corrections`` to use; it must depend on the column only.
     reads, starts : ndarray
         MA table from :func:`pack_read_pattern`.
     inl_values : ndarray, (n,), optional
@@ -292,45 +579,61 @@ def linearity_correction(
     """
     data = np.asarray(data, dtype=np.float32)  # any layout: numba reads it strided
     gdq = np.asarray(groupdq, dtype=np.uint8)
-    ldq = np.ascontiguousarray(lin_dq, dtype=np.uint32)
+    ny, nx = data.shape[1:]
+    ldq = np.broadcast_to(np.asarray(lin_dq, dtype=np.uint32), (ny, nx))
     pdq = np.asarray(pixeldq, dtype=np.uint32) | ldq
-    lin = np.array(lin_coeffs, dtype=np.float32, copy=True, order="C")
-    ilin = np.array(ilin_coeffs, dtype=np.float32, copy=True, order="C")
-    _sanitise(lin, ldq, pdq, np.uint32(_NO_LIN_CORR))
-    _sanitise(ilin, ldq, pdq, np.uint32(_NO_LIN_CORR))
-    ch = np.ascontiguousarray(np.broadcast_to(np.asarray(channel, dtype=np.int64), data.shape[1:]))
+    lin = _float32_or_wider(lin_coeffs)
+    ilin = _float32_or_wider(ilin_coeffs)
     use_inl = inl_values is not None and inl_corrections is not None
-    nx = data.shape[-1]
-    if use_inl and ch.shape[0]:
-        # runs of columns of one channel (the channel depends on the column only); without INL
-        # whole rows vectorise better
-        breaks = np.flatnonzero(np.diff(ch[0])) + 1
-        tiles = np.concatenate([[0], breaks, [nx]]).astype(np.int64)
-    else:
-        tiles = np.array([0, nx], dtype=np.int64)
+    ch = np.asarray(channel, dtype=np.int64)
     if use_inl:
+        tiles = _column_tiles(ch, nx, True)
+        ch = np.broadcast_to(ch, (ny, nx))
         inl_x = np.ascontiguousarray(inl_values, dtype=np.float32).astype(np.float64)
         inl_y = np.ascontiguousarray(inl_corrections, dtype=np.float64)
-        gaps = np.diff(inl_x)
-        uniform = bool(gaps.size and (gaps > 0).all() and (gaps == gaps[0]).all())
+        if inl_x.size == 1:  # one node: numpy.interp is that constant everywhere
+            inl_x = np.repeat(inl_x, 2)
+            inl_y = np.repeat(inl_y, 2, axis=-1)
+        mode, bucket, inv_width, x0s = _inl_plan(inl_x)
+        slopes = inl_y[:, :1]
+        if mode in (_INL_BUCKET, _INL_STEP):  # the division numpy.interp does, once per node
+            slopes = np.diff(inl_y, axis=-1) / np.diff(inl_x)
     else:
-        inl_x = np.zeros(1, dtype=np.float64)
-        inl_y = np.zeros((1, 1), dtype=np.float64)
-        ch = np.zeros_like(ch)
-        uniform = False
-    out, gout = _correct(
+        tiles = _column_tiles(ch, nx, False)
+        ch = np.zeros((1, 1), dtype=np.int64)
+        inl_x = np.zeros(2, dtype=np.float64)
+        inl_y = np.zeros((1, 2), dtype=np.float64)
+        mode, bucket, inv_width, x0s = _INL_NONE, np.zeros(1, np.int32), 0.0, 0.0
+        slopes = inl_y
+    if ny == 0 or nx == 0:
+        return data.copy(), gdq.copy(), pdq
+    out, gout, clamped = _correct(
         data,
         gdq,
         lin,
         ilin,
+        ldq,
+        pdq,
         np.asarray(reads, dtype=np.float64),
         np.asarray(starts, dtype=np.int64),
         ch,
         tiles,
         inl_x,
         inl_y,
-        use_inl,
-        uniform,
+        mode,
+        bucket,
+        slopes,
+        inv_width,
+        x0s,
         float(clamp),
     )
-    return out, gout, pdq
+    # unchanged group DQ is passed through, not copied
+    return out, (gout if clamped else gdq), pdq
+
+
+def _float32_or_wider(coeffs: np.ndarray) -> np.ndarray:
+    """Coefficients without a copy when float32/float64 (the kernel rounds to float32)."""
+    a = np.asarray(coeffs)
+    if a.dtype in (np.float32, np.float64):
+        return a
+    return a.astype(np.float32)

@@ -16,7 +16,7 @@ from numba import njit
 
 from romanxr.dq import GroupFlag, PixelFlag
 
-__all__ = ["ATOD_LIMIT", "flag_saturation", "halo", "read_pattern_arrays"]
+__all__ = ["ATOD_LIMIT", "flag_saturation", "halo", "read_pattern_arrays", "saturation_flags"]
 
 #: Hard DN limit of the 16-bit A/D converter.
 ATOD_LIMIT = 65535.0
@@ -153,6 +153,117 @@ def _flag(
     return gdq
 
 
+@njit(cache=True, nogil=True)
+def _flag_rows(
+    data, gdq_in, pdq_in, raw_thresh, thresh_dq, mean_read, last_read, n_reads, backup
+):  # pragma: no cover - compiled
+    """:func:`_flag` without growth, one row at a time (every rule is per pixel), with the
+    pixel DQ (``| threshold dq``, NO_SAT_CHECK where the threshold is NaN) in the same pass.
+    The rows of a block stay in cache and the pixel loops have no branches."""
+    nres, ny, nx = data.shape
+    sat = np.uint8(_SAT)
+    dnu = np.uint8(_DNU)
+    low = np.uint8(_LOW)
+    nsc = np.uint32(_NO_SAT_CHECK_INT)
+    gdq = np.empty((nres, ny, nx), dtype=np.uint8)
+    pdq = np.empty((ny, nx), dtype=np.uint32)
+    thresh = np.empty(nx, dtype=np.float32)
+    no_check = np.empty(nx, dtype=np.bool_)
+    crossed = np.empty(nx, dtype=np.bool_)
+    atod = np.float32(_ATOD_PLUS_ONE)
+    zero = np.uint8(0)
+    for y in range(ny):
+        for x in range(nx):
+            t = raw_thresh[y, x]
+            q = thresh_dq[y, x]
+            nan = np.isnan(t)
+            skip = nan or (q & nsc) != 0
+            no_check[x] = skip
+            thresh[x] = atod if skip else t
+            pdq[y, x] = pdq_in[y, x] | q | (nsc if nan else np.uint32(0))
+            crossed[x] = False
+        # 1. forward: cumulative threshold crossing, A/D floor
+        for g in range(nres):
+            for x in range(nx):
+                d = data[g, y, x]
+                c = crossed[x] or d >= thresh[x]
+                crossed[x] = c
+                gdq[g, y, x] = gdq_in[g, y, x] | (sat if c else zero) | (low if d <= 0 else zero)
+        # 2. backward: multi-read resultants averaged below the threshold
+        for g in range(nres - 2, -1, -1):
+            dilution = mean_read[g] / last_read[g]
+            if dilution == 1.0:
+                continue
+            for x in range(nx):
+                factor = 1.0 if no_check[x] else dilution
+                cur = gdq[g, y, x]
+                if (
+                    data[g, y, x] >= np.float64(thresh[x]) * factor
+                    and (cur & (sat | dnu)) == 0
+                    and (gdq[g + 1, y, x] & sat) != 0
+                ):
+                    gdq[g, y, x] = cur | dnu
+        # 3. second resultant: a saturating event in the last read(s) of resultant 1
+        if nres > 2:
+            for x in range(nx):
+                s = thresh[x]
+                d0 = data[0, y, x]
+                d1 = data[1, y, x]
+                expected = np.float64(d0) / mean_read[0] * last_read[2]
+                step = np.float32(d1 - d0)
+                room = np.float32(np.float32(s - d0) / np.float32(n_reads[1]))
+                if (
+                    expected < np.float64(s)
+                    and step > room
+                    and (gdq[2, y, x] & sat) != 0
+                    and (gdq[1, y, x] & sat) == 0
+                ):
+                    gdq[1, y, x] |= dnu
+        # 4. backup
+        for _ in range(backup):
+            for g in range(nres - 1):
+                if n_reads[g] > 1:
+                    for x in range(nx):
+                        gdq[g, y, x] |= gdq[g + 1, y, x] & sat
+    return gdq, pdq
+
+
+def saturation_flags(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    threshold: np.ndarray,
+    threshold_dq: np.ndarray,
+    *,
+    mean_read: np.ndarray,
+    last_read: np.ndarray,
+    n_reads: np.ndarray,
+    backup: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`flag_saturation` without growth, also returning the new pixel DQ.
+
+    Returns
+    -------
+    groupdq : ndarray, uint8, (resultant, y, x)
+        As :func:`flag_saturation` with ``n_grow=0``.
+    pixeldq : ndarray, uint32, (y, x)
+        ``pixeldq | threshold_dq``, plus NO_SAT_CHECK where the threshold is NaN.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    shape = data.shape[1:]
+    return _flag_rows(
+        data,
+        np.asarray(groupdq, dtype=np.uint8),
+        np.broadcast_to(np.asarray(pixeldq, dtype=np.uint32), shape),
+        np.broadcast_to(np.asarray(threshold, dtype=np.float32), shape),
+        np.broadcast_to(np.asarray(threshold_dq, dtype=np.uint32), shape),
+        np.asarray(mean_read, dtype=np.float64),
+        np.asarray(last_read, dtype=np.float64),
+        np.asarray(n_reads, dtype=np.int64),
+        int(backup),
+    )
+
+
 def flag_saturation(
     data: np.ndarray,
     groupdq: np.ndarray,
@@ -191,6 +302,19 @@ def flag_saturation(
         DO_NOT_USE on partially saturated multi-read resultants and by the second-resultant
         rule.
     """
+    if int(n_grow) == 0:
+        pdq = np.zeros(np.shape(data)[1:], dtype=np.uint32)
+        return saturation_flags(
+            data,
+            groupdq,
+            pdq,
+            threshold,
+            threshold_dq,
+            mean_read=mean_read,
+            last_read=last_read,
+            n_reads=n_reads,
+            backup=backup,
+        )[0]
     data = np.asarray(data, dtype=np.float32)
     gdq = np.asarray(groupdq, dtype=np.uint8)
     shape = data.shape[1:]

@@ -11,7 +11,12 @@ import xarray as xr
 from romanxr.dataset import read_pattern_info, validate_exposure
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
 from romanxr.errors import ConfigError
-from romanxr.kernels.saturation import flag_saturation, halo, read_pattern_arrays
+from romanxr.kernels.saturation import (
+    flag_saturation,
+    halo,
+    read_pattern_arrays,
+    saturation_flags,
+)
 from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import apply_kernel, chunk_like, finish_step
 from romanxr.steps._detector import require_ramp, resolve
@@ -144,22 +149,27 @@ def saturation(
         "backup": n_backup,
     }
     data, gdq = ds["data"], ds["groupdq"]
-    thresh = chunk_like(ref["data"], data).astype(np.float32)
-    tdq = chunk_like(ref["dq"], data).astype(PIXEL_DTYPE)
+    # cast in the kernel, not as separate passes over the reference (a no-op for float32 and
+    # uint32 files, the usual case)
+    thresh = chunk_like(ref["data"], data)
+    tdq = chunk_like(ref["dq"], data)
+    if n_grow > 0:
+        thresh, tdq = thresh.astype(np.float32), tdq.astype(PIXEL_DTYPE)
 
-    if n_grow == 0:
-        (groupdq,) = apply_kernel(
-            lambda d, g, t, q: flag_saturation(d, g, t, q, **kwargs),
-            [data, gdq, thresh, tdq],
-            output_dims=[("resultant", "y", "x")],
-            output_dtypes=[GROUP_DTYPE],
+    if n_grow == 0:  # one pass per block for both DQ arrays
+        rows = {k: v for k, v in kwargs.items() if k != "n_grow"}
+        groupdq, pixeldq = apply_kernel(
+            lambda d, g, p, t, q: saturation_flags(d, g, p, t, q, **rows),
+            [data, gdq, ds["pixeldq"], thresh, tdq],
+            output_dims=[("resultant", "y", "x"), ("y", "x")],
+            output_dtypes=[GROUP_DTYPE, PIXEL_DTYPE],
         )
     else:
         groupdq = _grow_blocks(data, gdq, thresh, tdq, kwargs, halo(n_grow))
+        nan_flag = xr.where(thresh.isnull(), np.uint32(PixelFlag.NO_SAT_CHECK), np.uint32(0))
+        pixeldq = (ds["pixeldq"] | tdq | nan_flag).astype(PIXEL_DTYPE)
     groupdq = groupdq.transpose(*gdq.dims)
-
-    nan_flag = xr.where(thresh.isnull(), np.uint32(PixelFlag.NO_SAT_CHECK), np.uint32(0))
-    pixeldq = (ds["pixeldq"] | tdq | nan_flag).astype(PIXEL_DTYPE).transpose(*ds["pixeldq"].dims)
+    pixeldq = pixeldq.transpose(*ds["pixeldq"].dims)
 
     out = ds.assign(groupdq=groupdq, pixeldq=pixeldq)
     return finish_step(out, ds, "saturation", "COMPLETE", parameters=params, references=[resolved])
