@@ -39,6 +39,7 @@ from romanxr.io.asdf_stream import (
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
+from romanxr.io.ordered import local_scheduler, row_axis, store_by_region
 from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 __all__ = ["input_files", "prepare_meta", "to_asdf"]
@@ -372,6 +373,7 @@ class _StreamPlan:
         self.small: dict[str, MemoryTarget] = {}
         self.store_sources: list = []
         self.store_targets: list = []
+        self.row_axes: list = []
         offset = 0
         for name, (array, dtype) in arrays.items():
             data = array.data
@@ -381,7 +383,7 @@ class _StreamPlan:
                     self.jumps = JumpCollector(
                         array["y"].values, array["x"].values, BORDER, jump_indices_from_flags
                     )
-                    self._store(data, self.jumps, np.bool_)
+                    self._store(data, self.jumps, np.bool_, array.dims)
                 else:
                     rows = jump_indices_from_flags(
                         np.asarray(data), array["y"].values, array["x"].values, BORDER
@@ -390,7 +392,7 @@ class _StreamPlan:
             elif name == JUMP_INDICES:
                 if lazy:  # small: gathered into memory, its dtype follows its values
                     self.small[name] = MemoryTarget(data.shape, array.dtype)
-                    self._store(data, self.small[name], array.dtype)
+                    self._store(data, self.small[name], array.dtype, array.dims)
                 else:
                     self.sources[name] = _indices_source(np.asarray(data))
             elif lazy:
@@ -399,13 +401,14 @@ class _StreamPlan:
                 )
                 offset += target.region
                 self.sources[name] = target
-                self._store(data, target, dtype)
+                self._store(data, target, dtype, array.dims)
             else:
                 self.sources[name] = MemorySource(data, dtype)
 
-    def _store(self, data: Any, target: Any, dtype: Any) -> None:
+    def _store(self, data: Any, target: Any, dtype: Any, dims: tuple) -> None:
         self.store_sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
         self.store_targets.append(target)
+        self.row_axes.append(row_axis(dims))
 
     def compute(self) -> None:
         """Evaluate every dask-backed array once (one graph), writing chunks as they come."""
@@ -413,7 +416,10 @@ class _StreamPlan:
 
         if self.store_sources:
             client = _distributed_client()
-            if client is None:
+            if client is None and local_scheduler():
+                # a region of rows at a time: bounded memory (see romanxr.io.ordered)
+                store_by_region(self.store_sources, self.store_targets, self.row_axes)
+            elif client is None:
                 da.store(self.store_sources, self.store_targets, lock=False, compute=True)
             else:
                 _gather_into(client, self.store_sources, self.store_targets)

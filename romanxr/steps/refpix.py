@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -241,6 +242,39 @@ def _correct_band(
     return frame
 
 
+def _columns(x: Any, lo: int, hi: int) -> Any:
+    """Columns ``lo:hi`` of a dask array whose last axis is one chunk, as one small chunk.
+
+    Each chunk is cut by its own task (copying out the few columns), so the merge that follows
+    holds only the cut pieces: a plain slice is fused into the merge by dask's optimizer, which
+    then holds every whole chunk until the last one is read.
+    """
+    chunks = (*x.chunks[:-1], (hi - lo,))
+    cut = x.map_blocks(_take_columns, lo, hi, chunks=chunks, dtype=x.dtype)
+    return cut.rechunk(-1)
+
+
+def _take_columns(block: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.array(block[..., lo:hi], copy=True)
+
+
+def _rows(x: Any, rows: np.ndarray) -> Any:
+    """Rows ``rows`` (axis -2) of a dask array as one small chunk; see :func:`_columns`."""
+    if np.any(np.diff(rows) <= 0):  # fewer than 8 rows: trend rows repeat (tiny frames)
+        return x[..., rows, :].rechunk(-1)
+    edges = np.concatenate([[0], np.cumsum(x.chunks[-2])])
+    counts = tuple(int(np.sum((rows >= lo) & (rows < hi))) for lo, hi in itertools.pairwise(edges))
+    chunks = (*x.chunks[:-2], counts, x.chunks[-1])
+    cut = x.map_blocks(_take_rows, rows, chunks=chunks, dtype=x.dtype)
+    return cut.rechunk(-1)
+
+
+def _take_rows(block: np.ndarray, rows: np.ndarray, block_info=None) -> np.ndarray:
+    lo, hi = block_info[0]["array-location"][-2]
+    inside = rows[(rows >= lo) & (rows < hi)] - lo
+    return np.array(block[..., inside, :], copy=True)
+
+
 def _row_groups(edges: np.ndarray, nres: int, nx: int) -> list[list[int]]:
     """Bands (by index) grouped so that one group's corrections fit :data:`CORRECTION_BYTES`."""
     n_bands = len(edges) - 1
@@ -275,13 +309,13 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
     b = b.rechunk((ychunks, -1))
     rows = trend_rows(ny)
     reference = dask.delayed(_reference_stage, pure=True, nout=3)(
-        twin[:, :, :REF_COLUMNS].rechunk(-1),
-        twin[:, :, nx - REF_COLUMNS :].rechunk(-1),
-        twin[:, rows, :].rechunk(-1),
+        _columns(twin, 0, REF_COLUMNS),
+        _columns(twin, nx - REF_COLUMNS, nx),
+        _rows(twin, rows),
         a.rechunk(-1),
-        b[:, :REF_COLUMNS].rechunk(-1),
-        b[:, nx - REF_COLUMNS :].rechunk(-1),
-        b[rows, :].rechunk(-1),
+        _columns(b, 0, REF_COLUMNS),
+        _columns(b, nx - REF_COLUMNS, nx),
+        _rows(b, rows),
         flags,
         dask_key_name=f"refpix-reference-{token}",
     )

@@ -156,9 +156,9 @@ def saturation(
     if n_grow > 0:
         thresh, tdq = thresh.astype(np.float32), tdq.astype(PIXEL_DTYPE)
 
-    if n_grow == 0:  # one pass per block for both DQ arrays
+    if n_grow == 0:  # one pass per block (the kernel's pixel DQ is the one below)
         rows = {k: v for k, v in kwargs.items() if k != "n_grow"}
-        groupdq, pixeldq = apply_kernel(
+        groupdq, _ = apply_kernel(
             lambda d, g, p, t, q: saturation_flags(d, g, p, t, q, **rows),
             [data, gdq, ds["pixeldq"], thresh, tdq],
             output_dims=[("resultant", "y", "x"), ("y", "x")],
@@ -166,8 +166,13 @@ def saturation(
         )
     else:
         groupdq = _grow_blocks(data, gdq, thresh, tdq, kwargs, halo(n_grow))
-        nan_flag = xr.where(thresh.isnull(), np.uint32(PixelFlag.NO_SAT_CHECK), np.uint32(0))
-        pixeldq = (ds["pixeldq"] | tdq | nan_flag).astype(PIXEL_DTYPE)
+    # The pixel DQ does not depend on the data: computed on its own (references read next to
+    # the pixel DQ chunks), later steps that need only the pixel DQ (refpix's reference-pixel
+    # mask of every row) do not pull in the ramp.
+    p_thresh = chunk_like(ref["data"], ds["pixeldq"])
+    p_tdq = chunk_like(ref["dq"], ds["pixeldq"]).astype(PIXEL_DTYPE)
+    nan_flag = xr.where(p_thresh.isnull(), np.uint32(PixelFlag.NO_SAT_CHECK), np.uint32(0))
+    pixeldq = (ds["pixeldq"] | p_tdq | nan_flag).astype(PIXEL_DTYPE)
     groupdq = groupdq.transpose(*gdq.dims)
     pixeldq = pixeldq.transpose(*ds["pixeldq"].dims)
 
