@@ -70,9 +70,9 @@ def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     sizes.update({d: -1 for d in ref.dims if d not in sizes})
     pixel = [d for d in ref.dims if d in PIXEL_DIMS]
     lead = [d for d in ref.dims if d not in PIXEL_DIMS]
-    backing = ref.variable._data
+    backing = ref.variable._data  # (``ref.data`` would read a lazily indexed array)
     if (
-        is_dask_collection(ref.data)
+        is_dask_collection(backing)
         or isinstance(backing, np.ndarray)
         or not pixel
         or list(ref.dims) != lead + pixel
@@ -90,7 +90,7 @@ def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     data = da.map_blocks(
         _read_region,
         anchor_data,
-        variable=ref.variable,
+        variable=_Opaque(ref.variable, id(backing)),
         n_lead=len(lead),
         name=name,
         new_axis=list(range(len(lead))) or None,
@@ -101,11 +101,23 @@ def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     return ref.copy(data=data)
 
 
-def _read_region(anchor: np.ndarray, variable: xr.Variable, n_lead: int, block_info=None):
+class _Opaque:
+    """A lazily indexed Variable passed to tasks as is (dask would otherwise normalise the
+    argument, which reads it whole)."""
+
+    def __init__(self, variable: xr.Variable, token: Any) -> None:
+        self.variable = variable
+        self.token = token
+
+    def __dask_tokenize__(self) -> Any:
+        return ("romanxr-lazy-variable", self.token)
+
+
+def _read_region(anchor: np.ndarray, variable: _Opaque, n_lead: int, block_info=None):
     """The part of ``variable`` under this chunk of the anchor (all leading dims)."""
     where = block_info[0]["array-location"]
     key = (slice(None),) * n_lead + tuple(slice(a, b) for a, b in where)
-    return np.asarray(variable[key].values)
+    return np.asarray(variable.variable[key].values)
 
 
 def finish_step(
