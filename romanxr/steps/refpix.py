@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from typing import Any
@@ -35,7 +36,7 @@ STEP = "refpix"
 #: Memory that the corrections of one group of rows may take (bytes). A correction needs a
 #: whole-frame inverse FFT per channel and resultant, so a frame cut into G groups costs G
 #: transforms per channel and resultant, and holds 1/G of the float32 ramp in corrections.
-CORRECTION_BYTES = 160 * 2**20
+CORRECTION_BYTES = 128 * 2**20
 #: Detector channels whose corrections one task computes.
 CHANNEL_BLOCK = 4
 
@@ -189,9 +190,13 @@ def _group_corrections(
 ) -> np.ndarray:
     """Corrections of channels ``c0:c1`` on ``rows``, all resultants, in detector order.
 
-    ``after`` only orders the task after others (their values are ignored).
+    ``coeffs`` are the reference's gamma/zeta/alpha (only channels ``c0:c1`` are read) or
+    those channels' rows already read. ``after`` only orders the task after others (their
+    values are ignored).
     """
-    gamma, zeta, alpha = (_coefficient_rows(v, c0, c1) for v in coeffs)
+    if not isinstance(coeffs[0], np.ndarray):
+        coeffs = tuple(_coefficient_rows(v, c0, c1) for v in coeffs)
+    gamma, zeta, alpha = coeffs
     nres, _, m = spectra.shape
     ny = (m - 1) * 2 // ROW_LENGTH
     n_sel = len(range(ny)[rows])
@@ -206,6 +211,86 @@ def _group_corrections(
         ]
         channel_corrections(tuple(spectra[r]), gamma, zeta, alpha, ny, rows, workers, views)
     return out
+
+
+def _spill_path(token: str, block: int) -> str:
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"romanxr-refpix-{token}-{block}.f32")
+
+
+def _spill_corrections(
+    spectra: np.ndarray, coeffs: tuple[Any, ...], c0: int, c1: int, path: str
+) -> str | None:
+    """Corrections of channels ``c0:c1`` on every row, to a scratch file; its path.
+
+    One inverse transform per channel and resultant gives every row at once; the rows are
+    kept on disk (raw float32, ``(resultant, y, columns)``), so that each group of rows reads
+    its part back instead of transforming again (or holding the whole frame's corrections in
+    memory). Returns None when the file cannot be written: the groups then compute their rows
+    themselves.
+    """
+    nres, _, m = spectra.shape
+    ny = (m - 1) * 2 // ROW_LENGTH
+    width = (c1 - c0) * CHANNEL_WIDTH
+    part = f"{path}.{os.getpid()}.part"
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return None
+    loaded = tuple(_coefficient_rows(v, c0, c1) for v in coeffs)  # read once, not per resultant
+    try:
+        for r in range(nres):
+            rows = _group_corrections(spectra[r : r + 1], loaded, c0, c1, slice(None))
+            view = memoryview(np.ascontiguousarray(rows[0])).cast("B")
+            offset = r * ny * width * 4
+            while view:
+                done = os.pwrite(fd, view, offset)
+                view, offset = view[done:], offset + done
+        os.close(fd)
+        fd = -1
+        os.replace(part, path)
+    except OSError:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        return None
+    return path
+
+
+def _spilled_corrections(
+    spilled: str | None,
+    spectra: np.ndarray,
+    coeffs: tuple[Any, ...],
+    c0: int,
+    c1: int,
+    rows: slice,
+    last: bool,
+    *after: Any,
+) -> np.ndarray:
+    """Rows ``rows`` of :func:`_spill_corrections`' file, or computed here if it is not there
+    (e.g. a worker on another machine). The last group deletes the file."""
+    nres, _, m = spectra.shape
+    ny = (m - 1) * 2 // ROW_LENGTH
+    width = (c1 - c0) * CHANNEL_WIDTH
+    lo, hi, _ = rows.indices(ny)
+    if spilled is not None:
+        try:
+            out = np.empty((nres, hi - lo, width), dtype=np.float32)
+            with open(spilled, "rb") as fh:
+                for r in range(nres):
+                    start = (r * ny + lo) * width * 4
+                    got = os.preadv(fh.fileno(), [memoryview(out[r]).cast("B")], start)
+                    if got != out[r].nbytes:
+                        raise OSError(f"{spilled}: short read")
+            if last:
+                with contextlib.suppress(OSError):
+                    os.unlink(spilled)
+            return out
+        except OSError:
+            pass
+    return _group_corrections(spectra, coeffs, c0, c1, rows)
 
 
 def _correct_band(
@@ -326,20 +411,33 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
     bkeys = b.__dask_keys__()
     first_band = d.to_delayed()[0, :, 0]
     parts = []
-    for g, bands in enumerate(_row_groups(edges, nres, nx)):
+    groups = _row_groups(edges, nres, nx)
+    spills = [
+        dask.delayed(_spill_corrections, pure=True)(
+            spectra,
+            coeffs,
+            c0,
+            c1,
+            _spill_path(token, j),
+            dask_key_name=f"refpix-spill-{token}-{j}",
+        )
+        for j, (c0, c1) in enumerate(blocks)
+    ]
+    for g, bands in enumerate(groups):
         lo, hi = int(edges[bands[0]]), int(edges[bands[-1] + 1])
         # Ordering anchor: a group's corrections also wait for the read of its first band.
         # dask's local scheduler runs newly ready tasks first and input reads in priority
         # order, so the corrections of a group are made when its bands come up, not all at
         # once as soon as the spectra exist (which would hold every group's corrections).
         corr = [
-            dask.delayed(_group_corrections, pure=True)(
+            dask.delayed(_spilled_corrections, pure=True)(
+                spills[j],
                 spectra,
                 coeffs,
                 c0,
                 c1,
                 slice(lo, hi),
-                None,
+                g == len(groups) - 1,
                 first_band[bands[0]],
                 dask_key_name=f"refpix-corrections-{token}-{g}-{j}",
             )
