@@ -571,9 +571,13 @@ def _open_asdf(path: str):
     try:
         # validate the tree against the Roman schemas at open (explicitly: asdf announces that
         # validation on read will be off by default); the reader's own checks come after
-        with asdf.config_context() as cfg:
-            cfg.validate_on_read = True
+        if asdf.get_config().validate_on_read:
+            # (a config context of its own would rebuild asdf's extension list: ~0.1 s each)
             af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
+        else:
+            with asdf.config_context() as cfg:
+                cfg.validate_on_read = True
+                af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
         tree = af.tree
         roman = tree.get("roman") if hasattr(tree, "get") else None
     except Exception as exc:
