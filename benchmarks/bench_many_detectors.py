@@ -4,8 +4,10 @@ The full-frame exposure simulated by ``bench_pipeline.py`` (run that first, or p
 ``--size``) is linked under N names (``..._wfi01_uncal.asdf`` ... ``..._wfiNN_uncal.asdf``:
 N independent inputs as far as the reader and dask are concerned; they share the references).
 Each is calibrated lazily with :func:`romanxr.calibrate`, and all N Level-2 images are written
-to N Zarr stores by one ``dask.compute``. Each N runs in its own process; the peak RSS, wall
-and CPU time are printed against N::
+by one call: :func:`romanxr.io.to_asdf_many` (default: N cal.asdf files, computed one detector
+and one region of rows at a time on the local scheduler) or, with ``--writer zarr``, N Zarr
+stores by one ``dask.compute`` (xarray's ``to_zarr``). Each N runs in its own process; the
+peak RSS, wall and CPU time are printed against N::
 
     python benchmarks/bench_many_detectors.py                  # N = 1, 4, 8 (threads)
     python benchmarks/bench_many_detectors.py --n 1 2 --size 1024
@@ -66,11 +68,27 @@ def _graph(info: dict, folder: Path, n: int):
     return dask, delayed
 
 
-def child(n: int, folder: Path, scheduler: str) -> dict:
+def _write_asdf(info: dict, folder: Path, n: int) -> None:
+    from romanxr.io import to_asdf_many
+    from romanxr.pipeline import calibrate
+
+    items = []
+    for path in _inputs(info, folder / "inputs", n):
+        cal = calibrate(path, overrides=info["overrides"], check_saturated=False)
+        (folder / "outputs").mkdir(parents=True, exist_ok=True)
+        items.append((cal, folder / "outputs" / path.name.replace("_uncal.asdf", "_cal.asdf")))
+    to_asdf_many(items, overwrite=True)
+
+
+def child(n: int, folder: Path, scheduler: str, writer: str = "asdf") -> dict:
     info = json.loads((folder / "manifest.json").read_text())
     work = folder / f"many_{n}"
     t0, c0 = time.perf_counter(), sum(os.times()[:2])
-    if scheduler == "threads":
+    if scheduler == "threads" and writer == "asdf":
+        _write_asdf(info, work, n)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        cpu = sum(os.times()[:2]) - c0
+    elif scheduler == "threads":
         dask, delayed = _graph(info, work, n)
         dask.compute(*delayed, scheduler="threads")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -127,19 +145,24 @@ def main() -> None:
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--scheduler", choices=["threads", "distributed"], default="threads")
+    p.add_argument("--writer", choices=["asdf", "zarr"], default="asdf")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     folder = args.cache or DEFAULT_CACHE / f"pipeline_{args.size}"
     if args.child is not None:
-        print("RESULT " + json.dumps(child(args.child, folder, args.scheduler)), flush=True)
+        result = child(args.child, folder, args.scheduler, args.writer)
+        print("RESULT " + json.dumps(result), flush=True)
         return
     prepare(folder, args.size, reuse=True)
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, scheduler {args.scheduler}")
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, scheduler {args.scheduler}, "
+        f"writer {args.writer}"
+    )
     print(f"{'N':>3s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS GiB':>13s} {'vs N=first':>11s}")
     first = None
     for n in args.n:
         cmd = [sys.executable, __file__, "--child", str(n), "--cache", str(folder)]
-        cmd += ["--scheduler", args.scheduler]
+        cmd += ["--scheduler", args.scheduler, "--writer", args.writer]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if not lines:

@@ -10,7 +10,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from romanxr.io.asdf_reader import default_chunks, open_roman_asdf
-from romanxr.io.asdf_writer import to_asdf
+from romanxr.io.asdf_writer import to_asdf, to_asdf_many
 from romanxr.io.backend import RomanBackendEntrypoint
 from romanxr.io.zarr_io import open_zarr, to_zarr
 
@@ -24,6 +24,7 @@ __all__ = [
     "open_uncal",
     "open_zarr",
     "to_asdf",
+    "to_asdf_many",
     "to_zarr",
 ]
 

@@ -18,7 +18,7 @@ import copy
 import datetime
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -353,6 +353,32 @@ def _cast_block(block: np.ndarray, dtype: Any) -> np.ndarray:
         return np.asarray(block).astype(dtype, copy=False)
 
 
+def _compute_plans(plans: list) -> None:
+    """Fill every plan's targets in one computation.
+
+    On the local threaded scheduler the chunks are computed one plan (file) after the other
+    and, within a plan, a region of rows at a time (:func:`~romanxr.io.ordered.store_by_region`),
+    so memory does not grow with the frame or the number of files; on a dask.distributed
+    cluster each chunk is written as it arrives; other schedulers get one ``da.store``.
+    """
+    import dask.array as da
+
+    sources = [s for p in plans for s in p.store_sources]
+    targets = [t for p in plans for t in p.store_targets]
+    if sources:
+        client = _distributed_client()
+        if client is None and local_scheduler():
+            axes = [a for p in plans for a in p.row_axes]
+            groups = [i for i, p in enumerate(plans) for _ in p.store_sources]
+            store_by_region(sources, targets, axes, groups=groups)
+        elif client is None:
+            da.store(sources, targets, lock=False, compute=True)
+        else:
+            _gather_into(client, sources, targets)
+    for plan in plans:
+        plan.finish()
+
+
 class _StreamPlan:
     """Where each array to write comes from, and the one compute that fills the scratch.
 
@@ -412,17 +438,10 @@ class _StreamPlan:
 
     def compute(self) -> None:
         """Evaluate every dask-backed array once (one graph), writing chunks as they come."""
-        import dask.array as da
+        _compute_plans([self])
 
-        if self.store_sources:
-            client = _distributed_client()
-            if client is None and local_scheduler():
-                # a region of rows at a time: bounded memory (see romanxr.io.ordered)
-                store_by_region(self.store_sources, self.store_targets, self.row_axes)
-            elif client is None:
-                da.store(self.store_sources, self.store_targets, lock=False, compute=True)
-            else:
-                _gather_into(client, self.store_sources, self.store_targets)
+    def finish(self) -> None:
+        """After the compute: check every chunk arrived and turn jumps into jump_indices."""
         for source in self.sources.values():
             if isinstance(source, ChunkedScratch):
                 source.check_complete()
@@ -588,57 +607,117 @@ def to_asdf(
         Missing variables, metadata that do not validate against the schema or an unknown
         compression (also raised before computing).
     """
-    import asdf
+    return to_asdf_many([(ds, path)], overwrite=overwrite, compression=compression)[0]
 
-    if not isinstance(ds, xr.Dataset) or "data" not in ds.data_vars:
-        raise InputError("to_asdf needs an xarray.Dataset with a 'data' variable")
-    source = str(ds.attrs.get("meta", {}).get("filename") or ds.encoding.get("source") or "ds")
-    if ds["data"].ndim == 2:
-        kind = "cal"
-    elif ds["data"].ndim == 3:
-        kind = "ramp"
-    else:
-        raise InputError(
-            f"{source}: 'data' has dims {ds['data'].dims}; expected (y, x) for a Level-2 image "
-            "or (resultant, y, x) for a ramp"
-        )
-    if compression not in SUPPORTED_COMPRESSION:
-        raise InputError(
-            f"compression={compression!r} is not supported; use one of {SUPPORTED_COMPRESSION}"
-        )
-    target = check_output_path(path, overwrite=overwrite, inputs=input_files(ds))
-    meta = prepare_meta(ds.attrs.get("meta"), kind=kind, filename=target.name)
-    arrays = _collect(ds, kind, source)
-    # validate the tree with tiny stand-ins before spending time on the pixels
-    placeholders = {
-        n: _placeholder(dt if dt is not None else np.int16, a.ndim) for n, (a, dt) in arrays.items()
-    }
-    _validate(_build_model(kind, meta, placeholders), source, kind)
-    extra: dict[str, Any] = {"romanxr_version": _version()}
-    if "step_parameters" in ds.attrs:
-        extra["step_parameters"] = _to_plain_params(ds.attrs["step_parameters"])
-    if "frame_shape" in ds.attrs:
-        extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
-    if JUMP_INDICES in arrays:
-        extra["dims"] = {JUMP_INDICES: list(arrays[JUMP_INDICES][0].dims)}
-    coords = _nondefault_coords(ds, kind)
-    if coords:
-        extra["coords"] = coords
-    _check_serialisable(extra, source)
 
+def to_asdf_many(
+    items: Sequence[tuple[xr.Dataset, str | os.PathLike]],
+    *,
+    overwrite: bool = False,
+    compression: str | None = "lz4",
+) -> list[Path]:
+    """Write several Datasets (e.g. the 18 detectors of an exposure) in one computation.
+
+    Everything is checked (paths, metadata, schema) before any pixel is computed. On the
+    local scheduler the files are computed one after the other, each a region of rows at a
+    time, so peak memory does not grow with their number; on a dask.distributed cluster all
+    chunks go to the workers at once. Each file is written atomically, as by :func:`to_asdf`.
+
+    Parameters
+    ----------
+    items : sequence of (Dataset, path)
+        What to write where (distinct paths).
+    overwrite, compression
+        As for :func:`to_asdf`.
+
+    Returns
+    -------
+    list of Path
+        The absolute paths written, in order.
+
+    Raises
+    ------
+    OutputError, InputError
+        As :func:`to_asdf`, before anything is computed; also for a path given twice.
+    """
+    jobs = [_AsdfJob(ds, path, overwrite, compression) for ds, path in items]
+    seen: set = set()
+    for job in jobs:
+        if job.target in seen:
+            raise OutputError(f"{job.target}: given twice to to_asdf_many; use distinct paths")
+        seen.add(job.target)
     with contextlib.ExitStack() as stack:
-        plan = _StreamPlan(
-            arrays, functools.cache(lambda: stack.enter_context(_scratch(target))), str(target)
+        plans = [job.plan(stack) for job in jobs]
+        _compute_plans(plans)
+        return [job.write(plan) for job, plan in zip(jobs, plans, strict=True)]
+
+
+class _AsdfJob:
+    """One file of :func:`to_asdf_many`: checked at creation, written after the compute."""
+
+    def __init__(
+        self, ds: xr.Dataset, path: str | os.PathLike, overwrite: bool, compression: str | None
+    ) -> None:
+        if not isinstance(ds, xr.Dataset) or "data" not in ds.data_vars:
+            raise InputError("to_asdf needs an xarray.Dataset with a 'data' variable")
+        source = str(ds.attrs.get("meta", {}).get("filename") or ds.encoding.get("source") or "ds")
+        if ds["data"].ndim == 2:
+            kind = "cal"
+        elif ds["data"].ndim == 3:
+            kind = "ramp"
+        else:
+            raise InputError(
+                f"{source}: 'data' has dims {ds['data'].dims}; expected (y, x) for a Level-2 image "
+                "or (resultant, y, x) for a ramp"
+            )
+        if compression not in SUPPORTED_COMPRESSION:
+            raise InputError(
+                f"compression={compression!r} is not supported; use one of {SUPPORTED_COMPRESSION}"
+            )
+        target = check_output_path(path, overwrite=overwrite, inputs=input_files(ds))
+        meta = prepare_meta(ds.attrs.get("meta"), kind=kind, filename=target.name)
+        arrays = _collect(ds, kind, source)
+        # validate the tree with tiny stand-ins before spending time on the pixels
+        placeholders = {
+            n: _placeholder(dt if dt is not None else np.int16, a.ndim)
+            for n, (a, dt) in arrays.items()
+        }
+        _validate(_build_model(kind, meta, placeholders), source, kind)
+        extra: dict[str, Any] = {"romanxr_version": _version()}
+        if "step_parameters" in ds.attrs:
+            extra["step_parameters"] = _to_plain_params(ds.attrs["step_parameters"])
+        if "frame_shape" in ds.attrs:
+            extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
+        if JUMP_INDICES in arrays:
+            extra["dims"] = {JUMP_INDICES: list(arrays[JUMP_INDICES][0].dims)}
+        coords = _nondefault_coords(ds, kind)
+        if coords:
+            extra["coords"] = coords
+        _check_serialisable(extra, source)
+
+        self.target, self.kind, self.meta, self.extra = target, kind, meta, extra
+        self.arrays, self.compression = arrays, compression
+
+    def plan(self, stack: contextlib.ExitStack) -> _StreamPlan:
+        target = self.target
+        return _StreamPlan(
+            self.arrays,
+            functools.cache(lambda: stack.enter_context(_scratch(target))),
+            str(target),
         )
-        plan.compute()
-        model = _build_model(kind, meta, plan.stand_ins())
-        with atomic_target(target) as tmp:
+
+    def write(self, plan: _StreamPlan) -> Path:
+        import asdf
+
+        model = _build_model(self.kind, self.meta, plan.stand_ins())
+        with atomic_target(self.target) as tmp:
             af = asdf.AsdfFile()
-            af.tree = {"roman": model._instance, "romanxr": extra}
+            af.tree = {"roman": model._instance, "romanxr": self.extra}
             # the tree only: zeros compress to almost nothing; the blocks are replaced below
             af.write_to(tmp, all_array_compression="lz4")
-            write_blocks(tmp, {("roman", n): src for n, src in plan.sources.items()}, compression)
-    return target
+            sources = {("roman", n): src for n, src in plan.sources.items()}
+            write_blocks(tmp, sources, self.compression)
+        return self.target
 
 
 def _scratch(target: Path) -> Any:

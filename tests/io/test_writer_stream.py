@@ -450,3 +450,31 @@ def test_metadata_arrays_of_a_gwcs_keep_their_blocks(tmp_path, cal_path, compres
     assert ours.read_bytes() == reference.read_bytes()
     back = romanxr.open_cal(ours)
     np.testing.assert_allclose(back.attrs["meta"]["wcs"](3.0, 5.0), _gwcs_with_arrays()(3.0, 5.0))
+
+
+def test_to_asdf_many_writes_each_file_like_to_asdf_one_after_the_other(
+    tmp_path, cal_path, monkeypatch
+):
+    from romanxr.io import ordered, to_asdf_many
+
+    base = backed(image_dataset(romanxr.open_cal(cal_path)), "dask")
+    other = base.assign(data=base["data"] * 2)
+    single = [to_asdf(ds, tmp_path / f"single{i}.asdf") for i, ds in enumerate((base, other))]
+    seen_groups: list[int] = []
+    real = ordered.store_by_region
+
+    def spy(sources, targets, axes, groups=None, **kw):
+        seen_groups.extend(groups)
+        return real(sources, targets, axes, groups=groups, **kw)
+
+    monkeypatch.setattr(asdf_writer, "store_by_region", spy)
+    paths = to_asdf_many([(base, tmp_path / "a.asdf"), (other, tmp_path / "b.asdf")])
+    assert [p.name for p in paths] == ["a.asdf", "b.asdf"]
+    assert sorted(set(seen_groups)) == [0, 1]  # one group (computed in turn) per file
+    for made, expect in zip(paths, single, strict=True):
+        with asdf.open(made) as got, asdf.open(expect) as want:
+            for name in ("data", "dq", "err", "var_poisson"):
+                np.testing.assert_array_equal(got["roman"][name], want["roman"][name])
+    with pytest.raises(OutputError, match="twice"):
+        to_asdf_many([(base, tmp_path / "c.asdf"), (other, tmp_path / "c.asdf")])
+    assert not (tmp_path / "c.asdf").exists()

@@ -221,3 +221,25 @@ def test_reference_coefficients_shape_and_passband():
     assert np.all(a == 0) and np.array_equal(g, z)
     np.testing.assert_allclose(g[0, :8], 16 * 140 / (4 * m))
     assert np.all(g[:, 8:] == 0)
+
+
+@pytest.mark.parametrize("spill", [True, False])
+def test_streamed_groups_equal_whole_frame(tmp_path, monkeypatch, spill):
+    """Corrections cut into row groups, read back from the scratch file or (when it cannot be
+    written) transformed again per group, give the whole-frame result bit for bit."""
+    import romanxr.steps.refpix as step
+
+    ds = _ramp(nres=3, ny=24, nch=2)
+    ref = _ref(tmp_path, 24, 2, "random")
+    eager = refpix(ds, override_refpix=ref)
+    monkeypatch.setattr(step, "CORRECTION_BYTES", 3 * 8 * 256 * 4)  # 8-row groups
+    monkeypatch.setattr(step, "CHANNEL_BLOCK", 1)
+    scratch = tmp_path / ("scratch" if spill else "missing")
+    if spill:
+        scratch.mkdir()
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(scratch))
+    lazy = refpix(ds.chunk({"y": 4}), override_refpix=ref)
+    np.testing.assert_array_equal(lazy.data.values, eager.data.values)
+    np.testing.assert_array_equal(lazy.amp33.values, eager.amp33.values)
+    if spill:
+        assert list(scratch.iterdir()) == []  # the last group removed the scratch files

@@ -1,0 +1,151 @@
+"""Bounded-memory execution (issue #7): region-by-region stores, just-in-time reference reads,
+column-strip reads, refpix's streamed corrections."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from romanxr.io import asdf_reader
+from romanxr.io.asdf_reader import _ArrayCache
+from romanxr.io.ordered import row_axis, store_by_region
+
+
+def _write(path, array, compression):
+    import asdf
+
+    asdf.AsdfFile({"arr": array}).write_to(path, all_array_compression=compression)
+    return str(path)
+
+
+@pytest.mark.parametrize("compression", [None, "lz4"])
+def test_column_strip_reads_band_by_band(tmp_path, monkeypatch, compression):
+    # 3 x 2000 leading indices > 4096: the strip is read in bands of whole rows
+    array = (np.arange(3 * 2000 * 24, dtype=np.uint32).reshape(3, 2000, 24) * 13) % 65521
+    path = _write(tmp_path / "a.asdf", array, compression)
+    monkeypatch.setattr(asdf_reader, "_BAND_BYTES", 24 * 4 * 7)  # 7 rows a band
+    layout = _ArrayCache().layout(path, ("arr",))
+    calls = []
+    real = layout._read_banded
+    monkeypatch.setattr(layout, "_read_banded", lambda *a: calls.append(a) or real(*a))
+    for key in [
+        (slice(None), slice(None), slice(5, 9)),
+        (slice(1, 3), slice(10, 1990), slice(0, 24)),
+        (2, slice(None), slice(20, 24)),
+    ]:
+        np.testing.assert_array_equal(layout.read(key), array[key])
+    assert calls, "the banded path was not taken"
+
+
+def test_store_by_region_matches_store_and_computes_shared_work_once():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 64, 16))
+    calls = []
+
+    def shared(a):
+        calls.append(1)
+        return a.mean(axis=(1, 2), keepdims=True)
+
+    arr = da.from_array(x, chunks=(4, 8, 16))
+    mean = da.from_delayed(dask.delayed(shared)(arr), (4, 1, 1), dtype=float)
+    out3 = arr - mean
+    out2 = out3.sum(axis=0)
+    t3, t2 = np.zeros(out3.shape), np.zeros(out2.shape)
+    order: list[int] = []
+
+    class Recorder:
+        def __init__(self, target):
+            self.target = target
+
+        def __setitem__(self, key, value):
+            order.append(key[-2].start)
+            self.target[key] = value
+
+    store_by_region([out3, out2], [Recorder(t3), Recorder(t2)], [1, 0], region_rows=16)
+    expect = x - x.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(t3, expect)
+    np.testing.assert_allclose(t2, expect.sum(axis=0))
+    assert len(calls) == 1  # kept from the first region for the others
+    regions = [start // 16 for start in order]
+    assert regions == sorted(regions)  # one region after the other
+
+
+def test_store_by_region_keeps_one_region_in_flight():
+    alive = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def make(block):
+        with lock:
+            alive["now"] += 1
+            alive["max"] = max(alive["max"], alive["now"])
+        return block * 2
+
+    class Target:
+        def __setitem__(self, key, value):
+            with lock:
+                alive["now"] -= 1
+
+    src = da.ones((256, 8), chunks=(8, 8)).map_blocks(make, dtype=float)
+    store_by_region([src], [Target()], [0], region_rows=32)
+    assert alive["max"] <= 4  # 32 rows of 8-row chunks: never more than one region's chunks
+
+
+def test_row_axis():
+    assert row_axis(("resultant", "y", "x")) == 1
+    assert row_axis(("resultant", "frame_y", "amp33_x")) == 1
+    assert row_axis(("x",)) is None
+
+
+def test_chunk_like_does_not_read_the_reference_while_building(tmp_path, monkeypatch):
+    from romanxr.steps._common import chunk_like
+
+    array = np.arange(2 * 40 * 30, dtype=np.float32).reshape(2, 40, 30)
+    path = _write(tmp_path / "r.asdf", array, "lz4")
+    backend = asdf_reader.AsdfBackendArray(path, ("arr",), array.shape, array.dtype)
+    from xarray.core import indexing
+
+    ref = xr.DataArray(
+        xr.Variable(("coeff", "y", "x"), indexing.LazilyIndexedArray(backend)), name="coeffs"
+    )
+    reads = []
+    real = asdf_reader.AsdfBackendArray._raw_getitem
+    monkeypatch.setattr(
+        asdf_reader.AsdfBackendArray,
+        "_raw_getitem",
+        lambda self, key: reads.append(key) or real(self, key),
+    )
+    like = xr.DataArray(np.zeros((3, 40, 30), np.float32), dims=("resultant", "y", "x")).chunk(
+        {"y": 16, "x": 15}
+    )
+    chunked = chunk_like(ref, like)
+    assert reads == []  # nothing read to build the graph
+    assert chunked.chunks == ((2,), (16, 16, 8), (15, 15))
+    np.testing.assert_array_equal(chunked.values, array)
+    assert len(reads) == 6  # one read per chunk, when computed
+
+
+def test_saturation_pixel_dq_does_not_depend_on_the_data(tmp_path):
+    from romanxr.steps.saturation import saturation
+    from tests.unit.detector_helpers import make_ramp, write_saturation
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(900, 1100, (3, 16, 12)).astype(np.uint16)
+    data[:, 2, 3] = 60000
+    ds = make_ramp(tmp_path, data)
+    thresh = np.full((16, 12), 5e4, np.float32)
+    thresh[5, 5] = np.nan
+    ref = write_saturation(tmp_path / "sat.asdf", thresh)
+    lazy_in = ds.chunk({"y": 8})
+    out = saturation(lazy_in, override_saturation=ref)
+    data_keys = set(dict(lazy_in["data"].data.__dask_graph__()))
+    pdq_keys = set(dict(out.pixeldq.data.__dask_graph__()))
+    assert not (data_keys & pdq_keys)  # the pixel DQ needs no byte of the ramp
+    assert data_keys & set(dict(out.groupdq.data.__dask_graph__()))
+    eager = saturation(ds, override_saturation=ref)
+    np.testing.assert_array_equal(out.pixeldq.values, eager.pixeldq.values)
+    np.testing.assert_array_equal(out.groupdq.values, eager.groupdq.values)
