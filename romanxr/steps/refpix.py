@@ -219,6 +219,21 @@ def _spill_path(token: str, block: int) -> str:
     return os.path.join(tempfile.gettempdir(), f"romanxr-refpix-{token}-{block}.f32")
 
 
+#: Scratch files older than this (s) are left over from interrupted runs and removed.
+STALE_SPILL_AGE = 6 * 3600
+
+
+def _remove_stale_spills(folder: str) -> None:
+    import glob
+    import time
+
+    now = time.time()
+    for name in glob.glob(os.path.join(folder, "romanxr-refpix-*.f32*")):
+        with contextlib.suppress(OSError):
+            if now - os.path.getmtime(name) > STALE_SPILL_AGE:
+                os.unlink(name)
+
+
 def _spill_corrections(
     spectra: np.ndarray, coeffs: tuple[Any, ...], c0: int, c1: int, path: str
 ) -> str | None:
@@ -233,6 +248,7 @@ def _spill_corrections(
     nres, _, m = spectra.shape
     ny = (m - 1) * 2 // ROW_LENGTH
     width = (c1 - c0) * CHANNEL_WIDTH
+    _remove_stale_spills(os.path.dirname(path))
     part = f"{path}.{os.getpid()}.part"
     try:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
