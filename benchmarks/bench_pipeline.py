@@ -121,7 +121,7 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
         if spec.name == "jump":  # folded into ramp_fit, as calibrate() does
             continue
         func = spec.load()
-        params = _merge_jump_into_ramp_fit({}, {}) if spec.name == "ramp_fit" else {}
+        params = _merge_jump_into_ramp_fit({}, {}, {}) if spec.name == "ramp_fit" else {}
         t0, c0 = time.perf_counter(), _cpu()
         ds = func(ds, resolver=resolver, **params) if _takes_resolver(func) else func(ds, **params)
         (ds,) = dask.persist(ds)

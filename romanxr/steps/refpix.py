@@ -36,7 +36,7 @@ STEP = "refpix"
 #: Memory that the corrections of one group of rows may take (bytes). A correction needs a
 #: whole-frame inverse FFT per channel and resultant, so a frame cut into G groups costs G
 #: transforms per channel and resultant, and holds 1/G of the float32 ramp in corrections.
-CORRECTION_BYTES = 128 * 2**20
+CORRECTION_BYTES = 64 * 2**20
 #: Detector channels whose corrections one task computes.
 CHANNEL_BLOCK = 4
 
