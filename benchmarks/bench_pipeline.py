@@ -83,6 +83,12 @@ def _run_e2e(info: dict, out: Path, chunks: str | None) -> dict:
     import romanxr
     from romanxr.pipeline import calibrate
 
+    if os.environ.get("ROMANXR_BENCH_TUNE_ALLOCATOR", "1") != "0":
+        # what the romanxr command line does (romanxr.memory); 0 measures glibc's defaults
+        from romanxr.memory import tune_allocator
+
+        tune_allocator()
+
     ck = json.loads(chunks) if chunks else "default"
     t0, c0 = time.perf_counter(), _cpu()
     ds = romanxr.open_uncal(info["uncal"], chunks=ck)
