@@ -1,8 +1,10 @@
 """Peak memory against the number of detectors calibrated in ONE lazy dask graph.
 
 The full-frame exposure simulated by ``bench_pipeline.py`` (run that first, or pass
-``--size``) is linked under N names (``..._wfi01_uncal.asdf`` ... ``..._wfiNN_uncal.asdf``:
+``--size``) is hard-linked under N names (``..._wfi01_uncal.asdf`` ... ``..._wfiNN_uncal.asdf``:
 N independent inputs as far as the reader and dask are concerned; they share the references).
+(Symbolic links are not: paths are resolved, so N symlinks give one file's dask keys and the
+detectors share their reads.)
 Each is calibrated lazily with :func:`romanxr.calibrate`, and all N Level-2 images are written
 by one call: :func:`romanxr.io.to_asdf_many` (default: N cal.asdf files, computed one detector
 and one region of rows at a time on the local scheduler) or, with ``--writer zarr``, N Zarr
@@ -42,8 +44,10 @@ def _inputs(info: dict, folder: Path, n: int) -> list[Path]:
     paths = []
     for i in range(1, n + 1):
         link = folder / src.name.replace("_wfi01_", f"_wfi{i:02d}_")
+        if link.is_symlink():  # earlier runs: a symlink resolves to the same file (and keys)
+            link.unlink()
         if not link.exists():
-            link.symlink_to(src)
+            os.link(src, link)  # a hard link: its own path, so its own dask keys
         paths.append(link)
     return paths
 
