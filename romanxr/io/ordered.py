@@ -9,9 +9,10 @@ held for a full frame, against 0.2 GB when the same tasks run a region at a time
 
 :func:`store_by_region` cuts the output chunks into regions (bands of rows, one detector
 after another) and computes them one after the other with the threaded scheduler. Results
-that later regions need too (refpix's spectra and corrections, small coordinate arrays) are
-kept from the region that made them until the last region that uses them, so nothing is
-computed twice. Within a region the usual thread pool runs.
+that later regions of the same group need too (refpix's spectra and corrections, small
+coordinate arrays) are kept from the region that made them until the last region that uses
+them, so nothing is computed twice within a group; groups (files) do not hold results for each
+other. Within a region the usual thread pool runs.
 
 With a ``dask.distributed`` client the writers use the cluster instead (its scheduler
 queues root tasks and respects priorities), so this module is for the local schedulers.
@@ -120,29 +121,40 @@ def store_by_region(
     # by a later region are kept, and only until then.
     done: set = set()
     plan = []
-    last: dict = {}
+    made_in: dict = {}  # key -> region that (last) computes it
+    last: dict = {}  # (key, region that computes it) -> last region using that result
     for n, r in enumerate(regions):
+        if n and r[0] != regions[n - 1][0]:
+            # a new group (file) starts afresh: anything it shares with earlier groups (an
+            # all-zero array with the same key, a reference chunk) is made again rather than
+            # held through every group, so memory does not grow with the number of groups
+            done = set()
         todo = ancestors(outputs[r], done)
         for key in todo:
             for dep in deps[key]:
                 if dep in done:
-                    last[dep] = n
+                    last[(dep, made_in[dep])] = n
+        for key in todo:
+            made_in[key] = n
         plan.append(todo)
         done |= todo
     kept: dict = {}
+    until: dict = {}
     for n, r in enumerate(regions):
         todo = plan[n]
         sub = {k: graph[k] for k in todo}
         # results kept from earlier regions enter as data (dask's ``cache=`` argument tests
         # their truth value, which arrays do not have)
         for key, value in kept.items():
-            sub[key] = DataNode(key, value)
-        share = [k for k in todo if last.get(k, -1) > n]
+            if key not in sub:
+                sub[key] = DataNode(key, value)
+        share = [k for k in todo if last.get((k, n), -1) > n]
         values = dask.threaded.get(sub, outputs[r] + share)
         for key, value in zip(share, values[len(outputs[r]) :], strict=True):
             kept[key] = value
-        for key in [k for k in kept if last[k] <= n]:
-            del kept[key]
+            until[key] = last[(key, n)]
+        for key in [k for k in kept if until[k] <= n]:
+            del kept[key], until[key]
         del values
 
 

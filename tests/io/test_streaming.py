@@ -149,3 +149,21 @@ def test_saturation_pixel_dq_does_not_depend_on_the_data(tmp_path):
     eager = saturation(ds, override_saturation=ref)
     np.testing.assert_array_equal(out.pixeldq.values, eager.pixeldq.values)
     np.testing.assert_array_equal(out.groupdq.values, eager.groupdq.values)
+
+
+def test_groups_do_not_hold_results_for_each_other():
+    calls = []
+
+    def shared():
+        calls.append(1)
+        return np.ones((16, 8))
+
+    common = da.from_delayed(dask.delayed(shared, pure=True)(), (16, 8), dtype=float)
+    common = common.rechunk((4, 8))
+    one, two = common + 1, common * 3  # two files that share an input with the same key
+    t1, t2 = np.zeros((16, 8)), np.zeros((16, 8))
+    store_by_region([one, two], [t1, t2], [0, 0], groups=[0, 1], region_rows=8)
+    np.testing.assert_array_equal(t1, 2)
+    np.testing.assert_array_equal(t2, 3)
+    # kept between the regions of a group, made again for the next group (not held across)
+    assert len(calls) == 2
