@@ -551,12 +551,13 @@ def refpix(
     the left/right reference columns and raises :class:`~romanxr.errors.ExposureError` (the
     user skips the step explicitly if they want it uncorrected).
 
-    Memory: with dask the step computes the offset as a separate reduction and then corrects
-    one whole resultant per task; each task gathers its resultant's row bands from the
-    upstream chunks and returns the corrected frame as the same row bands, so the ramp is held
-    about twice (input bands until the last resultant is done, corrected bands until the next
-    step regroups them by pixel) plus one frame per running task; with numpy it loops over
-    resultants.
+    Memory: with dask the step streams by bands of rows. One task turns the reference pixels
+    (read from a clone of the input graph) into spectra and trend fits; one task per block of
+    :data:`CHANNEL_BLOCK` channels inverse-transforms the corrections of every row once and
+    keeps them in a scratch file in the temp directory; each group of rows (at most
+    :data:`CORRECTION_BYTES`) reads its part back (or, where the file cannot be seen, computes
+    it); each band is corrected on its own. Results equal the whole-frame computation bit for
+    bit. With numpy the same stages run on the whole frame.
 
     Parameters
     ----------
