@@ -79,6 +79,17 @@ def prepare(folder: Path, size: int, reuse: bool) -> dict:
 # ------------------------------------------------------------------------------ child runs
 
 
+def _step_row(step: str, t0: float, c0: float, peak: float, prev_peak: float) -> dict:
+    """One line of the per-step table: time and CPU since (t0, c0), peak RSS and its growth."""
+    return {
+        "step": step,
+        "wall": time.perf_counter() - t0,
+        "cpu": _cpu() - c0,
+        "rss": peak,
+        "drss": peak - prev_peak,
+    }
+
+
 def _run_e2e(info: dict, out: Path, chunks: str | None) -> dict:
     import romanxr
     from romanxr.pipeline import calibrate
@@ -114,15 +125,7 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
     t_start, c_start = time.perf_counter(), _cpu()
     ds = romanxr.open_uncal(info["uncal"], chunks=ck)
     prev_peak = _peak_rss_gib()
-    rows.append(
-        {
-            "step": "open",
-            "wall": time.perf_counter() - t_start,
-            "cpu": _cpu() - c_start,
-            "rss": prev_peak,
-            "drss": 0.0,
-        }
-    )
+    rows.append(_step_row("open", t_start, c_start, prev_peak, prev_peak))
     for spec in STEPS:
         if spec.name == "jump":  # folded into ramp_fit, as calibrate() does
             continue
@@ -132,28 +135,12 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
         ds = func(ds, resolver=resolver, **params) if _takes_resolver(func) else func(ds, **params)
         (ds,) = dask.persist(ds)
         peak = _peak_rss_gib()
-        rows.append(
-            {
-                "step": spec.name,
-                "wall": time.perf_counter() - t0,
-                "cpu": _cpu() - c0,
-                "rss": peak,
-                "drss": peak - prev_peak,
-            }
-        )
+        rows.append(_step_row(spec.name, t0, c0, peak, prev_peak))
         prev_peak = peak
     t0, c0 = time.perf_counter(), _cpu()
     write(ds, out, overwrite=True)
     peak = _peak_rss_gib()
-    rows.append(
-        {
-            "step": "write",
-            "wall": time.perf_counter() - t0,
-            "cpu": _cpu() - c0,
-            "rss": peak,
-            "drss": peak - prev_peak,
-        }
-    )
+    rows.append(_step_row("write", t0, c0, peak, prev_peak))
     return {
         "steps": rows,
         "wall": time.perf_counter() - t_start,
