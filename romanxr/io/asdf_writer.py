@@ -39,7 +39,7 @@ from romanxr.io.asdf_stream import (
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
-from romanxr.io.ordered import local_scheduler, row_axis, store_by_region
+from romanxr.io.ordered import local_scheduler, optimized_graph, row_axis, store_by_region
 from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 __all__ = ["input_files", "prepare_meta", "to_asdf"]
@@ -488,20 +488,22 @@ def _distributed_client() -> Any:
 
 
 def _gather_into(client: Any, sources: list, targets: list) -> None:
-    """Compute every block of ``sources`` on the cluster (one graph, so shared work runs once)
-    and store each into its place in ``targets`` (``target[where] = block``: written to the
-    scratch file) as it arrives, so one block at a time is held here."""
+    """Compute every block of ``sources`` on the cluster (one graph optimized as a whole, so
+    shared work runs once: :func:`~romanxr.io.ordered.optimized_graph`) and store each into
+    its place in ``targets`` (``target[where] = block``: written to the scratch file) as it
+    arrives, so one block at a time is held here."""
     from dask.array.core import slices_from_chunks
+    from dask.core import flatten
     from distributed import as_completed
 
-    blocks, places = [], []
+    keys, places = [], []
     for source, target in zip(sources, targets, strict=True):
-        for block, where in zip(
-            source.to_delayed().ravel(), slices_from_chunks(source.chunks), strict=True
+        for key, where in zip(
+            flatten(source.__dask_keys__()), slices_from_chunks(source.chunks), strict=True
         ):
-            blocks.append(block)
+            keys.append(key)
             places.append((target, where))
-    futures = client.compute(blocks)
+    futures = client.get(optimized_graph(sources), keys, sync=False)
     place_of = {future.key: place for future, place in zip(futures, places, strict=True)}
     for future, value in as_completed(futures, with_results=True):
         target, where = place_of[future.key]

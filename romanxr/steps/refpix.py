@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import os
 from typing import Any
 
@@ -420,7 +421,7 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
         flags,
         dask_key_name=f"refpix-reference-{token}",
     )
-    spectra, fits, amp33 = reference
+    spectra, fits, _ = reference
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
     blocks = [(c, min(c + CHANNEL_BLOCK, n_det)) for c in range(0, n_det, CHANNEL_BLOCK)]
     dkeys = d.__dask_keys__()
@@ -483,7 +484,13 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
         )
         parts.append(part)
     corrected = da.concatenate(parts, axis=1)
-    amp = da.from_delayed(amp33, (nres, ny, CHANNEL_WIDTH), dtype=np.float32)
+    # not da.from_delayed: that copies the delayed's task into the array's fused task, so the
+    # reference stage ran twice (once for the spectra, once for amp33)
+    amp_name = f"refpix-amp33-{token}"
+    amp_graph = HighLevelGraph.from_collections(
+        amp_name, {(amp_name, 0, 0, 0): (operator.getitem, reference.key, 2)}, [reference]
+    )
+    amp = da.Array(amp_graph, amp_name, chunks=((nres,), (ny,), (CHANNEL_WIDTH,)), dtype=np.float32)
     return corrected, amp
 
 

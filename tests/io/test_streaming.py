@@ -167,3 +167,52 @@ def test_groups_do_not_hold_results_for_each_other():
     np.testing.assert_array_equal(t2, 3)
     # kept between the regions of a group, made again for the next group (not held across)
     assert len(calls) == 2
+
+
+def test_outputs_sharing_a_chain_compute_it_once():
+    # Several outputs of one step (a ramp fit's slope, err, variances) share its tasks. Each
+    # collection optimized on its own fuses the shared task into its own chunk, and the work
+    # ran once per output (the ramp fit four times in the full pipeline).
+    calls = []
+
+    def fit(block):
+        calls.append(1)
+        return block * 2.0
+
+    x = da.from_array(np.arange(64.0).reshape(16, 4), chunks=(4, 4))
+    shared = x.map_blocks(fit, dtype=float, meta=np.array((), dtype=float))
+    outputs = [shared + 1, shared * 3, -shared]
+    targets = [np.zeros((16, 4)) for _ in outputs]
+    store_by_region(outputs, targets, [0, 0, 0], region_rows=8)
+    base = np.arange(64.0).reshape(16, 4) * 2
+    for got, want in zip(targets, [base + 1, base * 3, -base], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert len(calls) == x.numblocks[0]
+
+
+@pytest.mark.enable_socket
+def test_cluster_gather_computes_a_shared_chain_once(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from romanxr.io.asdf_writer import _gather_into
+
+    log = tmp_path / "calls"  # the task is pickled even in-process: count in a file
+    log.touch()
+
+    def fit(block):
+        with open(log, "a") as fh:
+            fh.write("x")
+        return block * 2.0
+
+    x = da.from_array(np.arange(64.0).reshape(16, 4), chunks=(4, 4))
+    shared = x.map_blocks(fit, dtype=float, meta=np.array((), dtype=float))
+    outputs = [shared + 1, -shared]
+    targets = [np.zeros((16, 4)) for _ in outputs]
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        _gather_into(client, outputs, targets)
+    base = np.arange(64.0).reshape(16, 4) * 2
+    np.testing.assert_array_equal(targets[0], base + 1)
+    np.testing.assert_array_equal(targets[1], -base)
+    assert len(log.read_text()) == x.numblocks[0]
