@@ -10,6 +10,12 @@ same (it is the high-water mark either way); wall time drops by about a sixth (m
 
 It changes the allocator of the whole process, so romanxr never calls it on import: the
 ``romanxr`` command line does, and scripts and notebooks may.
+
+A heap that is never trimmed fragments: after each file of a many-file write the arrays in
+use are back to ~0.2 GB, but the free holes between them grow (measured: heap 466 -> 670 MiB
+over 6 full-frame files) and the peak resident memory grows with the number of files.
+:func:`release_free_memory` hands the free pages back to the system; the writers call it
+between files.
 """
 
 from __future__ import annotations
@@ -18,12 +24,21 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["tune_allocator"]
+__all__ = ["release_free_memory", "tune_allocator"]
 
 # glibc <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def tune_allocator(
@@ -47,12 +62,9 @@ def tune_allocator(
         True when the settings were applied (Linux with glibc); False elsewhere, where this
         does nothing.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -64,3 +76,24 @@ def tune_allocator(
     ):
         ok = bool(mallopt(option, value)) and ok
     return ok
+
+
+def release_free_memory() -> bool:
+    """Return the free pages of the malloc heap to the system (glibc's ``malloc_trim(0)``).
+
+    Cheap (a few ms) and safe at any time; the writers call it between files, so that the
+    holes a file's chunks leave in the heap do not add up over many files.
+
+    Returns
+    -------
+    bool
+        True when memory was returned; False when there was none to return or this is not
+        glibc.
+    """
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

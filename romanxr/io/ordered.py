@@ -24,6 +24,8 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
+from romanxr.memory import release_free_memory
+
 __all__ = ["REGION_ROWS", "local_scheduler", "optimized_graph", "row_axis", "store_by_region"]
 
 #: Rows of the output computed per region (a multiple of the usual 128-row chunks).
@@ -157,6 +159,10 @@ def store_by_region(
     kept: dict = {}
     until: dict = {}
     for n, r in enumerate(regions):
+        if n and r[0] != regions[n - 1][0]:
+            # the previous group's chunks are all freed: hand their pages back, or the holes
+            # they leave in the heap add up over the groups (memory.release_free_memory)
+            release_free_memory()
         todo = plan[n]
         sub = {k: graph[k] for k in todo}
         # results kept from earlier regions enter as data (dask's ``cache=`` argument tests
