@@ -131,53 +131,80 @@ def _prepare(block: np.ndarray, bad: np.ndarray | None, n_res: int, remove_offse
     return frame, off
 
 
-def _reference_stage(
-    left: np.ndarray,
-    right: np.ndarray,
+def _reference_inputs(
+    edges: np.ndarray,
     ref_rows: np.ndarray,
     amp33: np.ndarray,
-    bad_left: np.ndarray,
-    bad_right: np.ndarray,
+    bad_edges: np.ndarray,
+    bad_rows: np.ndarray,
+    flags: dict[str, bool],
+) -> tuple[np.ndarray, ...]:
+    """The reference pixels with bad ones zeroed and the offset removed (all resultants).
+
+    Inputs are the raw detector columns 0-3 and the last 4 side by side (``edges``, see
+    :func:`_edge_columns`), the trend rows (:func:`~romanxr.kernels.refpix.trend_rows`) of
+    every column, and amp33. Returns ``(left, right, ref_rows, amp33, amp33_offset)``.
+    """
+    nres = amp33.shape[0]
+    offset = flags["remove_offset"]
+    left, _ = _prepare(edges[..., :REF_COLUMNS], bad_edges[..., :REF_COLUMNS], nres, offset)
+    right, _ = _prepare(edges[..., REF_COLUMNS:], bad_edges[..., REF_COLUMNS:], nres, offset)
+    ref_rows, _ = _prepare(ref_rows, bad_rows, nres, offset)
+    amp33, amp_off = _prepare(amp33, None, nres, offset)
+    return left, right, ref_rows, amp33, amp_off
+
+
+def _reference_resultant(
+    inputs: tuple[np.ndarray, ...], r: int, flags: dict[str, bool], workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resultant ``r``'s three spectra ``(3, M)`` complex64, trend fits of every detector
+    channel ``(n, 2)`` and corrected amp33 (offset restored, before ``abs``)."""
+    left, right, ref_rows, amp33, amp_off = inputs
+    ny = amp33.shape[1]
+    n_det = ref_rows.shape[-1] // CHANNEL_WIDTH
+    fit = channel_fits(
+        np.concatenate([ref_rows[r], amp33[r][trend_rows(ny)]], axis=1),
+        ny,
+        flags["remove_trends"],
+    )
+    spec, amp = reference_spectra(
+        left[r],
+        right[r][:, ::-1],
+        amp33[r],
+        (fit[0], fit[n_det - 1], fit[n_det]),
+        cosine_interpolate_=flags["cosine_interpolate"],
+        fft_interpolate_=flags["fft_interpolate"],
+        workers=workers,
+    )
+    spectra = np.empty((3, spectrum_length(ny)), dtype=np.complex64)
+    for i, f in enumerate(spec):
+        spectra[i] = f
+    return spectra, np.asarray(fit[:n_det], dtype=np.float64), amp + amp_off
+
+
+def _stack_references(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spectra ``(nres, 3, M)``, fits ``(nres, n, 2)`` and amp33 ``(nres, ny, 128)``."""
+    return tuple(np.stack([part[i] for part in parts]) for i in range(3))  # type: ignore[return-value]
+
+
+def _reference_stage(
+    edges: np.ndarray,
+    ref_rows: np.ndarray,
+    amp33: np.ndarray,
+    bad_edges: np.ndarray,
     bad_rows: np.ndarray,
     flags: dict[str, bool],
     workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Everything the correction needs from the reference pixels, for all resultants.
-
-    Inputs are the raw detector columns 0-3 (``left``) and last 4 (``right``), the trend rows
-    (:func:`~romanxr.kernels.refpix.trend_rows`) of every column, and amp33. Returns the three
-    spectra per resultant ``(nres, 3, M)`` complex64, the trend fits of every detector channel
-    ``(nres, n, 2)`` and the corrected amp33 (offset restored, before ``abs``).
-    """
-    nres, ny, _ = amp33.shape
-    offset = flags["remove_offset"]
-    left, _ = _prepare(left, bad_left, nres, offset)
-    right, _ = _prepare(right, bad_right, nres, offset)
-    ref_rows, _ = _prepare(ref_rows, bad_rows, nres, offset)
-    amp33, amp_off = _prepare(amp33, None, nres, offset)
-    n_det = ref_rows.shape[-1] // CHANNEL_WIDTH
-    rows = trend_rows(ny)
-    spectra = np.empty((nres, 3, spectrum_length(ny)), dtype=np.complex64)
-    fits = np.empty((nres, n_det, 2), dtype=np.float64)
-    amp_out = np.empty_like(amp33)
-    for r in range(nres):
-        fit = channel_fits(
-            np.concatenate([ref_rows[r], amp33[r][rows]], axis=1), ny, flags["remove_trends"]
-        )
-        fits[r] = fit[:n_det]
-        spec, amp = reference_spectra(
-            left[r],
-            right[r][:, ::-1],
-            amp33[r],
-            (fit[0], fit[n_det - 1], fit[n_det]),
-            cosine_interpolate_=flags["cosine_interpolate"],
-            fft_interpolate_=flags["fft_interpolate"],
-            workers=workers,
-        )
-        for i, f in enumerate(spec):
-            spectra[r, i] = f
-        amp_out[r] = amp + amp_off
-    return spectra, fits, amp_out
+    """Everything the correction needs from the reference pixels, for all resultants: see
+    :func:`_reference_inputs`, :func:`_reference_resultant` and :func:`_stack_references`
+    (the dask path runs the resultants as tasks of their own)."""
+    inputs = _reference_inputs(edges, ref_rows, amp33, bad_edges, bad_rows, flags)
+    return _stack_references(
+        [_reference_resultant(inputs, r, flags, workers) for r in range(amp33.shape[0])]
+    )
 
 
 def _group_corrections(
@@ -344,37 +371,53 @@ def _correct_band(
     return frame
 
 
-def _columns(x: Any, lo: int, hi: int) -> Any:
-    """Columns ``lo:hi`` of a dask array whose last axis is one chunk, as one small chunk.
+def _edge_columns(block: np.ndarray) -> np.ndarray:
+    """The first and the last :data:`REF_COLUMNS` columns of ``block``, side by side."""
+    return np.concatenate([block[..., :REF_COLUMNS], block[..., -REF_COLUMNS:]], axis=-1)
 
-    Each chunk is cut by its own task (copying out the few columns), so the merge that follows
-    holds only the cut pieces: a plain slice is fused into the merge by dask's optimizer, which
-    then holds every whole chunk until the last one is read.
+
+def _cut_reference(block: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge columns (:func:`_edge_columns`) and rows ``inside`` (axis -2) of one chunk."""
+    return _edge_columns(block), np.array(block[..., inside, :], copy=True)
+
+
+def _reference_cuts(x: Any, rows: np.ndarray) -> tuple[Any, Any]:
+    """Edge columns and rows ``rows`` (axis -2) of a dask array, each as one small chunk.
+
+    ``x`` has one chunk along every axis but -2. One task per chunk cuts both (the trend rows
+    lie in the first and the last band), so each chunk of ``x`` is made once: with a cut of
+    its own per piece, dask's optimizer fused the chunk's whole input chain (file reads,
+    pixel-DQ steps) into every cut. The merges that follow hold only the cut pieces.
     """
-    chunks = (*x.chunks[:-1], (hi - lo,))
-    cut = x.map_blocks(_take_columns, lo, hi, chunks=chunks, dtype=x.dtype)
-    return cut.rechunk(-1)
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
-
-def _take_columns(block: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return np.array(block[..., lo:hi], copy=True)
-
-
-def _rows(x: Any, rows: np.ndarray) -> Any:
-    """Rows ``rows`` (axis -2) of a dask array as one small chunk; see :func:`_columns`."""
     if np.any(np.diff(rows) <= 0):  # fewer than 8 rows: trend rows repeat (tiny frames)
-        return x[..., rows, :].rechunk(-1)
-    edges = np.concatenate([[0], np.cumsum(x.chunks[-2])])
-    counts = tuple(int(np.sum((rows >= lo) & (rows < hi))) for lo, hi in itertools.pairwise(edges))
-    chunks = (*x.chunks[:-2], counts, x.chunks[-1])
-    cut = x.map_blocks(_take_rows, rows, chunks=chunks, dtype=x.dtype)
-    return cut.rechunk(-1)
-
-
-def _take_rows(block: np.ndarray, rows: np.ndarray, block_info=None) -> np.ndarray:
-    lo, hi = block_info[0]["array-location"][-2]
-    inside = rows[(rows >= lo) & (rows < hi)] - lo
-    return np.array(block[..., inside, :], copy=True)
+        return _reference_cuts(x, np.unique(rows))[0], x[..., rows, :].rechunk(-1)
+    token = tokenize(x.name, rows)
+    cut, e_name, r_name = (f"refpix-{k}-{token}" for k in ("cut", "edges", "rows"))
+    lead = (0,) * (x.ndim - 2)
+    bounds = np.concatenate([[0], np.cumsum(x.chunks[-2])])
+    cuts: dict = {}
+    pick_edges: dict = {}
+    pick_rows: dict = {}
+    counts = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        inside = rows[(rows >= lo) & (rows < hi)] - lo
+        cuts[(cut, i)] = (_cut_reference, (x.name, *lead, i, 0), inside)
+        pick_edges[(e_name, *lead, i, 0)] = (operator.getitem, (cut, i), 0)
+        if inside.size:
+            pick_rows[(r_name, *lead, len(counts), 0)] = (operator.getitem, (cut, i), 1)
+            counts.append(int(inside.size))
+    base = x.__dask_graph__()
+    graph = HighLevelGraph(
+        {**base.layers, cut: cuts, e_name: pick_edges, r_name: pick_rows},
+        {**base.dependencies, cut: {x.name}, e_name: {cut}, r_name: {cut}},
+    )
+    edges = da.Array(graph, e_name, (*x.chunks[:-1], (2 * REF_COLUMNS,)), dtype=x.dtype)
+    cut_rows = da.Array(graph, r_name, (*x.chunks[:-2], tuple(counts), x.chunks[-1]), dtype=x.dtype)
+    return edges.rechunk(-1), cut_rows.rechunk(-1)
 
 
 def _row_groups(edges: np.ndarray, nres: int, nx: int) -> list[list[int]]:
@@ -384,6 +427,24 @@ def _row_groups(edges: np.ndarray, nres: int, nx: int) -> list[list[int]]:
     total = nres * ny * nx * 4
     n_groups = max(1, min(n_bands, -(-total // CORRECTION_BYTES)))
     return [list(map(int, g)) for g in np.array_split(np.arange(n_bands), n_groups)]
+
+
+def _single_chunk_task(key: str, func: Any, arrays: list, *extra: Any) -> Any:
+    """A Delayed of ``func(*arrays, *extra)`` on arrays of one chunk each.
+
+    Not ``dask.delayed(func)(*arrays)``: that optimizes each array's graph on its own, so the
+    tasks it fuses (here: the pixel-DQ steps and file reads of every band) are computed again
+    under new names next to the same tasks of the main graph. The task refers to the
+    arrays' own chunk keys instead.
+    """
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    for x in arrays:
+        if x.npartitions != 1:
+            raise ValueError(f"{key}: expected single-chunk arrays, got chunks {x.chunks}")
+    task = (func, *[(x.name, *(0,) * x.ndim) for x in arrays], *extra)
+    return Delayed(key, HighLevelGraph.from_collections(key, {key: task}, dependencies=arrays))
 
 
 def _lazy_corrected(d, a, b, coeffs, flags, token):
@@ -410,23 +471,27 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
     ychunks = d.chunks[1]
     b = b.rechunk((ychunks, -1))
     rows = trend_rows(ny)
-    reference = dask.delayed(_reference_stage, pure=True, nout=3)(
-        _columns(twin, 0, REF_COLUMNS),
-        _columns(twin, nx - REF_COLUMNS, nx),
-        _rows(twin, rows),
-        a.rechunk(-1),
-        _columns(b, 0, REF_COLUMNS),
-        _columns(b, nx - REF_COLUMNS, nx),
-        _rows(b, rows),
+    inputs = _single_chunk_task(
+        f"refpix-inputs-{token}",
+        _reference_inputs,
+        [*_reference_cuts(twin, rows), a.rechunk(-1), *_reference_cuts(b, rows)],
         flags,
-        dask_key_name=f"refpix-reference-{token}",
+    )
+    per_resultant = [
+        dask.delayed(_reference_resultant, pure=True)(
+            inputs, r, flags, dask_key_name=f"refpix-resultant-{token}-{r}"
+        )
+        for r in range(nres)
+    ]
+    reference = dask.delayed(_stack_references, pure=True, nout=3)(
+        per_resultant, dask_key_name=f"refpix-reference-{token}"
     )
     spectra, fits, _ = reference
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
     blocks = [(c, min(c + CHANNEL_BLOCK, n_det)) for c in range(0, n_det, CHANNEL_BLOCK)]
     dkeys = d.__dask_keys__()
     bkeys = b.__dask_keys__()
-    first_band = d.to_delayed()[0, :, 0]
+    first_band = d.to_delayed(optimize_graph=False)[0, :, 0]  # see _single_chunk_task
     parts = []
     groups = _row_groups(edges, nres, nx)
     spills = [
@@ -499,12 +564,10 @@ def _eager_corrected(d, a, bad, coeffs, flags, workers):
     _, ny, nx = d.shape
     rows = trend_rows(ny)
     spectra, fits, amp33 = _reference_stage(
-        d[:, :, :REF_COLUMNS],
-        d[:, :, nx - REF_COLUMNS :],
+        _edge_columns(d),
         d[:, rows, :],
         a,
-        bad[:, :REF_COLUMNS],
-        bad[:, nx - REF_COLUMNS :],
+        _edge_columns(bad),
         bad[rows, :],
         flags,
         workers,

@@ -149,10 +149,12 @@ def saturation(
         "backup": n_backup,
     }
     data, gdq = ds["data"], ds["groupdq"]
-    # cast in the kernel, not as separate passes over the reference (a no-op for float32 and
-    # uint32 files, the usual case)
-    thresh = chunk_like(ref["data"], data)
-    tdq = chunk_like(ref["dq"], data)
+    # The reference is read once per chunk, next to the pixel DQ chunk (the pixel DQ below
+    # does not depend on the data, so later steps that need only it, such as refpix's
+    # reference-pixel mask of every row, do not pull in the ramp). Cast in the kernel, not as
+    # separate passes over the reference (a no-op for float32 and uint32 files, the usual case)
+    thresh = chunk_like(ref["data"], ds["pixeldq"])
+    tdq = chunk_like(ref["dq"], ds["pixeldq"])
     if n_grow > 0:
         thresh, tdq = thresh.astype(np.float32), tdq.astype(PIXEL_DTYPE)
 
@@ -166,13 +168,8 @@ def saturation(
         )
     else:
         groupdq = _grow_blocks(data, gdq, thresh, tdq, kwargs, halo(n_grow))
-    # The pixel DQ does not depend on the data: computed on its own (references read next to
-    # the pixel DQ chunks), later steps that need only the pixel DQ (refpix's reference-pixel
-    # mask of every row) do not pull in the ramp.
-    p_thresh = chunk_like(ref["data"], ds["pixeldq"])
-    p_tdq = chunk_like(ref["dq"], ds["pixeldq"]).astype(PIXEL_DTYPE)
-    nan_flag = xr.where(p_thresh.isnull(), np.uint32(PixelFlag.NO_SAT_CHECK), np.uint32(0))
-    pixeldq = (ds["pixeldq"] | p_tdq | nan_flag).astype(PIXEL_DTYPE)
+    nan_flag = xr.where(thresh.isnull(), np.uint32(PixelFlag.NO_SAT_CHECK), np.uint32(0))
+    pixeldq = (ds["pixeldq"] | tdq.astype(PIXEL_DTYPE) | nan_flag).astype(PIXEL_DTYPE)
     groupdq = groupdq.transpose(*gdq.dims)
     pixeldq = pixeldq.transpose(*ds["pixeldq"].dims)
 

@@ -216,3 +216,34 @@ def test_cluster_gather_computes_a_shared_chain_once(tmp_path):
     np.testing.assert_array_equal(targets[0], base + 1)
     np.testing.assert_array_equal(targets[1], -base)
     assert len(log.read_text()) == x.numblocks[0]
+
+
+def test_calibration_reads_each_chunk_once(tmp_path, monkeypatch):
+    # Every reference chunk is read once and every ramp chunk twice (refpix's reference-pixel
+    # pass reads a clone of the ramp, so that the bands are not held until it is done). Graphs
+    # optimized piece by piece (dask.delayed on arrays, to_delayed, from_delayed) made copies
+    # of fused read chains that ran again next to the originals.
+    from collections import Counter
+
+    import romanxr
+    from romanxr.pipeline import calibrate
+    from romanxr.testing import make_detector, make_reference_set, simulate_exposure
+
+    det = make_detector((256, 256), seed=3)
+    refs = make_reference_set(tmp_path / "refs", det)
+    sim = simulate_exposure(det, seed=3, path=tmp_path)
+    cal = calibrate(sim.path, overrides=refs.overrides(), chunks={"y": 64})
+    reads: Counter = Counter()
+    real = asdf_reader._BlockLayout.read
+
+    def counted(self, key):
+        reads[(self.path, self.data_offset, str(key))] += 1
+        return real(self, key)
+
+    monkeypatch.setattr(asdf_reader._BlockLayout, "read", counted)
+    romanxr.to_asdf(cal, tmp_path / "out_cal.asdf")
+    ramp = {k: n for k, n in reads.items() if k[0] == str(sim.path)}
+    other = {k: n for k, n in reads.items() if k[0] != str(sim.path)}
+    assert ramp and other
+    assert max(ramp.values()) == 2, ramp
+    assert max(other.values()) == 1, {k: n for k, n in other.items() if n > 1}
