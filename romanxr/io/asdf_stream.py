@@ -456,22 +456,8 @@ class _Compressor:
         return []
 
 
-def _write_block(fh: Any, source: ArraySource, compression: str | None) -> int:
-    """Append one block (header, data) at the file position; return where it starts."""
-    start = fh.tell()
-    fh.write(BLOCK_MAGIC + struct.pack(">H", _HEADER.size) + b"\0" * _HEADER.size)
-    comp = _Compressor(compression)
-    md5 = hashlib.md5(usedforsecurity=False)
-    used = 0
-
-    def emit(parts: list) -> None:
-        nonlocal used
-        for part in parts:
-            if len(part):
-                md5.update(part)
-                fh.write(part)
-                used += len(part)
-
+def _pieces(source: ArraySource) -> Iterator[bytes]:
+    """The array's bytes in C order, cut into pieces of :data:`PIECE` bytes (the last shorter)."""
     buffer = bytearray(PIECE)
     view = memoryview(buffer)
     fill = 0
@@ -485,13 +471,69 @@ def _write_block(fh: Any, source: ArraySource, compression: str | None) -> int:
             fill += n
             data = data[n:]
             if fill == PIECE:
-                emit(comp.piece(view))
+                yield bytes(view)
                 fill = 0
     if fill:
-        emit(comp.piece(view[:fill]))
-    emit(comp.finish())
+        yield bytes(view[:fill])
     if total != source.nbytes:
         raise RuntimeError(f"streamed {total} bytes of an array of {source.nbytes}")
+
+
+#: Pieces compressed ahead of the one being written (each :data:`PIECE` bytes).
+AHEAD = 4
+
+
+def _in_order(func: Callable[[bytes], list], items: Iterator[bytes]) -> Iterator[list]:
+    """``map(func, items)``, run by a few threads (lz4 releases the GIL), in order, with at
+    most :data:`AHEAD` results pending."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(os.cpu_count() or 1, AHEAD))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="romanxr-lz4") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) > AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _write_block(fh: Any, source: ArraySource, compression: str | None) -> int:
+    """Append one block (header, data) at the file position; return where it starts.
+
+    lz4 pieces are independent, so they are compressed by a few threads while this one
+    hashes and writes them in order; zlib and bzp2 are one stream (compressed here).
+    """
+    start = fh.tell()
+    fh.write(BLOCK_MAGIC + struct.pack(">H", _HEADER.size) + b"\0" * _HEADER.size)
+    comp = _Compressor(compression)
+    md5 = hashlib.md5(usedforsecurity=False)
+    used = 0
+    total = 0
+
+    def emit(parts: list) -> None:
+        nonlocal used
+        for part in parts:
+            if len(part):
+                md5.update(part)
+                fh.write(part)
+                used += len(part)
+
+    def counted() -> Iterator[bytes]:
+        nonlocal total
+        for piece in _pieces(source):
+            total += len(piece)
+            yield piece
+
+    if compression == "lz4":
+        for parts in _in_order(comp.piece, counted()):
+            emit(parts)
+    else:
+        for piece in counted():
+            emit(comp.piece(memoryview(piece)))
+    emit(comp.finish())
     header = _HEADER.pack(0, comp.label, used, used, total, md5.digest())
     end = fh.tell()
     fh.seek(start + len(BLOCK_MAGIC) + 2)
