@@ -39,7 +39,13 @@ from romanxr.io.asdf_stream import (
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
-from romanxr.io.ordered import local_scheduler, optimized_graph, row_axis, store_by_region
+from romanxr.io.ordered import (
+    AT_END,
+    local_scheduler,
+    optimized_graph,
+    row_axis,
+    store_by_region,
+)
 from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 __all__ = ["input_files", "prepare_meta", "to_asdf"]
@@ -427,14 +433,17 @@ class _StreamPlan:
                 )
                 offset += target.region
                 self.sources[name] = target
-                self._store(data, target, dtype, array.dims)
+                self._store(data, target, dtype, array.dims, name.endswith("_bottom"))
             else:
                 self.sources[name] = MemorySource(data, dtype)
 
-    def _store(self, data: Any, target: Any, dtype: Any, dims: tuple) -> None:
+    def _store(self, data: Any, target: Any, dtype: Any, dims: tuple, bottom: bool = False) -> None:
+        """Fill ``target`` from ``data`` in the one compute. ``bottom``: the array holds the
+        last rows of the frame (``*_bottom``), computed with the last region of rows."""
         self.store_sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
         self.store_targets.append(target)
-        self.row_axes.append(row_axis(dims))
+        axis = row_axis(dims)
+        self.row_axes.append(AT_END if axis is None and bottom else axis)
 
     def compute(self) -> None:
         """Evaluate every dask-backed array once (one graph), writing chunks as they come."""

@@ -26,10 +26,21 @@ from typing import Any
 
 from romanxr.memory import release_free_memory
 
-__all__ = ["REGION_ROWS", "local_scheduler", "optimized_graph", "row_axis", "store_by_region"]
+__all__ = [
+    "AT_END",
+    "REGION_ROWS",
+    "local_scheduler",
+    "optimized_graph",
+    "row_axis",
+    "store_by_region",
+]
 
 #: Rows of the output computed per region (a multiple of the usual 128-row chunks).
 REGION_ROWS = 512
+
+#: ``row_axes`` entry of a source without a row axis that belongs to the last region of its
+#: group (e.g. the bottom reference rows of a frame), not the first.
+AT_END = "end"
 
 
 def local_scheduler() -> bool:
@@ -82,7 +93,7 @@ def optimized_graph(sources: Sequence[Any]) -> dict:
 def store_by_region(
     sources: Sequence[Any],
     targets: Sequence[Any],
-    row_axes: Sequence[int | None],
+    row_axes: Sequence[int | str | None],
     groups: Sequence[int] | None = None,
     region_rows: int = REGION_ROWS,
 ) -> None:
@@ -92,9 +103,11 @@ def store_by_region(
     ----------
     sources : sequence of dask arrays
     targets : sequence of objects supporting ``target[slices] = block``
-    row_axes : sequence of int or None
+    row_axes : sequence of int, None or :data:`AT_END`
         For each source, the axis that runs along detector rows (None: the whole source
-        belongs to the first region of its group).
+        belongs to the first region of its group; :data:`AT_END`: to the last). Placing a
+        source where its rows lie keeps the first region from computing, and holding for
+        the later ones, the work that those rows share with them.
     groups : sequence of int, optional
         For each source, the group it belongs to (e.g. the detector); groups are computed
         one after the other. Default: all in one group.
@@ -117,8 +130,18 @@ def store_by_region(
             where = _slices(source.chunks, index)
             store_key = ("romanxr-store", i, *index)
             graph[store_key] = (_put, target, where, key)
-            row = where[axis].start if axis is not None else 0
-            region_of[store_key] = (groups[i], row // max(1, region_rows))
+            if axis is None or axis == AT_END:
+                row = 0 if axis is None else None
+            else:
+                row = where[axis].start
+            region_of[store_key] = (groups[i], row if row is None else row // max(1, region_rows))
+    last_region: dict = {}
+    for group, region in region_of.values():
+        if region is not None:
+            last_region[group] = max(region, last_region.get(group, 0))
+    for key, (group, region) in region_of.items():
+        if region is None:
+            region_of[key] = (group, last_region.get(group, 0))
     regions = sorted(set(region_of.values()))
     deps = {k: get_dependencies(graph, k) for k in graph}
 

@@ -305,7 +305,8 @@ def _spill_corrections(
 
 def _spilled_corrections(
     spilled: str | None,
-    spectra: np.ndarray,
+    inputs: tuple[np.ndarray, ...],
+    flags: dict[str, bool],
     coeffs: tuple[Any, ...],
     c0: int,
     c1: int,
@@ -314,9 +315,13 @@ def _spilled_corrections(
     *after: Any,
 ) -> np.ndarray:
     """Rows ``rows`` of :func:`_spill_corrections`' file, or computed here if it is not there
-    (e.g. a worker on another machine). The last group deletes the file."""
-    nres, _, m = spectra.shape
-    ny = (m - 1) * 2 // ROW_LENGTH
+    (e.g. a worker on another machine). The last group deletes the file.
+
+    The fallback starts again from the reference inputs (:func:`_reference_inputs`), not the
+    spectra: those are three times larger and would be held until the last group.
+    """
+    amp33 = inputs[3]
+    nres, ny = amp33.shape[:2]
     width = (c1 - c0) * CHANNEL_WIDTH
     lo, hi, _ = rows.indices(ny)
     if spilled is not None:
@@ -334,6 +339,7 @@ def _spilled_corrections(
             return out
         except OSError:
             pass
+    spectra = np.stack([_reference_resultant(inputs, r, flags)[0] for r in range(nres)])
     return _group_corrections(spectra, coeffs, c0, c1, rows)
 
 
@@ -466,15 +472,20 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
     n_det = nx // CHANNEL_WIDTH
     whole = {0: -1, 2: -1}
     # clone before rechunking: cloned rechunk layers keep their names in this dask version
+    # The bad-pixel mask too: made from the pixel DQ steps' own reads of the mask and
+    # saturation references, it would otherwise be computed for every band at once and held
+    # (~0.3 GB for a full frame) until each band's correction comes up. Its clone re-reads
+    # those references instead (it does not depend on the ramp).
     twin = clone(d).rechunk(whole)
     d = d.rechunk(whole)
     ychunks = d.chunks[1]
+    b_twin = clone(b).rechunk((ychunks, -1))
     b = b.rechunk((ychunks, -1))
     rows = trend_rows(ny)
     inputs = _single_chunk_task(
         f"refpix-inputs-{token}",
         _reference_inputs,
-        [*_reference_cuts(twin, rows), a.rechunk(-1), *_reference_cuts(b, rows)],
+        [*_reference_cuts(twin, rows), a.rechunk(-1), *_reference_cuts(b_twin, rows)],
         flags,
     )
     per_resultant = [
@@ -514,7 +525,8 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
         corr = [
             dask.delayed(_spilled_corrections, pure=True)(
                 spills[j],
-                spectra,
+                inputs,
+                flags,
                 coeffs,
                 c0,
                 c1,
