@@ -293,6 +293,8 @@ def _spill_corrections(
                 view, offset = view[done:], offset + done
         os.close(fd)
         fd = -1
+        with contextlib.suppress(OSError):  # a new file: no group has read it yet
+            os.unlink(path + READS_SUFFIX)
         os.replace(part, path)
     except OSError:
         if fd >= 0:
@@ -303,6 +305,24 @@ def _spill_corrections(
     return path
 
 
+#: Next to a scratch file, one byte per group that has read it.
+READS_SUFFIX = ".reads"
+
+
+def _count_read(spilled: str) -> int:
+    """Record one more read of ``spilled``; the number of reads so far.
+
+    An ``O_APPEND`` write of one byte is atomic, so groups that run at the same time, in
+    threads or in worker processes on this machine, each count once.
+    """
+    fd = os.open(spilled + READS_SUFFIX, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, b"r")
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
 def _spilled_corrections(
     spilled: str | None,
     inputs: tuple[np.ndarray, ...],
@@ -311,11 +331,12 @@ def _spilled_corrections(
     c0: int,
     c1: int,
     rows: slice,
-    last: bool,
+    n_groups: int,
     *after: Any,
 ) -> np.ndarray:
     """Rows ``rows`` of :func:`_spill_corrections`' file, or computed here if it is not there
-    (e.g. a worker on another machine). The last group deletes the file.
+    (e.g. a worker on another machine). The file is deleted once all ``n_groups`` groups have
+    read it (:func:`_count_read`), in whatever order the scheduler runs them.
 
     The fallback starts again from the reference inputs (:func:`_reference_inputs`), not the
     spectra: those are three times larger and would be held until the last group.
@@ -333,9 +354,10 @@ def _spilled_corrections(
                     got = os.preadv(fh.fileno(), [memoryview(out[r]).cast("B")], start)
                     if got != out[r].nbytes:
                         raise OSError(f"{spilled}: short read")
-            if last:
-                with contextlib.suppress(OSError):
-                    os.unlink(spilled)
+            if _count_read(spilled) >= n_groups:
+                for name in (spilled, spilled + READS_SUFFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(name)
             return out
         except OSError:
             pass
@@ -531,7 +553,7 @@ def _lazy_corrected(d, a, b, coeffs, flags, token):
                 c0,
                 c1,
                 slice(lo, hi),
-                g == len(groups) - 1,
+                len(groups),
                 first_band[bands[0]],
                 dask_key_name=f"refpix-corrections-{token}-{g}-{j}",
             )
@@ -638,8 +660,9 @@ def refpix(
     :data:`CHANNEL_BLOCK` channels inverse-transforms the corrections of every row once and
     keeps them in a scratch file in the temp directory; each group of rows (at most
     :data:`CORRECTION_BYTES`) reads its part back (or, where the file cannot be seen, computes
-    it); each band is corrected on its own. Results equal the whole-frame computation bit for
-    bit. With numpy the same stages run on the whole frame.
+    it); once every group has read the file it is deleted, in whatever order the scheduler
+    ran them. Each band is corrected on its own. Results equal the whole-frame computation
+    bit for bit. With numpy the same stages run on the whole frame.
 
     Parameters
     ----------

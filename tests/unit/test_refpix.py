@@ -247,5 +247,40 @@ def test_streamed_groups_equal_whole_frame(tmp_path, monkeypatch, spill):
     np.testing.assert_array_equal(lazy.data.values, eager.data.values)
     np.testing.assert_array_equal(lazy.amp33.values, eager.amp33.values)
     if spill:
-        # the last group removed the scratch files, the first spill the stale one
+        # the groups removed the scratch files once all had read them, the first spill the
+        # stale one
         assert list(scratch.iterdir()) == []
+
+
+def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path, monkeypatch):
+    """Groups run in any order (a plain ``compute`` need not run the last rows last): each
+    reads its rows from the file, none transforms again, and the file goes after the last read.
+    """
+    import romanxr.steps.refpix as step
+
+    nres, ny, nch = 2, 24, 2
+    m = K.spectrum_length(ny)
+    rng = np.random.default_rng(5)
+    spectra = (rng.normal(size=(nres, 3, m)) + 1j * rng.normal(size=(nres, 3, m))).astype(
+        np.complex64
+    )
+    coeffs = tuple(
+        (rng.normal(size=(nch, m)) + 1j * rng.normal(size=(nch, m))).astype(np.complex64)
+        for _ in range(3)
+    )
+    inputs = (None, None, None, np.zeros((nres, ny, K.CHANNEL_WIDTH), np.float32), None)
+    flags = {"remove_offset": True, "remove_trends": True}
+    path = str(tmp_path / "romanxr-refpix-test-0.f32")
+    assert step._spill_corrections(spectra, coeffs, 0, nch, path) == path
+    whole = step._group_corrections(spectra, coeffs, 0, nch, slice(None))
+
+    def no_transform(*args, **kwargs):
+        raise AssertionError("a group transformed again instead of reading the file")
+
+    monkeypatch.setattr(step, "_group_corrections", no_transform)
+    groups = [slice(16, 24), slice(0, 8), slice(8, 16)]  # the last rows first
+    for i, rows in enumerate(groups):
+        part = step._spilled_corrections(path, inputs, flags, coeffs, 0, nch, rows, len(groups))
+        np.testing.assert_array_equal(part, whole[:, rows])
+        assert os.path.exists(path) == (i < len(groups) - 1)
+    assert list(tmp_path.glob("romanxr-refpix-test-*")) == []
