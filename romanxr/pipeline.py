@@ -404,7 +404,10 @@ def calibrate(
         from romanxr.io.atomic import check_output_path
 
         check_output_path(
-            out_path, overwrite=overwrite, inputs=[str(source_path)] if source_path else []
+            out_path,
+            overwrite=overwrite,
+            inputs=[str(source_path)] if source_path else [],
+            kind="directory" if out_path.suffix == ".zarr" else "file",
         )
     if intermediates and source_path is None and out_path is None:
         raise ConfigError("saving intermediates needs an input path or output=...")

@@ -258,6 +258,10 @@ def test_save_results_as_zarr(uncal, default_cal):
     back = romanxr.open_zarr(uncal.with_name("r0000101001001001001_0001_wfi01_cal.zarr"))
     np.testing.assert_array_equal(back["data"].values, default_cal["data"].values)
     assert back.attrs["step_parameters"]["jump"]["rejection_threshold"] == 4.5
+    # a second run replaces the store (a Zarr store is a directory, not a file in the way)
+    calibrate(uncal, save_results=True, output_format="zarr", overwrite=True)
+    with pytest.raises(OutputError, match="already exists"):
+        calibrate(uncal, save_results=True, output_format="zarr")
 
 
 @pytest.mark.parametrize(
