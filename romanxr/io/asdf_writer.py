@@ -40,10 +40,9 @@ from romanxr.io.asdf_stream import (
 )
 from romanxr.io.atomic import atomic_target, check_output_path
 from romanxr.io.ordered import (
-    AT_END,
     local_scheduler,
     optimized_graph,
-    row_axis,
+    region_axis,
     store_by_region,
 )
 from romanxr.kernels.ramp_common import jump_indices_from_flags
@@ -415,7 +414,7 @@ class _StreamPlan:
                     self.jumps = JumpCollector(
                         array["y"].values, array["x"].values, BORDER, jump_indices_from_flags
                     )
-                    self._store(data, self.jumps, np.bool_, array.dims)
+                    self._store(data, self.jumps, np.bool_, region_axis(name, array.dims))
                 else:
                     rows = jump_indices_from_flags(
                         np.asarray(data), array["y"].values, array["x"].values, BORDER
@@ -424,7 +423,7 @@ class _StreamPlan:
             elif name == JUMP_INDICES:
                 if lazy:  # small: gathered into memory, its dtype follows its values
                     self.small[name] = MemoryTarget(data.shape, array.dtype)
-                    self._store(data, self.small[name], array.dtype, array.dims)
+                    self._store(data, self.small[name], array.dtype, region_axis(name, array.dims))
                 else:
                     self.sources[name] = _indices_source(np.asarray(data))
             elif lazy:
@@ -433,17 +432,16 @@ class _StreamPlan:
                 )
                 offset += target.region
                 self.sources[name] = target
-                self._store(data, target, dtype, array.dims, name.endswith("_bottom"))
+                self._store(data, target, dtype, region_axis(name, array.dims))
             else:
                 self.sources[name] = MemorySource(data, dtype)
 
-    def _store(self, data: Any, target: Any, dtype: Any, dims: tuple, bottom: bool = False) -> None:
-        """Fill ``target`` from ``data`` in the one compute. ``bottom``: the array holds the
-        last rows of the frame (``*_bottom``), computed with the last region of rows."""
+    def _store(self, data: Any, target: Any, dtype: Any, axis: int | str | None) -> None:
+        """Fill ``target`` from ``data`` in the one compute; ``axis`` places it in the region
+        order (:func:`~romanxr.io.ordered.region_axis`)."""
         self.store_sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
         self.store_targets.append(target)
-        axis = row_axis(dims)
-        self.row_axes.append(AT_END if axis is None and bottom else axis)
+        self.row_axes.append(axis)
 
     def compute(self) -> None:
         """Evaluate every dask-backed array once (one graph), writing chunks as they come."""

@@ -31,6 +31,7 @@ __all__ = [
     "REGION_ROWS",
     "local_scheduler",
     "optimized_graph",
+    "region_axis",
     "row_axis",
     "store_by_region",
 ]
@@ -209,3 +210,15 @@ def row_axis(dims: Sequence[str]) -> int | None:
         if name in dims:
             return list(dims).index(name)
     return None
+
+
+def region_axis(name: str, dims: Sequence[str]) -> int | str | None:
+    """:func:`store_by_region`'s ``row_axes`` entry for the variable ``name`` with ``dims``.
+
+    Its row axis; without one, :data:`AT_END` for the frame's last rows (``*_bottom``: the
+    bottom reference rows) and None (the first region) for everything else.
+    """
+    axis = row_axis(dims)
+    if axis is None and name.endswith("_bottom"):
+        return AT_END
+    return axis

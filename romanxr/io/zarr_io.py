@@ -1,9 +1,12 @@
 """Zarr v3 stores of romanxr Datasets, with the Roman metadata kept losslessly.
 
 The arrays go through :meth:`xarray.Dataset.to_zarr` (``zarr_format=3``), compressed and
-chunked. Zarr attributes are JSON, which cannot hold astropy ``Time``, numpy scalars or a gwcs
-object, so the Dataset's attrs and every variable's attrs are serialised through ASDF into one
-YAML text attribute (:data:`ATTRS_KEY`). Reading decodes it, so ``attrs["meta"]`` and
+chunked; on the local threaded scheduler the dask-backed ones are then computed into the
+store a region of rows at a time (:func:`~romanxr.io.ordered.store_by_region`).
+
+Zarr attributes are JSON, which cannot hold astropy ``Time``, numpy scalars or a gwcs object,
+so the Dataset's attrs and every variable's attrs are serialised through ASDF into one YAML
+text attribute (:data:`ATTRS_KEY`). Reading decodes it, so ``attrs["meta"]`` and
 ``attrs["step_parameters"]`` come back equal to what was written (numpy scalars as numpy
 scalars, tuples as tuples).
 """
@@ -195,13 +198,45 @@ def to_zarr(
         encoding[name] = enc
     out.attrs = {ATTRS_KEY: blob, "romanxr_format": FORMAT_VERSION}
     out.encoding = {}
-    kwargs = {"zarr_format": 3, "consolidated": False, "encoding": encoding, "compute": True}
+    kwargs = {"zarr_format": 3, "consolidated": False, "encoding": encoding}
     if target is None:
-        out.to_zarr(store, mode="w" if overwrite else "w-", **kwargs)
+        _write(out, store, mode="w" if overwrite else "w-", **kwargs)
         return store
     with atomic_target(target) as tmp:
-        out.to_zarr(str(tmp), mode="w-", **kwargs)
+        _write(out, str(tmp), mode="w-", **kwargs)
     return target
+
+
+def _write(out: xr.Dataset, store: Any, **kwargs: Any) -> None:
+    """``out.to_zarr(store, ...)``; on the local threaded scheduler, region by region.
+
+    There xarray writes the group, the arrays' metadata and the in-memory variables, and
+    :func:`~romanxr.io.ordered.store_by_region` computes the dask-backed ones a band of rows
+    at a time into the arrays it made (as the cal.asdf writer does: one ``dask.compute`` of a
+    whole calibration holds far more). Elsewhere (a dask.distributed cluster, whose workers
+    then write their chunks in parallel; other schedulers) xarray computes everything at once.
+    """
+    import zarr
+
+    from romanxr.io.ordered import local_scheduler, region_axis, store_by_region
+
+    lazy = [name for name, var in out.variables.items() if var.chunks is not None]
+    if not lazy or not local_scheduler():
+        out.to_zarr(store, compute=True, **kwargs)
+        return
+    out.to_zarr(store, compute=False, **kwargs)  # nothing computed: the returned task is dropped
+    group = zarr.open_group(store, mode="r+", zarr_format=3)
+    sources, targets, axes = [], [], []
+    for name in lazy:
+        var = out.variables[name]
+        array = group[name]
+        data = var.data
+        if data.dtype != array.dtype:  # xarray's encoding (booleans are stored as int8)
+            data = data.astype(array.dtype)
+        sources.append(data)
+        targets.append(array)
+        axes.append(region_axis(name, var.dims))
+    store_by_region(sources, targets, axes)
 
 
 def _store_has_group(store: Any) -> bool:

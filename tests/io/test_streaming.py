@@ -13,7 +13,7 @@ import xarray as xr
 
 from romanxr.io import asdf_reader
 from romanxr.io.asdf_reader import _ArrayCache
-from romanxr.io.ordered import row_axis, store_by_region
+from romanxr.io.ordered import AT_END, region_axis, row_axis, store_by_region
 
 
 def _write(path, array, compression):
@@ -99,6 +99,9 @@ def test_row_axis():
     assert row_axis(("resultant", "y", "x")) == 1
     assert row_axis(("resultant", "frame_y", "amp33_x")) == 1
     assert row_axis(("x",)) is None
+    assert region_axis("border_ref_pix_left", ("resultant", "frame_y", "ref_col")) == 1
+    assert region_axis("border_ref_pix_bottom", ("resultant", "ref_row", "frame_x")) == AT_END
+    assert region_axis("border_ref_pix_top", ("resultant", "ref_row", "frame_x")) is None
 
 
 def test_chunk_like_does_not_read_the_reference_while_building(tmp_path, monkeypatch):

@@ -299,3 +299,36 @@ def test_memory_store(image):
         to_zarr(backed(image, "dask"), store)
     to_zarr(ds.assign(data=ds["data"] - 1), store, overwrite=True)
     np.testing.assert_array_equal(open_zarr(store)["data"].values, ds["data"].values - 1)
+
+
+def test_threaded_write_goes_region_by_region(tmp_path):
+    """On the local threaded scheduler the dask-backed variables are computed a band of rows
+    at a time across all variables (as the cal.asdf writer does), not variable by variable:
+    a later band of one variable is never made before an earlier band of another."""
+    import threading
+
+    import dask.array as da
+
+    from romanxr.io.ordered import REGION_ROWS
+
+    made = []
+    lock = threading.Lock()
+
+    def kernel(block, block_info=None):
+        with lock:
+            made.append(block_info[0]["array-location"][0][0] // REGION_ROWS)
+        return block + 1
+
+    ny = 3 * REGION_ROWS
+    base = da.zeros((ny, 4), chunks=(REGION_ROWS // 4, 4), dtype=np.float32)
+    ds = xr.Dataset(
+        {
+            name: (("y", "x"), base.map_blocks(kernel, dtype=np.float32, name=name) * k)
+            for k, name in enumerate(("data", "err", "var_poisson"), start=1)
+        },
+        coords={"y": np.arange(ny), "x": np.arange(4)},
+    )
+    back = open_zarr(to_zarr(ds, tmp_path / "r.zarr"))
+    np.testing.assert_array_equal(back["err"].values, np.full((ny, 4), 2, np.float32))
+    assert len(made) == 3 * 12  # every chunk of every variable made once
+    assert made == sorted(made)  # band after band
