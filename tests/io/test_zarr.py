@@ -288,11 +288,12 @@ def test_stray_store_of_killed_run_cleaned(tmp_path, image):
     assert temporaries(tmp_path) == []
 
 
-def test_memory_store(image):
+@pytest.mark.parametrize("backend", ["numpy", "dask"])
+def test_memory_store(image, backend):
     from zarr.storage import MemoryStore
 
     store = MemoryStore()
-    ds = backed(image, "numpy")
+    ds = backed(image, backend)  # dask: filled region by region through the store object
     assert to_zarr(ds, store) is store
     assert_same(ds, open_zarr(store))
     with no_compute(), pytest.raises(OutputError, match="overwrite=True"):
