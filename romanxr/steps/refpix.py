@@ -354,13 +354,16 @@ def _spilled_corrections(
                     got = os.preadv(fh.fileno(), [memoryview(out[r]).cast("B")], start)
                     if got != out[r].nbytes:
                         raise OSError(f"{spilled}: short read")
-            if _count_read(spilled) >= n_groups:
-                for name in (spilled, spilled + READS_SUFFIX):
-                    with contextlib.suppress(OSError):
-                        os.unlink(name)
-            return out
         except OSError:
             pass
+        else:
+            # the rows are read: a failure to count only leaves the file to the stale sweep
+            with contextlib.suppress(OSError):
+                if _count_read(spilled) >= n_groups:
+                    for name in (spilled, spilled + READS_SUFFIX):
+                        with contextlib.suppress(OSError):
+                            os.unlink(name)
+            return out
     spectra = np.stack([_reference_resultant(inputs, r, flags)[0] for r in range(nres)])
     return _group_corrections(spectra, coeffs, c0, c1, rows)
 

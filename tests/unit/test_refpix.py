@@ -284,3 +284,17 @@ def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path, monkeypatch)
         np.testing.assert_array_equal(part, whole[:, rows])
         assert os.path.exists(path) == (i < len(groups) - 1)
     assert list(tmp_path.glob("romanxr-refpix-test-*")) == []
+
+    # rows read but the count cannot be kept (e.g. a full disk): the rows are still used, and
+    # the file is left for the stale-file sweep
+    monkeypatch.undo()
+    assert step._spill_corrections(spectra, coeffs, 0, nch, path) == path
+    monkeypatch.setattr(step, "_group_corrections", no_transform)
+
+    def no_count(spilled):
+        raise OSError("no space left (injected)")
+
+    monkeypatch.setattr(step, "_count_read", no_count)
+    part = step._spilled_corrections(path, inputs, flags, coeffs, 0, nch, slice(0, 8), 1)
+    np.testing.assert_array_equal(part, whole[:, :8])
+    assert os.path.exists(path)
