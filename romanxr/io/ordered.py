@@ -115,14 +115,42 @@ def store_by_region(
     region_rows : int
         Rows per region.
     """
+    if not sources:
+        return
+    groups = list(groups) if groups is not None else [0] * len(sources)
+    for n, group in enumerate(sorted(set(groups))):
+        if n:
+            # the previous group's chunks are all freed: hand their pages back, or the holes
+            # they leave in the heap add up over the groups (memory.release_free_memory)
+            release_free_memory()
+        members = [i for i, g in enumerate(groups) if g == group]
+        _store_group(
+            [sources[i] for i in members],
+            [targets[i] for i in members],
+            [row_axes[i] for i in members],
+            region_rows,
+        )
+
+
+def _store_group(
+    sources: Sequence[Any],
+    targets: Sequence[Any],
+    row_axes: Sequence[int | str | None],
+    region_rows: int,
+) -> None:
+    """:func:`store_by_region` for the sources of one group.
+
+    The graph is optimized and planned per group, so the planning state (task dicts,
+    dependencies, per-region key sets: tens of MB for a full frame) exists for one file at a
+    time. Anything a group shares with others (an all-zero array with the same key, a
+    reference chunk) is made again in each, rather than held through every group, so memory
+    does not grow with the number of groups.
+    """
     import dask
     import dask.threaded
     from dask._task_spec import DataNode
     from dask.core import flatten, get_dependencies
 
-    if not sources:
-        return
-    groups = list(groups) if groups is not None else [0] * len(sources)
     graph = optimized_graph(sources)
     region_of: dict = {}
     for i, (source, target, axis) in enumerate(zip(sources, targets, row_axes, strict=True)):
@@ -131,18 +159,16 @@ def store_by_region(
             where = _slices(source.chunks, index)
             store_key = ("romanxr-store", i, *index)
             graph[store_key] = (_put, target, where, key)
-            if axis is None or axis == AT_END:
-                row = 0 if axis is None else None
+            if axis is None:
+                region_of[store_key] = 0
+            elif axis == AT_END:
+                region_of[store_key] = None
             else:
-                row = where[axis].start
-            region_of[store_key] = (groups[i], row if row is None else row // max(1, region_rows))
-    last_region: dict = {}
-    for group, region in region_of.values():
-        if region is not None:
-            last_region[group] = max(region, last_region.get(group, 0))
-    for key, (group, region) in region_of.items():
+                region_of[store_key] = where[axis].start // max(1, region_rows)
+    last_region = max((r for r in region_of.values() if r is not None), default=0)
+    for key, region in region_of.items():
         if region is None:
-            region_of[key] = (group, last_region.get(group, 0))
+            region_of[key] = last_region
     regions = sorted(set(region_of.values()))
     deps = {k: get_dependencies(graph, k) for k in graph}
 
@@ -166,11 +192,6 @@ def store_by_region(
     made_in: dict = {}  # key -> region that (last) computes it
     last: dict = {}  # (key, region that computes it) -> last region using that result
     for n, r in enumerate(regions):
-        if n and r[0] != regions[n - 1][0]:
-            # a new group (file) starts afresh: anything it shares with earlier groups (an
-            # all-zero array with the same key, a reference chunk) is made again rather than
-            # held through every group, so memory does not grow with the number of groups
-            done = set()
         todo = ancestors(outputs[r], done)
         for key in todo:
             for dep in deps[key]:
@@ -180,13 +201,10 @@ def store_by_region(
             made_in[key] = n
         plan.append(todo)
         done |= todo
+    del done, made_in
     kept: dict = {}
     until: dict = {}
     for n, r in enumerate(regions):
-        if n and r[0] != regions[n - 1][0]:
-            # the previous group's chunks are all freed: hand their pages back, or the holes
-            # they leave in the heap add up over the groups (memory.release_free_memory)
-            release_free_memory()
         todo = plan[n]
         sub = {k: graph[k] for k in todo}
         # results kept from earlier regions enter as data (dask's ``cache=`` argument tests
@@ -201,7 +219,8 @@ def store_by_region(
             until[key] = last[(key, n)]
         for key in [k for k in kept if until[k] <= n]:
             del kept[key], until[key]
-        del values
+        del values, sub
+        plan[n] = set()  # this region's key set is no longer needed
 
 
 def row_axis(dims: Sequence[str]) -> int | None:
