@@ -12,6 +12,7 @@ stores by one ``dask.compute`` (xarray's ``to_zarr``). Each N runs in its own pr
 peak RSS, wall and CPU time are printed against N::
 
     python benchmarks/bench_many_detectors.py                  # N = 1, 4, 8 (threads)
+    python benchmarks/bench_many_detectors.py --repeat 3       # 3 rounds of N = 1, 4, 8; medians
     python benchmarks/bench_many_detectors.py --n 1 2 --size 1024
     python benchmarks/bench_many_detectors.py --scheduler distributed --n 1 4
 
@@ -26,6 +27,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -154,6 +156,7 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--scheduler", choices=["threads", "distributed"], default="threads")
     p.add_argument("--writer", choices=["asdf", "zarr"], default="asdf")
+    p.add_argument("--repeat", type=int, default=1, help="rounds over all N (medians printed)")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     folder = args.cache or DEFAULT_CACHE / f"pipeline_{args.size}"
@@ -167,21 +170,39 @@ def main() -> None:
         f"writer {args.writer}"
     )
     print(f"{'N':>3s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS GiB':>13s} {'vs N=first':>11s}")
-    first = None
-    for n in args.n:
-        cmd = [sys.executable, __file__, "--child", str(n), "--cache", str(folder)]
-        cmd += ["--scheduler", args.scheduler, "--writer", args.writer]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if not lines:
-            raise RuntimeError(f"N={n} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-        r = json.loads(lines[-1][7:])
-        first = first or r["rss"]
-        print(
-            f"{n:3d} {r['wall']:8.1f} {r['cpu']:8.1f} {r['rss']:13.2f} "
-            f"{100 * (r['rss'] / first - 1):+10.0f}%",
-            flush=True,
-        )
+    runs: dict[int, list[dict]] = {n: [] for n in args.n}
+    # rounds of all N, so that the machine's drift between minutes affects every N alike
+    for _ in range(args.repeat):
+        for n in args.n:
+            r = _spawn(n, folder, args)
+            runs[n].append(r)
+            first = runs[args.n[0]][-1]["rss"]
+            _row(n, r, first)
+    if args.repeat > 1:
+        print(f"median of {args.repeat} runs:")
+        medians = {
+            n: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for n, rs in runs.items()
+        }
+        for n in args.n:
+            _row(n, medians[n], medians[args.n[0]]["rss"])
+
+
+def _spawn(n: int, folder: Path, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(n), "--cache", str(folder)]
+    cmd += ["--scheduler", args.scheduler, "--writer", args.writer]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"N={n} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def _row(n: int, r: dict, first: float) -> None:
+    print(
+        f"{n:3d} {r['wall']:8.1f} {r['cpu']:8.1f} {r['rss']:13.2f} "
+        f"{100 * (r['rss'] / first - 1):+10.0f}%",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
