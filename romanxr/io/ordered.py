@@ -141,7 +141,7 @@ def _store_group(
     """:func:`store_by_region` for the sources of one group.
 
     The graph is optimized and planned per group, so the planning state (task dicts,
-    dependencies, per-region key sets: tens of MB for a full frame) exists for one file at a
+    dependencies, per-region key sets: ~5 MB per full-frame file) exists for one file at a
     time. Anything a group shares with others (an all-zero array with the same key, a
     reference chunk) is made again in each, rather than held through every group, so memory
     does not grow with the number of groups.

@@ -231,7 +231,7 @@ def _write(out: xr.Dataset, store: Any, **kwargs: Any) -> None:
         var = out.variables[name]
         array = group[name]
         data = var.data
-        if data.dtype != array.dtype:  # xarray's encoding (booleans are stored as int8)
+        if data.dtype != array.dtype:  # should xarray's encoding change a stored dtype
             data = data.astype(array.dtype)
         sources.append(data)
         targets.append(array)
