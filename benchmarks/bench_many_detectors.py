@@ -28,7 +28,6 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -190,11 +189,9 @@ def main() -> None:
 def _spawn(n: int, folder: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", str(n), "--cache", str(folder)]
     cmd += ["--scheduler", args.scheduler, "--writer", args.writer]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if not lines:
-        raise RuntimeError(f"N={n} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][7:])
+    from bench_pipeline import run_child
+
+    return run_child(cmd, f"N={n}")
 
 
 def _row(n: int, r: dict, first: float) -> None:

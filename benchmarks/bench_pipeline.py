@@ -186,15 +186,20 @@ def child(mode: str, manifest: Path, out: Path, chunks: str | None) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def run_child(cmd: list[str], label: str) -> dict:
+    """Run one measurement in a fresh process; the dict it printed as ``RESULT {json}``."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{label} run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+
+
 def _spawn(mode: str, folder: Path, out: Path, chunks: str | None) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--cache", str(folder), "--out", str(out)]
     if chunks:
         cmd += ["--chunks", chunks]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{mode} run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return run_child(cmd, mode)
 
 
 def _median(runs: list[dict], key: str) -> float:

@@ -229,12 +229,8 @@ def _write(out: xr.Dataset, store: Any, **kwargs: Any) -> None:
     sources, targets, axes = [], [], []
     for name in lazy:
         var = out.variables[name]
-        array = group[name]
-        data = var.data
-        if data.dtype != array.dtype:  # should xarray's encoding change a stored dtype
-            data = data.astype(array.dtype)
-        sources.append(data)
-        targets.append(array)
+        sources.append(var.data)
+        targets.append(group[name])
         axes.append(region_axis(name, var.dims))
     store_by_region(sources, targets, axes)
 
