@@ -32,7 +32,7 @@ from romanxr.refs.crds_client import (
     crds_parameters,
     is_offline_server,
 )
-from romanxr.refs.resolve import ALL_REFTYPES
+from romanxr.registry import ALL_REFTYPES
 from romanxr.testing.crds_cache import build_local_crds_cache, write_fake_reference
 
 DETECTORS = ("WFI01", "WFI02")
