@@ -98,7 +98,15 @@ def public_objects() -> list[tuple[str, str, Any]]:
                     continue
                 seen.add(id(obj))
             found.append((modname, name, obj))
-    for modname, name, obj in deferred:  # re-exports whose home module is not listed
+
+    # re-exports whose home module is not listed: documented under the listed package that
+    # holds the home module (romanxr.pipeline.calibrate, defined in romanxr.pipeline.calibration),
+    # else under the first module that exports them
+    def rank(item: tuple[str, str, Any]) -> int:
+        home = item[2].__module__
+        return -len(item[0]) if home.startswith(item[0] + ".") else 0
+
+    for modname, name, obj in sorted(deferred, key=rank):
         if id(obj) not in seen and obj.__module__ not in PUBLIC_MODULES:
             seen.add(id(obj))
             found.append((modname, name, obj))
