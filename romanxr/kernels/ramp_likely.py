@@ -7,9 +7,10 @@ pixels inside, so the compiler vectorises it, and the per-pixel sums keep the pe
 (so the same rounding as the scalar fit). A pixel whose chi-square at the first fit exceeds
 the one-difference threshold may hold a jump: it alone goes through the scalar fit and search.
 
-The row steps are small ``@njit(inline="always")`` helpers: numba splices them into the
-block before compiling, so the machine code is that of one function (scratch rows allocated
-once per block, no calls in the pixel loops).
+The row steps are small njit functions called once per row (scratch rows allocated once
+per block, no calls inside the pixel loops). Plain calls, not ``inline="always"``: numba's
+inlining reference-counts every array argument at each call, which measured 2 to 4 % slower
+here; the calls themselves cost nothing measurable.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from romanxr.kernels.ramp_likely_pixel import likely_fit_pixel
 __all__ = ["likely_fit_block", "likely_jump_block"]
 
 _KERNEL = {"cache": True, "nogil": True, "error_model": "numpy"}
-_ROW_STEP = {**_KERNEL, "inline": "always"}
 
 
 @njit(**_KERNEL)
@@ -114,7 +114,7 @@ def _row_median(m, nx, d, work, nfinite, out):
             out[ix] = 0.5 * work[half - 1, ix] + 0.5 * work[half, ix]
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_differences(
     data, groupdq, readnoise, gain, inv_dt, first_mask, iy, m, nx, nuse, rn2, inv_gain, d, use
 ):
@@ -137,7 +137,7 @@ def _row_differences(
             nuse[ix] += ok
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_sums(m, nx, use, x, y, d, sf, sb, sa):
     """F, B and A of every pixel: sums over the usable differences, k outer, pixels inner
     (the same order per pixel as the scalar fit, so the same rounding)."""
@@ -153,7 +153,7 @@ def _row_sums(m, nx, use, x, y, d, sf, sb, sa):
                 sa[ix] += d[k, ix] * y[k, ix]
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_rates(nx, sf, sb, sa, inv_gain, search, t1, nuse, fg):
     """Rate / gain of the final covariance from the first fit; a pixel whose chi-square
     exceeds T1 may have a jump: its ``nuse`` turns negative (the scalar path takes it)."""
@@ -166,7 +166,7 @@ def _row_rates(nx, sf, sb, sa, inv_gain, search, t1, nuse, fg):
             nuse[ix] = -nuse[ix]
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_slopes(nx, sf, sb, sa, sslope, schi):
     """Slope and chi-square of every pixel; ``sf`` becomes 1 / F."""
     for ix in range(nx):
@@ -177,7 +177,7 @@ def _row_slopes(nx, sf, sb, sa, sslope, schi):
         schi[ix] = sa[ix] - sb[ix] * s
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_variances(m, nx, use, x, inv_f, a_r, b_r, a_p, b_p, svp, svr):
     """Unit Poisson and read-noise variances of the slopes (weights ``x / F``)."""
     for ix in range(nx):
@@ -203,7 +203,7 @@ def _row_variances(m, nx, use, x, inv_f, a_r, b_r, a_p, b_p, svp, svr):
                     svr[ix] += 2.0 * w * w2 * br
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_groups(data, groupdq, uniform_w, iy, nres, nx, gdq_out, n_good, gor, su):
     """Copy the group DQ of row ``iy``; count good resultants, OR the flags, uniform slope."""
     for ix in range(nx):
@@ -220,7 +220,7 @@ def _row_groups(data, groupdq, uniform_w, iy, nres, nx, gdq_out, n_good, gor, su
             su[ix] += uw * np.float64(data[k, iy, ix])
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_scale(nx, nuse, fg, rn2, sslope, svp, svr, schi):
     """NaN results where no difference is usable; scale the unit variances otherwise."""
     for ix in range(nx):
@@ -234,7 +234,7 @@ def _row_scale(nx, nuse, fg, rn2, sslope, svp, svr, schi):
             svr[ix] *= rn2[ix]
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_jump_pixels(
     data,
     groupdq,
@@ -315,7 +315,7 @@ def _row_jump_pixels(
                     gor[ix] |= _G_JUMP
 
 
-@njit(**_ROW_STEP)
+@njit(**_KERNEL)
 def _row_store(pixeldq, iy, nx, n_good, gor, inv_gain, sslope, svp, svr, schi, su, out):
     """Pixel flags and the float32 results of row ``iy`` into the outputs."""
     slope, dq, err, var_p, var_r, chisq, dumo = out
