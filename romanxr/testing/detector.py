@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from romanxr.dataset import BORDER
 from romanxr.dq import PixelFlag
 
 __all__ = [
     "AMP33_COLUMNS",
-    "BORDER",
     "CHANNEL_WIDTH",
     "DETECTORS",
     "PAD_COLUMNS",
@@ -33,8 +33,6 @@ __all__ = [
     "make_detector",
 ]
 
-#: Width of the reference-pixel border on each side.
-BORDER = 4
 #: Columns of one science readout channel.
 CHANNEL_WIDTH = 128
 #: Idle pixel times after every row of a channel (the refpix model's pad columns).
