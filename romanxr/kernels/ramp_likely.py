@@ -236,36 +236,16 @@ def _row_scale(nx, nuse, fg, rn2, sslope, svp, svr, schi):
 
 @njit(**_KERNEL)
 def _row_jump_pixels(
-    data,
-    groupdq,
-    readnoise,
-    gain,
-    iy,
-    nuse,
-    dt,
-    a_r,
-    b_r,
-    a_p,
-    b_p,
-    n_reads,
-    t1,
-    t2,
-    search,
-    jump_cuts_one,
-    pix,
-    r,
-    gq,
-    sslope,
-    svp,
-    svr,
-    schi,
-    gdq_out,
-    gor,
+    inputs, iy, nuse, terms, t1, t2, search, jump_cuts_one, pix, r, gq, results, gdq_out, gor
 ):
     """Pixels of row ``iy`` that need the jump search (few): scalar fit, then their flags.
 
-    ``pix`` holds the scratch of :func:`likely_fit_pixel` (use, d, alpha, beta, piv, qiv, x,
-    y, cdiag, coff, work, dropped)."""
+    ``inputs``: (data, groupdq, readnoise, gain); ``terms`` and ``pix``: the read-pattern
+    arrays and the scratch of :func:`likely_fit_pixel`; ``results``: the row's (slope,
+    var_poisson, var_rnoise, chisq), overwritten for those pixels."""
+    data, groupdq, readnoise, gain = inputs
+    sslope, svp, svr, schi = results
+    dt, a_r, b_r, a_p, b_p, n_reads = terms
     p_use, p_d, p_alpha, p_beta, p_piv, p_qiv, p_x, p_y, p_cdiag, p_coff, p_work, dropped = pix
     nres = data.shape[0]
     m = nres - 1
@@ -276,33 +256,10 @@ def _row_jump_pixels(
             r[k] = data[k, iy, ix]
             gq[k] = groupdq[k, iy, ix]
         s, vp, vr, cs, nd = likely_fit_pixel(
-            r,
-            gq,
-            readnoise[iy, ix],
-            gain[iy, ix],
-            dt,
-            a_r,
-            b_r,
-            a_p,
-            b_p,
-            n_reads,
-            t1,
-            t2,
-            search,
-            jump_cuts_one,
-            p_use,
-            p_d,
-            p_alpha,
-            p_beta,
-            p_piv,
-            p_qiv,
-            p_x,
-            p_y,
-            p_cdiag,
-            p_coff,
-            p_work,
-            dropped,
-        )
+            r, gq, readnoise[iy, ix], gain[iy, ix], dt, a_r, b_r, a_p, b_p, n_reads, t1, t2,
+            search, jump_cuts_one, p_use, p_d, p_alpha, p_beta, p_piv, p_qiv, p_x, p_y,
+            p_cdiag, p_coff, p_work, dropped,
+        )  # fmt: skip
         sslope[ix] = s
         svp[ix] = vp
         svr[ix] = vr
@@ -419,6 +376,9 @@ def _likely_block(
     pix = (p_use, p_d, p_alpha, p_beta, p_piv, p_qiv, p_x, p_y, p_cdiag, p_coff, p_work, dropped)
     r = np.zeros(nres, np.float32)
     gq = np.zeros(nres, np.uint8)
+    inputs = (data, groupdq, readnoise, gain)
+    terms = (dt, a_r, b_r, a_p, b_p, n_reads)
+    results = (sslope, svp, svr, schi)
     for iy in range(ny):
         _row_differences(
             data,
@@ -451,18 +411,10 @@ def _likely_block(
         _row_groups(data, groupdq, uniform_w, iy, nres, nx, gdq_out, n_good, gor, su)
         _row_scale(nx, nuse, fg, rn2, sslope, svp, svr, schi)
         _row_jump_pixels(
-            data,
-            groupdq,
-            readnoise,
-            gain,
+            inputs,
             iy,
             nuse,
-            dt,
-            a_r,
-            b_r,
-            a_p,
-            b_p,
-            n_reads,
+            terms,
             t1,
             t2,
             search,
@@ -470,10 +422,7 @@ def _likely_block(
             pix,
             r,
             gq,
-            sslope,
-            svp,
-            svr,
-            schi,
+            results,
             gdq_out,
             gor,
         )

@@ -194,33 +194,9 @@ def _drop(lo, hi, use, dropped):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _jump_search(
-    m,
-    fg0,
-    rn2,
-    a_r,
-    b_r,
-    a_p,
-    b_p,
-    n_reads,
-    t1,
-    t2,
-    use,
-    d,
-    alpha,
-    beta,
-    piv,
-    qiv,
-    x,
-    y,
-    cdiag,
-    coff,
-    dropped,
-    nuse,
-    f,
-    bsum,
-    asum,
-    rate,
-):
+    m, fg0, rn2, a_r, b_r, a_p, b_p, n_reads, t1, t2, use, d, alpha, beta, piv, qiv, x, y,
+    cdiag, coff, dropped, nuse, f, bsum, asum, rate,
+):  # fmt: skip
     """Free differences (one or a pair at a time) while that improves chi-square by more
     than the thresholds; return the rate estimate and how many differences were freed."""
     ndrop = 0
@@ -270,38 +246,22 @@ def _variances(m, use, x, f, fg, rn2, a_r, b_r, a_p, b_p):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def likely_fit_pixel(
-    resultants,
-    gdq,
-    readnoise,
-    gain,
-    dt,
-    a_r,
-    b_r,
-    a_p,
-    b_p,
-    n_reads,
-    t1,
-    t2,
-    search,
-    jump_cuts_one,
-    use,
-    d,
-    alpha,
-    beta,
-    piv,
-    qiv,
-    x,
-    y,
-    cdiag,
-    coff,
-    work,
-    dropped,
-):
+    resultants, gdq, readnoise, gain, dt, a_r, b_r, a_p, b_p, n_reads, t1, t2, search,
+    jump_cuts_one, use, d, alpha, beta, piv, qiv, x, y, cdiag, coff, work, dropped,
+):  # fmt: skip
     """Fit one pixel. Returns (slope, var_poisson, var_rnoise, chisq, n_dropped).
 
     ``dropped[i]`` is set to 1 for each difference removed by the jump search. With
     ``jump_cuts_one`` a JUMP_DET flag on resultant k removes only difference k-1 (the flag as
     written by the jump search); otherwise any flag on either end removes a difference.
+
+    ``dt, a_r, b_r, a_p, b_p`` come from
+    :func:`~romanxr.kernels.ramp_common.difference_covariance_terms`, ``n_reads`` (int64) are
+    the reads per resultant; ``use`` (bool), ``d``, ``alpha``, ``piv``, ``qiv``, ``x``, ``y``,
+    ``cdiag``, ``work`` and ``dropped`` (uint8) are scratch arrays of ``m`` entries,
+    ``beta`` and ``coff`` of ``max(m - 1, 1)``, allocated once by the caller. (Flat arguments,
+    not tuples: unpacking a tuple of arrays costs reference counting per pixel, measured 4 %
+    on the whole block.)
     """
     m = resultants.shape[0] - 1
     nuse = _differences(resultants, gdq, dt, jump_cuts_one, d, use, dropped)
@@ -318,34 +278,11 @@ def likely_fit_pixel(
     rate = bsum / f
     ndrop = 0
     if search and nuse >= 3:
+        fg0 = guess * inv_gain
         rate, ndrop = _jump_search(
-            m,
-            guess * inv_gain,
-            rn2,
-            a_r,
-            b_r,
-            a_p,
-            b_p,
-            n_reads,
-            t1,
-            t2,
-            use,
-            d,
-            alpha,
-            beta,
-            piv,
-            qiv,
-            x,
-            y,
-            cdiag,
-            coff,
-            dropped,
-            nuse,
-            f,
-            bsum,
-            asum,
-            rate,
-        )
+            m, fg0, rn2, a_r, b_r, a_p, b_p, n_reads, t1, t2, use, d, alpha, beta, piv, qiv,
+            x, y, cdiag, coff, dropped, nuse, f, bsum, asum, rate,
+        )  # fmt: skip
     # final fit with the covariance at the (non-negative) rate estimate
     if not (rate > 0):
         rate = 0.0
