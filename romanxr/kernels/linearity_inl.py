@@ -78,6 +78,19 @@ def _interp_at(v, j, xp, fp):  # pragma: no cover - compiled
     return res
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at_nodes_and_ends(v, res, xj, fj, x_lo, x_hi, f_lo, f_hi):  # pragma: no cover - compiled
+    """numpy.interp's exact answers: the node value on a node, the end values at and beyond
+    the ends (selects: scalars only, so inlining costs nothing)."""
+    if v == xj:
+        res = fj
+    if v >= x_hi:
+        res = f_hi
+    if v <= x_lo:
+        res = f_lo
+    return res
+
+
 @njit(cache=True, nogil=True)
 def _inl_direct(vals, flag, w, xp, fp):  # pragma: no cover - compiled
     """``vals += INL(vals)`` for the abscissa ``xp = x0, x0 + 1, ...``: the interval is
@@ -96,12 +109,7 @@ def _inl_direct(vals, flag, w, xp, fp):  # pragma: no cover - compiled
         fj = fp[j]
         # slope / 1.0 is the slope: numpy.interp's arithmetic exactly
         res = (fp[j + 1] - fj) * (v - xj) + fj
-        if v == xj:
-            res = fj
-        if v >= x_hi:
-            res = f_hi
-        if v <= x_lo:
-            res = f_lo
+        res = _at_nodes_and_ends(v, res, xj, fj, x_lo, x_hi, f_lo, f_hi)
         odd = np.isnan(res) and not np.isnan(v)
         flag[x] = odd
         special += odd
@@ -127,12 +135,7 @@ def _inl_step(vals, flag, w, xp, fp, slope, inv_step, x0s):  # pragma: no cover 
         xj = xp[j]
         fj = fp[j]
         res = slope[j] * (v - xj) + fj
-        if v == xj:
-            res = fj
-        if v >= x_hi:
-            res = f_hi
-        if v <= x_lo:
-            res = f_lo
+        res = _at_nodes_and_ends(v, res, xj, fj, x_lo, x_hi, f_lo, f_hi)
         odd = np.isnan(res) and not np.isnan(v)
         flag[x] = odd
         special += odd
@@ -161,12 +164,7 @@ def _inl_bucket(vals, flag, w, xp, fp, slope, bucket, inv_width):  # pragma: no 
         xj = xp[j]
         fj = fp[j]
         res = slope[j] * (v - xj) + fj
-        if v == xj:
-            res = fj
-        if v >= x_hi:
-            res = f_hi
-        if v <= x_lo:
-            res = f_lo
+        res = _at_nodes_and_ends(v, res, xj, fj, x_lo, x_hi, f_lo, f_hi)
         odd = (np.isnan(res) and not np.isnan(v)) or (inside and (xj > u or xp[j + 1] <= u))
         flag[x] = odd
         special += odd
