@@ -1,4 +1,4 @@
-"""Read-level classical linearity correction on plain arrays (algorithms.md 4.6).
+"""Read-level classical linearity correction on plain arrays.
 
 Per pixel: sanitise the polynomial coefficients, anchor a linear ramp on the first and the
 last-but-one unsaturated resultant, rebuild each read of each resultant through the inverse

@@ -1,4 +1,4 @@
-"""Saturation flagging on plain arrays (algorithms.md 4.2).
+"""Saturation flagging on plain arrays.
 
 ``flag_saturation(data, groupdq, threshold, threshold_dq, ...)`` works on one block of pixels,
 ``(resultant, y, x)``. With ``n_grow > 0`` the result of a pixel depends on pixels up to

@@ -1,6 +1,6 @@
 """dq_init: turn a Level-1 exposure into the ramp layout and initialise its data quality.
 
-algorithms.md section 4.1. Pure xarray arithmetic (lazy on dask): no kernel is needed.
+Pure xarray arithmetic (lazy on dask): no kernel is needed.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _border_arrays(
     ny, nx = frame
     left = range(0, BORDER)
     # romancal calls rows 0..3 "top" and the last 4 rows "bottom"; the rad schema text says the
-    # opposite. We follow the code so files compare bit for bit (algorithms.md 8 item 5).
+    # opposite. We follow the code so files compare bit for bit.
     sides = {
         "left": ("x", left, "ref_col"),
         "right": ("x", range(nx - BORDER, nx), "ref_col"),
@@ -126,7 +126,7 @@ def dq_init(
 
     Notes
     -----
-    In order (algorithms.md 4.1):
+    In order:
 
     1. ``data`` -> float32; ``groupdq`` = ``resultantdq`` (else zeros); ``pixeldq`` = zeros.
        Every required ``meta.cal_step`` key not yet set becomes ``INCOMPLETE``; a boolean

@@ -11,7 +11,7 @@ Two fitters, as in romancal 1.1.0:
     Power-law optimally weighted least squares on segments of unflagged resultants, with the
     Sharma & Casertano (2024) single/double-difference jump test splitting segments.
 
-Differences from romancal 1.1.0 (on purpose, see algorithms.md section 8):
+Differences from romancal 1.1.0 (on purpose):
 
 * ``rejection_threshold`` really sets the likelihood jump threshold; romancal declares it but
   never forwards it, so its likely fit always uses 4.5. At the default the results agree.

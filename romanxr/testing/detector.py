@@ -85,7 +85,7 @@ def frame_read_time(
 ) -> np.ndarray:
     """Time (s) after the start of a frame at which pixel (``y``, ``read_col``) is read.
 
-    The timing model of algorithms.md 4.4 (:mod:`romanxr.kernels.timing`), written in terms
+    The timing model of :mod:`romanxr.kernels.timing`, written in terms
     of the read-order column inside a channel, which the simulator works with (mirrored
     columns on detectors 3, 6, ..., 18 leave it unchanged). ``y`` are absolute science-frame
     rows. Broadcasts ``y`` against ``read_col``.

@@ -15,8 +15,8 @@ the reset. Per read, in this order:
 4. additive electronics terms: the common-mode drift with per-channel pedestals
    (:class:`~romanxr.testing.detector.DriftModel`, also in the border and amp33) and the dark
    decay signal ``A exp(-t / tau)`` (detector pixels incl. the border, not amp33) with
-   ``t = (k - 1.5) * frame_time + T(y, c)``, ``T`` the pixel read-time map of algorithms.md
-   4.4 (:func:`~romanxr.testing.detector.frame_read_time`; ``k - 1.5`` puts ``t = 0`` in the
+   ``t = (k - 1.5) * frame_time + T(y, c)``, ``T`` the pixel read-time map
+   (:func:`~romanxr.testing.detector.frame_read_time`; ``k - 1.5`` puts ``t = 0`` in the
    middle of read 1, as romancal does).
 5. Gaussian read noise of the pixel (DN per read), then the ADC: the INL correction is
    subtracted (the pipeline adds it back), rounded to an integer and clipped to 0..65535.
