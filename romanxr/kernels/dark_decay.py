@@ -1,4 +1,4 @@
-"""Dark-decay signal (algorithms.md 4.4) on plain ndarrays.
+"""Dark-decay signal on plain ndarrays.
 
 The signal a read ``k`` sees at pixel ``(y, x)`` is ``A * exp(-T(ft, sca, k - 1.5)[y, x] / tau)``.
 Because ``T`` is a row part plus a column part plus ``(k - 1.5) * ft``, the exponential factorises

@@ -14,17 +14,18 @@ import math
 import numpy as np
 from numba import njit
 
-from romanxr.kernels.ramp_common import uniform_slope_weights
+from romanxr.kernels.ramp_common import (
+    _G_DNU,
+    _G_JUMP,
+    _G_SAT,
+    _P_DNU,
+    _P_JUMP,
+    _P_NO_GAIN,
+    _P_SAT,
+    uniform_slope_weights,
+)
 
 __all__ = ["cas22_fit_block"]
-
-_G_SAT = 2
-_G_DNU = 1
-_G_JUMP = 4
-_P_DNU = np.uint32(1)
-_P_SAT = np.uint32(2)
-_P_JUMP = np.uint32(4)
-_P_NO_GAIN = np.uint32(1 << 19)
 
 
 @njit(cache=True, nogil=True)
@@ -106,6 +107,34 @@ def _max_stat(r, t, tau, n, rn2, s, e, slope):
             best = st
             arg = i
     return arg, best
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pixel_flags(gq, flags, slope_dn, err, g, gdq_o, iy, ix):
+    """Pixel DQ from the group flags of one pixel (copied into ``gdq_o``) and its fit.
+
+    Inlined into the block by numba (a call per pixel would cost time; so would splitting
+    the segment loop out of the block: measured 8 % slower)."""
+    all_sat = True
+    all_bad = True
+    any_jump = False
+    for k in range(gq.shape[0]):
+        gdq_o[k, iy, ix] = gq[k]
+        if gq[k] & _G_SAT == 0:
+            all_sat = False
+        if gq[k] & (_G_SAT | _G_DNU) == 0:
+            all_bad = False
+        if gq[k] & _G_JUMP:
+            any_jump = True
+    if any_jump:
+        flags |= _P_JUMP
+    if all_sat:
+        flags |= _P_SAT
+    if all_bad or not np.isfinite(slope_dn) or not (err > 0):
+        flags |= _P_DNU
+    if g <= 0 or not np.isfinite(g):
+        flags |= _P_NO_GAIN
+    return flags
 
 
 @njit(cache=True, nogil=True)
@@ -200,27 +229,7 @@ def _cas22_block(data, groupdq, pixeldq, readnoise, gain, t, tau, n, uniform_w, 
                 vr_dn = vr_acc / (g * g)
                 vp_dn = vp_acc / (g * g)
             err = math.sqrt(vr_dn + vp_dn) if vr_dn + vp_dn >= 0 else np.nan
-            all_sat = True
-            all_bad = True
-            any_jump = False
-            for k in range(nres):
-                gdq_o[k, iy, ix] = gq[k]
-                if gq[k] & _G_SAT == 0:
-                    all_sat = False
-                if gq[k] & (_G_SAT | _G_DNU) == 0:
-                    all_bad = False
-                if gq[k] & _G_JUMP:
-                    any_jump = True
-            flags = pixeldq[iy, ix]
-            if any_jump:
-                flags |= _P_JUMP
-            if all_sat:
-                flags |= _P_SAT
-            if all_bad or not np.isfinite(slope_dn) or not (err > 0):
-                flags |= _P_DNU
-            if g <= 0 or not np.isfinite(g):
-                flags |= _P_NO_GAIN
-            dq_o[iy, ix] = flags
+            dq_o[iy, ix] = _pixel_flags(gq, pixeldq[iy, ix], slope_dn, err, g, gdq_o, iy, ix)
             s32 = np.float32(slope_dn)
             slope_o[iy, ix] = s32
             vr_o[iy, ix] = vr_dn

@@ -6,12 +6,24 @@ import math
 
 import numpy as np
 
+from romanxr.dq import GroupFlag, PixelFlag
+
 __all__ = [
     "difference_covariance_terms",
     "jump_indices_from_flags",
     "jump_thresholds",
     "uniform_slope_weights",
 ]
+
+# DQ bits the ramp kernels test and set, from romanxr.dq (numba freezes them as constants):
+# group bits as plain ints, pixel bits as uint32 so that ``|=`` keeps the uint32 type
+_G_DNU = int(GroupFlag.DO_NOT_USE)
+_G_SAT = int(GroupFlag.SATURATED)
+_G_JUMP = int(GroupFlag.JUMP_DET)
+_P_DNU = np.uint32(int(PixelFlag.DO_NOT_USE))
+_P_SAT = np.uint32(int(PixelFlag.SATURATED))
+_P_JUMP = np.uint32(int(PixelFlag.JUMP_DET))
+_P_NO_GAIN = np.uint32(int(PixelFlag.NO_GAIN_VALUE))
 
 
 def difference_covariance_terms(

@@ -1,4 +1,4 @@
-"""Saturation flagging on plain arrays (algorithms.md 4.2).
+"""Saturation flagging on plain arrays.
 
 ``flag_saturation(data, groupdq, threshold, threshold_dq, ...)`` works on one block of pixels,
 ``(resultant, y, x)``. With ``n_grow > 0`` the result of a pixel depends on pixels up to
@@ -64,16 +64,45 @@ def _dilate(mask, n):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True, nogil=True)
-def _flag(
-    data, gdq_in, raw_thresh, thresh_dq, mean_read, last_read, n_reads, n_grow, backup
-):  # pragma: no cover
-    nres, ny, nx = data.shape
+@njit(cache=True, nogil=True, inline="always")
+def _second_resultant_row(data, gdq, thresh, y, mean_read, last_read, n_reads):  # pragma: no cover
+    """Rule 3 on row ``y`` (``thresh``: that row's thresholds): a saturating event in the
+    last read(s) of resultant 1 makes it DO_NOT_USE."""
     sat = np.uint8(_SAT)
-    dnu = np.uint8(_DNU)
-    low = np.uint8(_LOW)
-    # inputs may arrive in any memory layout: copy DQ into a C-ordered output and build the
-    # per-pixel threshold here instead of with numpy temporaries
+    for x in range(data.shape[2]):
+        s = thresh[x]
+        d0 = data[0, y, x]
+        d1 = data[1, y, x]
+        expected = np.float64(d0) / mean_read[0] * last_read[2]
+        # float32 arithmetic, as the reference implementation does
+        step = np.float32(d1 - d0)
+        room = np.float32(np.float32(s - d0) / np.float32(n_reads[1]))
+        if (
+            expected < np.float64(s)
+            and step > room
+            and (gdq[2, y, x] & sat) != 0
+            and (gdq[1, y, x] & sat) == 0
+        ):
+            gdq[1, y, x] |= np.uint8(_DNU)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _backup_row(gdq, y, n_reads, backup):  # pragma: no cover - compiled
+    """Rule 4 on row ``y``, romancal's "backup": SATURATED copied one multi-read resultant
+    earlier, ``backup`` times."""
+    sat = np.uint8(_SAT)
+    for _ in range(backup):
+        for g in range(gdq.shape[0] - 1):
+            if n_reads[g] > 1:
+                for x in range(gdq.shape[2]):
+                    gdq[g, y, x] |= gdq[g + 1, y, x] & sat
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block_start(gdq_in, raw_thresh, thresh_dq):  # pragma: no cover - compiled
+    """C-ordered copy of the group DQ, per-pixel threshold (A/D limit + 1 where not checked)
+    and the not-checked mask: inputs may arrive in any memory layout."""
+    nres, ny, nx = gdq_in.shape
     gdq = np.empty((nres, ny, nx), dtype=np.uint8)
     for g in range(nres):
         for y in range(ny):
@@ -87,7 +116,15 @@ def _flag(
             skip = np.isnan(t) or (thresh_dq[y, x] & _NO_SAT_CHECK_INT) != 0
             no_check[y, x] = skip
             thresh[y, x] = np.float32(_ATOD_PLUS_ONE) if skip else t
-    # 1. forward pass: cumulative threshold crossing, A/D floor
+    return gdq, thresh, no_check
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _forward(data, gdq, thresh, n_grow):  # pragma: no cover - compiled
+    """Rule 1: cumulative threshold crossing (grown by ``n_grow``), A/D floor."""
+    nres, ny, nx = data.shape
+    sat = np.uint8(_SAT)
+    low = np.uint8(_LOW)
     crossed = np.zeros((ny, nx), dtype=np.bool_)
     for g in range(nres):
         for y in range(ny):
@@ -105,7 +142,15 @@ def _flag(
                 for x in range(nx):
                     if grown[y, x]:
                         gdq[g, y, x] |= sat
-    # 2. backward pass: multi-read resultants averaged below the threshold
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _backward(data, gdq, thresh, no_check, mean_read, last_read, n_grow):  # pragma: no cover
+    """Rule 2: multi-read resultants averaged below the threshold before a SATURATED one
+    become DO_NOT_USE (grown by ``n_grow``)."""
+    nres, ny, nx = data.shape
+    sat = np.uint8(_SAT)
+    dnu = np.uint8(_DNU)
     for g in range(nres - 2, -1, -1):
         dilution = mean_read[g] / last_read[g]
         if dilution == 1.0:
@@ -126,31 +171,76 @@ def _flag(
             for x in range(nx):
                 if partial[y, x]:
                     gdq[g, y, x] |= dnu
-    # 3. second resultant: a saturating event in the last read(s) of resultant 1
-    if nres > 2:
-        for y in range(ny):
-            for x in range(nx):
-                s = thresh[y, x]
-                d0 = data[0, y, x]
-                d1 = data[1, y, x]
-                expected = np.float64(d0) / mean_read[0] * last_read[2]
-                if not expected < np.float64(s):
-                    continue
-                # float32 arithmetic, as the reference implementation does
-                step = np.float32(d1 - d0)
-                room = np.float32(np.float32(s - d0) / np.float32(n_reads[1]))
-                if not step > room:
-                    continue
-                if (gdq[2, y, x] & sat) != 0 and (gdq[1, y, x] & sat) == 0:
-                    gdq[1, y, x] |= dnu
-    # 4. romancal's "backup": SATURATED copied one multi-read resultant earlier per iteration
-    for _ in range(backup):
-        for g in range(nres - 1):
-            if n_reads[g] > 1:
-                for y in range(ny):
-                    for x in range(nx):
-                        gdq[g, y, x] |= gdq[g + 1, y, x] & sat
+
+
+@njit(cache=True, nogil=True)
+def _flag(
+    data, gdq_in, raw_thresh, thresh_dq, mean_read, last_read, n_reads, n_grow, backup
+):  # pragma: no cover
+    """The four rules on a block, with growth (rules 1 and 2 need whole planes)."""
+    nres, ny = data.shape[:2]
+    gdq, thresh, no_check = _block_start(gdq_in, raw_thresh, thresh_dq)
+    _forward(data, gdq, thresh, n_grow)
+    _backward(data, gdq, thresh, no_check, mean_read, last_read, n_grow)
+    # rules 3 and 4 are per pixel
+    for y in range(ny):
+        if nres > 2:
+            _second_resultant_row(data, gdq, thresh[y], y, mean_read, last_read, n_reads)
+        _backup_row(gdq, y, n_reads, backup)
     return gdq
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_start(
+    pdq_in, raw_thresh, thresh_dq, y, pdq, thresh, no_check, crossed
+):  # pragma: no cover
+    """Thresholds, not-checked mask and pixel DQ (``| threshold dq``, NO_SAT_CHECK where the
+    threshold is NaN) of row ``y``; clears ``crossed``."""
+    nsc = np.uint32(_NO_SAT_CHECK_INT)
+    atod = np.float32(_ATOD_PLUS_ONE)
+    for x in range(thresh.shape[0]):
+        t = raw_thresh[y, x]
+        q = thresh_dq[y, x]
+        nan = np.isnan(t)
+        skip = nan or (q & nsc) != 0
+        no_check[x] = skip
+        thresh[x] = atod if skip else t
+        pdq[y, x] = pdq_in[y, x] | q | (nsc if nan else np.uint32(0))
+        crossed[x] = False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_forward(data, gdq_in, gdq, y, thresh, crossed):  # pragma: no cover - compiled
+    """Rule 1 on row ``y``: cumulative threshold crossing, A/D floor (no branches)."""
+    sat = np.uint8(_SAT)
+    low = np.uint8(_LOW)
+    zero = np.uint8(0)
+    for g in range(data.shape[0]):
+        for x in range(data.shape[2]):
+            d = data[g, y, x]
+            c = crossed[x] or d >= thresh[x]
+            crossed[x] = c
+            gdq[g, y, x] = gdq_in[g, y, x] | (sat if c else zero) | (low if d <= 0 else zero)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_backward(data, gdq, y, thresh, no_check, mean_read, last_read):  # pragma: no cover
+    """Rule 2 on row ``y``: multi-read resultants averaged below the threshold."""
+    sat = np.uint8(_SAT)
+    dnu = np.uint8(_DNU)
+    for g in range(data.shape[0] - 2, -1, -1):
+        dilution = mean_read[g] / last_read[g]
+        if dilution == 1.0:
+            continue
+        for x in range(data.shape[2]):
+            factor = 1.0 if no_check[x] else dilution
+            cur = gdq[g, y, x]
+            if (
+                data[g, y, x] >= np.float64(thresh[x]) * factor
+                and (cur & (sat | dnu)) == 0
+                and (gdq[g + 1, y, x] & sat) != 0
+            ):
+                gdq[g, y, x] = cur | dnu
 
 
 @njit(cache=True, nogil=True)
@@ -161,70 +251,18 @@ def _flag_rows(
     pixel DQ (``| threshold dq``, NO_SAT_CHECK where the threshold is NaN) in the same pass.
     The rows of a block stay in cache and the pixel loops have no branches."""
     nres, ny, nx = data.shape
-    sat = np.uint8(_SAT)
-    dnu = np.uint8(_DNU)
-    low = np.uint8(_LOW)
-    nsc = np.uint32(_NO_SAT_CHECK_INT)
     gdq = np.empty((nres, ny, nx), dtype=np.uint8)
     pdq = np.empty((ny, nx), dtype=np.uint32)
     thresh = np.empty(nx, dtype=np.float32)
     no_check = np.empty(nx, dtype=np.bool_)
     crossed = np.empty(nx, dtype=np.bool_)
-    atod = np.float32(_ATOD_PLUS_ONE)
-    zero = np.uint8(0)
     for y in range(ny):
-        for x in range(nx):
-            t = raw_thresh[y, x]
-            q = thresh_dq[y, x]
-            nan = np.isnan(t)
-            skip = nan or (q & nsc) != 0
-            no_check[x] = skip
-            thresh[x] = atod if skip else t
-            pdq[y, x] = pdq_in[y, x] | q | (nsc if nan else np.uint32(0))
-            crossed[x] = False
-        # 1. forward: cumulative threshold crossing, A/D floor
-        for g in range(nres):
-            for x in range(nx):
-                d = data[g, y, x]
-                c = crossed[x] or d >= thresh[x]
-                crossed[x] = c
-                gdq[g, y, x] = gdq_in[g, y, x] | (sat if c else zero) | (low if d <= 0 else zero)
-        # 2. backward: multi-read resultants averaged below the threshold
-        for g in range(nres - 2, -1, -1):
-            dilution = mean_read[g] / last_read[g]
-            if dilution == 1.0:
-                continue
-            for x in range(nx):
-                factor = 1.0 if no_check[x] else dilution
-                cur = gdq[g, y, x]
-                if (
-                    data[g, y, x] >= np.float64(thresh[x]) * factor
-                    and (cur & (sat | dnu)) == 0
-                    and (gdq[g + 1, y, x] & sat) != 0
-                ):
-                    gdq[g, y, x] = cur | dnu
-        # 3. second resultant: a saturating event in the last read(s) of resultant 1
+        _row_start(pdq_in, raw_thresh, thresh_dq, y, pdq, thresh, no_check, crossed)
+        _row_forward(data, gdq_in, gdq, y, thresh, crossed)
+        _row_backward(data, gdq, y, thresh, no_check, mean_read, last_read)
         if nres > 2:
-            for x in range(nx):
-                s = thresh[x]
-                d0 = data[0, y, x]
-                d1 = data[1, y, x]
-                expected = np.float64(d0) / mean_read[0] * last_read[2]
-                step = np.float32(d1 - d0)
-                room = np.float32(np.float32(s - d0) / np.float32(n_reads[1]))
-                if (
-                    expected < np.float64(s)
-                    and step > room
-                    and (gdq[2, y, x] & sat) != 0
-                    and (gdq[1, y, x] & sat) == 0
-                ):
-                    gdq[1, y, x] |= dnu
-        # 4. backup
-        for _ in range(backup):
-            for g in range(nres - 1):
-                if n_reads[g] > 1:
-                    for x in range(nx):
-                        gdq[g, y, x] |= gdq[g + 1, y, x] & sat
+            _second_resultant_row(data, gdq, thresh, y, mean_read, last_read, n_reads)
+        _backup_row(gdq, y, n_reads, backup)
     return gdq, pdq
 
 

@@ -1,4 +1,4 @@
-"""Pixel read-time map of a WFI frame (algorithms.md 4.4), shared by dark_decay and wfi18_transient.
+"""Pixel read-time map of a WFI frame, shared by dark_decay and wfi18_transient.
 
 The map is separable: the read time of science-frame pixel ``(y, x)`` is ``row_time(y) +
 column_time(x)``. Each of the 32 channels (128 columns) reads one row in ``128 + 14`` clock
@@ -94,7 +94,7 @@ def read_time_map(
     y: np.ndarray | None = None,
     x: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Read time (s) of every pixel, ``T(frame_time, sca, frame)`` of algorithms.md 4.4.
+    """Read time (s) of every pixel, ``T(frame_time, sca, frame)``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""WFI18 first-read transient (algorithms.md 4.5) on plain ndarrays.
+"""WFI18 first-read transient on plain ndarrays.
 
 WFI18 shows a glow in its first read that decays with readout time. The model is a double
 exponential in the pixel read time ``t`` (from :mod:`romanxr.kernels.timing`),

@@ -1,6 +1,6 @@
 """dq_init: turn a Level-1 exposure into the ramp layout and initialise its data quality.
 
-algorithms.md section 4.1. Pure xarray arithmetic (lazy on dask): no kernel is needed.
+Pure xarray arithmetic (lazy on dask): no kernel is needed.
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import chunk_like, finish_step
 from romanxr.steps._detector import resolve
 
-__all__ = ["BORDER", "DETECTOR_SIZE", "dq_init"]
-
-#: Pixels per side of a WFI detector frame (reference border included).
-#: Width of the reference-pixel border on each side of the frame.
+__all__ = ["dq_init"]
 
 _GW = np.uint32(PixelFlag.GW_AFFECTED_DATA)
 _GW_WINDOW = np.uint32(PixelFlag.DO_NOT_USE | PixelFlag.GW_AFFECTED_DATA)
@@ -74,7 +71,7 @@ def _border_arrays(
     ny, nx = frame
     left = range(0, BORDER)
     # romancal calls rows 0..3 "top" and the last 4 rows "bottom"; the rad schema text says the
-    # opposite. We follow the code so files compare bit for bit (algorithms.md 8 item 5).
+    # opposite. We follow the code so files compare bit for bit.
     sides = {
         "left": ("x", left, "ref_col"),
         "right": ("x", range(nx - BORDER, nx), "ref_col"),
@@ -129,7 +126,7 @@ def dq_init(
 
     Notes
     -----
-    In order (algorithms.md 4.1):
+    In order:
 
     1. ``data`` -> float32; ``groupdq`` = ``resultantdq`` (else zeros); ``pixeldq`` = zeros.
        Every required ``meta.cal_step`` key not yet set becomes ``INCOMPLETE``; a boolean
@@ -168,51 +165,16 @@ def dq_init(
         raise ConfigError(f"dq_init: expand_gw_flagging must be >= 0, got {expand_gw_flagging!r}")
 
     data = ds["data"].astype(np.float32)
-    frame = data.isel(resultant=0, drop=True)
-    if "pixeldq" in ds:
-        pixeldq = ds["pixeldq"].astype(PIXEL_DTYPE)
-    else:
-        pixeldq = xr.zeros_like(frame, dtype=PIXEL_DTYPE)
-    if "groupdq" in ds:
-        groupdq = ds["groupdq"].astype(GROUP_DTYPE)
-    elif "resultantdq" in ds:
-        groupdq = ds["resultantdq"].astype(GROUP_DTYPE)
-    else:
-        groupdq = xr.zeros_like(data, dtype=GROUP_DTYPE)
-
-    # 2. guide window
-    (cs, ce), (ys, ye, xs, xe) = _guide_window(meta, expand)
-    if ce > cs:
-        pixeldq = xr.where(_in_range(ds["x"], cs, ce), _GW, pixeldq).astype(PIXEL_DTYPE)
-    if ye > ys and xe > xs:
-        # built as (dask pixeldq) + (1-D terms) so nothing full-frame is made eagerly
-        inside = (
-            xr.zeros_like(pixeldq, dtype=np.uint8)
-            + _in_range(ds["y"], ys, ye).astype(np.uint8)
-            + _in_range(ds["x"], xs, xe).astype(np.uint8)
-        ) == 2
-        pixeldq = (pixeldq | xr.where(inside, _GW_WINDOW, np.uint32(0))).astype(PIXEL_DTYPE)
-    pixeldq = pixeldq.transpose("y", "x")
-
+    pixeldq, groupdq = _initial_dq(ds, data)
+    pixeldq = _flag_guide_window(ds, pixeldq, *_guide_window(meta, expand))
     # 3-4. reference read and encoding offset
-    offset = (meta.get("instrument") or {}).get("data_encoding_offset") or 0
-    offset = int(offset)
+    offset = int((meta.get("instrument") or {}).get("data_encoding_offset") or 0)
     if "reference_read" in ds:
         data = data + ds["reference_read"].astype(np.float32)
     if offset:
         data = data - np.float32(offset)
     data = data.astype(np.float32).transpose("resultant", "y", "x")
-
-    amp33 = None
-    if "amp33" in ds:
-        amp = ds["amp33"].astype(np.int64)
-        if "reference_amp33" in ds:
-            amp = amp + ds["reference_amp33"].astype(np.int64)
-        if offset:
-            amp = amp - offset
-        amp33 = amp.clip(0, np.iinfo(np.uint16).max).astype(np.uint16)
-        if amp33.dims != ds["amp33"].dims:
-            amp33 = amp33.transpose(*ds["amp33"].dims)
+    amp33 = _amp33(ds, offset) if "amp33" in ds else None
 
     # 5. mask
     resolved, mask = resolve(ds, "mask", override_mask, resolver)
@@ -239,13 +201,68 @@ def dq_init(
         parameters={"expand_gw_flagging": expand},
         references=[resolved],
     )
-    new_meta = result.attrs["meta"]
-    cal_step = new_meta.setdefault("cal_step", {})
+    _ramp_meta(result.attrs["meta"])
+    return result
+
+
+def _initial_dq(ds: xr.Dataset, data: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Step 1: ``pixeldq`` and ``groupdq`` kept from a ramp, else from ``resultantdq``/zeros."""
+    if "pixeldq" in ds:
+        pixeldq = ds["pixeldq"].astype(PIXEL_DTYPE)
+    else:
+        pixeldq = xr.zeros_like(data.isel(resultant=0, drop=True), dtype=PIXEL_DTYPE)
+    if "groupdq" in ds:
+        groupdq = ds["groupdq"].astype(GROUP_DTYPE)
+    elif "resultantdq" in ds:
+        groupdq = ds["resultantdq"].astype(GROUP_DTYPE)
+    else:
+        groupdq = xr.zeros_like(data, dtype=GROUP_DTYPE)
+    return pixeldq, groupdq
+
+
+def _flag_guide_window(
+    ds: xr.Dataset,
+    pixeldq: xr.DataArray,
+    stripe: tuple[int, int],
+    window: tuple[int, int, int, int],
+) -> xr.DataArray:
+    """Step 2: GW_AFFECTED_DATA set on the stripe's columns, then DO_NOT_USE |
+    GW_AFFECTED_DATA added in the window; (y, x) order."""
+    cs, ce = stripe
+    ys, ye, xs, xe = window
+    if ce > cs:
+        pixeldq = xr.where(_in_range(ds["x"], cs, ce), _GW, pixeldq).astype(PIXEL_DTYPE)
+    if ye > ys and xe > xs:
+        # built as (dask pixeldq) + (1-D terms) so nothing full-frame is made eagerly
+        inside = (
+            xr.zeros_like(pixeldq, dtype=np.uint8)
+            + _in_range(ds["y"], ys, ye).astype(np.uint8)
+            + _in_range(ds["x"], xs, xe).astype(np.uint8)
+        ) == 2
+        pixeldq = (pixeldq | xr.where(inside, _GW_WINDOW, np.uint32(0))).astype(PIXEL_DTYPE)
+    return pixeldq.transpose("y", "x")
+
+
+def _amp33(ds: xr.Dataset, offset: int) -> xr.DataArray:
+    """Steps 3-4 on ``amp33``, in a wide integer type, clipped back to uint16."""
+    amp = ds["amp33"].astype(np.int64)
+    if "reference_amp33" in ds:
+        amp = amp + ds["reference_amp33"].astype(np.int64)
+    if offset:
+        amp = amp - offset
+    amp33 = amp.clip(0, np.iinfo(np.uint16).max).astype(np.uint16)
+    if amp33.dims != ds["amp33"].dims:
+        amp33 = amp33.transpose(*ds["amp33"].dims)
+    return amp33
+
+
+def _ramp_meta(meta: dict[str, Any]) -> None:
+    """Every required cal_step key set, data_problem as romancal writes it, RampModel."""
+    cal_step = meta.setdefault("cal_step", {})
     for key in CAL_STEP_KEYS:
         cal_step.setdefault(key, "INCOMPLETE")
-    exposure = new_meta.get("exposure")
+    exposure = meta.get("exposure")
     if isinstance(exposure, dict) and isinstance(exposure.get("data_problem"), bool):
         exposure["data_problem"] = "True" if exposure["data_problem"] else None
-    if "model_type" in new_meta:
-        new_meta["model_type"] = "RampModel"
-    return result
+    if "model_type" in meta:
+        meta["model_type"] = "RampModel"

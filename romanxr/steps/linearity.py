@@ -1,4 +1,4 @@
-"""linearity: read-level classical non-linearity correction (algorithms.md 4.6)."""
+"""linearity: read-level classical non-linearity correction."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def linearity(
 
     Notes
     -----
-    algorithms.md 4.6. Both polynomials become the identity where the linearity ``dq`` has
+    Both polynomials become the identity where the linearity ``dq`` has
     NO_LIN_CORR, where any coefficient is NaN or where the linear term is 0 (the last two also
     set pixel NO_LIN_CORR). Per pixel, with ``P`` the linearity polynomial, ``Q`` the inverse
     and ``m_i`` the mean read number of resultant i:

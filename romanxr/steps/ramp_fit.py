@@ -11,7 +11,7 @@ Two fitters, as in romancal 1.1.0:
     Power-law optimally weighted least squares on segments of unflagged resultants, with the
     Sharma & Casertano (2024) single/double-difference jump test splitting segments.
 
-Differences from romancal 1.1.0 (on purpose, see algorithms.md section 8):
+Differences from romancal 1.1.0 (on purpose):
 
 * ``rejection_threshold`` really sets the likelihood jump threshold; romancal declares it but
   never forwards it, so its likely fit always uses 4.5. At the default the results agree.
@@ -42,6 +42,7 @@ import numpy as np
 import xarray as xr
 
 from romanxr.dataset import BORDER, CAL_STEP_KEYS, frame_shape, resultant_coords
+from romanxr.dq import GroupFlag
 from romanxr.errors import ConfigError, RomanxrWarning
 from romanxr.kernels.ramp_cas22 import cas22_fit_block
 from romanxr.kernels.ramp_common import jump_indices_from_flags
@@ -150,21 +151,7 @@ def ramp_fit(
     ReferenceNotFoundError, ReferenceMismatchError
         Reference problems.
     """
-    algorithm = str(algorithm).lower()
-    if algorithm not in ALGORITHMS:
-        raise ConfigError(f"ramp_fit: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    if expand_large_events:
-        raise ConfigError(
-            "ramp_fit: expand_large_events (snowball flagging) is not implemented in romanxr; "
-            "leave it False"
-        )
-    if rejection_threshold is not None and not (
-        np.isfinite(rejection_threshold) and rejection_threshold >= 0
-    ):
-        raise ConfigError(
-            f"ramp_fit: rejection_threshold must be a finite number >= 0 or None, got "
-            f"{rejection_threshold!r}"
-        )
+    algorithm = _check_options(algorithm, expand_large_events, rejection_threshold)
     info = check_ramp(ds, "ramp_fit")
     name = (ds.attrs.get("meta") or {}).get("filename") or "the exposure"
     if algorithm == "likely":
@@ -175,14 +162,7 @@ def ramp_fit(
     data, gdq, pdq = ramp_variables(ds)
     pre_flagged = jump_step_ran(ds)
     if pre_flagged and algorithm == "likely" and rejection_threshold not in (4.5, None):
-        used = ds.attrs["step_parameters"]["jump"].get("rejection_threshold")
-        warnings.warn(
-            f"ramp_fit: rejection_threshold={rejection_threshold} is not used because the jump "
-            f"step already flagged this ramp (with rejection_threshold={used}); re-run "
-            "jump(ds, rejection_threshold=...) on the original ramp to change it",
-            RomanxrWarning,
-            stacklevel=2,
-        )
+        _warn_threshold_unused(ds, rejection_threshold)
     timing = {
         "mean_time": info.mean_time,
         "n_reads": info.n_reads,
@@ -203,19 +183,9 @@ def ramp_fit(
         )
     else:
         kernel = cas22_fit_block
-        intercept = 5.5 if threshold_intercept is None else float(threshold_intercept)
-        constant = 1.0 / 3.0 if threshold_constant is None else float(threshold_constant)
-        kwargs = {
-            **timing,
-            "use_jump": bool(use_ramp_jump_detection) and not pre_flagged,
-            "threshold_intercept": intercept,
-            "threshold_constant": constant,
-        }
-        parameters.update(
-            use_ramp_jump_detection=use_ramp_jump_detection,
-            threshold_intercept=intercept,
-            threshold_constant=constant,
-        )
+        kwargs = _cas22_options(threshold_intercept, threshold_constant)
+        parameters.update(use_ramp_jump_detection=use_ramp_jump_detection, **kwargs)
+        kwargs.update(timing, use_jump=bool(use_ramp_jump_detection) and not pre_flagged)
     parameters["jump_search"] = "jump step" if pre_flagged else "ramp_fit"
     dims2 = ("y", "x")
     outputs = apply_kernel(
@@ -225,6 +195,62 @@ def ramp_fit(
         output_dtypes=[np.float32, np.uint32] + [np.float32] * 5 + [np.uint8],
         kwargs=kwargs,
     )
+    variables = _image_variables(
+        ds, outputs, include_var_rnoise, record_jumps=algorithm == "likely" and record_jumps
+    )
+    out = xr.Dataset(variables)
+    if "resultant" in out.dims:
+        out = out.assign_coords(resultant_coords(info))
+    out = finish_step(out, ds, "ramp_fit", "COMPLETE", parameters=parameters, references=refs)
+    _image_meta(out.attrs["meta"])
+    return out
+
+
+def _check_options(
+    algorithm: str, expand_large_events: bool, rejection_threshold: float | None
+) -> str:
+    """The algorithm name in lower case, after checking the options that have no data."""
+    algorithm = str(algorithm).lower()
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"ramp_fit: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if expand_large_events:
+        raise ConfigError(
+            "ramp_fit: expand_large_events (snowball flagging) is not implemented in romanxr; "
+            "leave it False"
+        )
+    if rejection_threshold is not None and not (
+        np.isfinite(rejection_threshold) and rejection_threshold >= 0
+    ):
+        raise ConfigError(
+            f"ramp_fit: rejection_threshold must be a finite number >= 0 or None, got "
+            f"{rejection_threshold!r}"
+        )
+    return algorithm
+
+
+def _warn_threshold_unused(ds: xr.Dataset, rejection_threshold: float) -> None:
+    used = ds.attrs["step_parameters"]["jump"].get("rejection_threshold")
+    warnings.warn(
+        f"ramp_fit: rejection_threshold={rejection_threshold} is not used because the jump "
+        f"step already flagged this ramp (with rejection_threshold={used}); re-run "
+        "jump(ds, rejection_threshold=...) on the original ramp to change it",
+        RomanxrWarning,
+        stacklevel=3,
+    )
+
+
+def _cas22_options(intercept: float | None, constant: float | None) -> dict[str, float]:
+    """The ols_cas22 jump threshold with its defaults (5.5 and 1/3)."""
+    return {
+        "threshold_intercept": 5.5 if intercept is None else float(intercept),
+        "threshold_constant": 1.0 / 3.0 if constant is None else float(constant),
+    }
+
+
+def _image_variables(
+    ds: xr.Dataset, outputs: list[xr.DataArray], include_var_rnoise: bool, record_jumps: bool
+) -> dict[str, xr.DataArray]:
+    """The image's variables: the fit on the science area, ``jumps``, the carried arrays."""
     ysel, xsel = _science_area(ds)
     variables: dict[str, xr.DataArray] = {}
     for var, arr in zip(_OUTPUTS, outputs[:7], strict=True):
@@ -234,8 +260,8 @@ def ramp_fit(
         if var in _UNITS:
             arr = arr.assign_attrs(units=_UNITS[var])
         variables[var] = arr
-    if algorithm == "likely" and record_jumps:
-        jumps = (outputs[7].isel(y=ysel, x=xsel) & np.uint8(4)) != 0
+    if record_jumps:
+        jumps = (outputs[7].isel(y=ysel, x=xsel) & np.uint8(GroupFlag.JUMP_DET)) != 0
         variables["jumps"] = jumps.assign_attrs(
             long_name="JUMP_DET set in this resultant by jump detection"
         )
@@ -246,14 +272,11 @@ def ramp_fit(
             )
     # non-index coords (dask-backed when the ramp was chunked) would be compared, i.e.
     # computed, while merging: drop them and rebuild the resultant ones from the MA table
-    variables = {
-        k: v.drop_vars([c for c in v.coords if c not in v.dims]) for k, v in variables.items()
-    }
-    out = xr.Dataset(variables)
-    if "resultant" in out.dims:
-        out = out.assign_coords(resultant_coords(info))
-    out = finish_step(out, ds, "ramp_fit", "COMPLETE", parameters=parameters, references=refs)
-    meta = out.attrs["meta"]
+    return {k: v.drop_vars([c for c in v.coords if c not in v.dims]) for k, v in variables.items()}
+
+
+def _image_meta(meta: dict[str, Any]) -> None:
+    """Turn the ramp's metadata into a Level-2 image's (in place)."""
     meta["model_type"] = "ImageModel"
     meta["product_type"] = "l2"
     cal_step = meta.setdefault("cal_step", {})
@@ -265,7 +288,6 @@ def ramp_fit(
         "conversion_megajanskys_uncertainty": -999999,
         "pixel_area": -999999,
     }
-    return out
 
 
 def _science_area(ds: xr.Dataset) -> tuple[slice | np.ndarray, slice | np.ndarray]:

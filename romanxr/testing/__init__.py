@@ -8,6 +8,7 @@
 """
 
 from romanxr.testing.detector import DetectorModel, DriftModel, evaluate_polynomial, make_detector
+from romanxr.testing.exposure_meta import exposure_file_name
 from romanxr.testing.references import (
     REFTYPES,
     ReferenceSet,
@@ -15,12 +16,11 @@ from romanxr.testing.references import (
     reference_file_name,
     refpix_coefficients,
 )
+from romanxr.testing.scene import make_scene
 from romanxr.testing.simulate import (
     DEFAULT_READ_PATTERN,
     SimulatedExposure,
     SimulationTruth,
-    exposure_file_name,
-    make_scene,
     simulate_exposure,
 )
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import pprint
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,6 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from romanxr.errors import InputError, WrongProductError
+from romanxr.testing.crds_mappings import (
+    Rows,
+    known_reftypes,
+    parkeys,
+    write_config,
+    write_mappings,
+)
 
 if TYPE_CHECKING:
     from romanxr.refs.resolve import ReferenceResolver
@@ -156,40 +162,6 @@ class LocalCrdsCache:
 # ------------------------------------------------------------------------------------------
 
 
-def _parkeys(reftype: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(match keys, useafter keys) for ``reftype`` from crds' own Roman type specs."""
-    from crds.roman import TYPES
-
-    try:
-        parkey = TYPES.get_item("wfi", reftype, "parkey")
-    except KeyError:
-        raise InputError(
-            f"crds {_crds_version()} knows no Roman WFI reference type {reftype!r}; "
-            f"reference types come from meta.reftype of the file"
-        ) from None
-    match = tuple(str(k) for k in parkey[0])
-    useafter = tuple(str(k) for k in parkey[1]) if len(parkey) > 1 else ()
-    return match, useafter
-
-
-def _known_reftypes() -> list[str]:
-    from crds.roman import TYPES
-
-    return [t for t in TYPES.unified_defs["wfi"] if t != "all"]
-
-
-def _encoded_empty_metadata() -> Any:
-    from crds.client import proxy
-
-    return proxy.crds_encode({})
-
-
-def _crds_version() -> str:
-    import crds
-
-    return str(crds.__version__)
-
-
 def _read_meta(path: Path) -> dict[str, Any]:
     from romanxr.io.asdf_reader import _open_asdf, to_plain
 
@@ -248,69 +220,6 @@ def _expand(
     else:
         items.extend((None, Path(os.fspath(p))) for p in references)
     return items
-
-
-def _format_header(header: Mapping[str, Any]) -> str:
-    lines = ["header = {"]
-    for key in sorted(header):
-        lines.append(f"    {key!r} : {header[key]!r},")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _with_checksum(text: str) -> str:
-    """Insert the ``sha1sum`` header line crds verifies (checksum of all other lines)."""
-    from crds.core import utils
-
-    checksum = utils.str_checksum(text)
-    out = []
-    for line in text.splitlines(True):
-        out.append(line)
-        if line.startswith("    'parkey' :"):
-            out.append(f"    'sha1sum' : '{checksum}',\n")
-    return "".join(out)
-
-
-def _rmap_text(
-    name: str,
-    reftype: str,
-    match_keys: tuple[str, ...],
-    useafter_keys: tuple[str, ...],
-    rows: Mapping[tuple[str, ...], Mapping[str, str]],
-) -> str:
-    from crds.roman import TYPES
-
-    header = {
-        "classes": ("Match", "UseAfter"),
-        "derived_from": "romanxr.testing.build_local_crds_cache",
-        "file_ext": ".asdf",
-        "filekind": reftype.upper(),
-        "filetype": reftype.upper(),
-        "instrument": "WFI",
-        "mapping": "REFERENCE",
-        "name": name,
-        "observatory": "ROMAN",
-        "parkey": (match_keys, useafter_keys),
-        "suffix": reftype,
-        "text_descr": str(TYPES.get_item("wfi", reftype, "text_descr")),
-    }
-    body = ["", "selector = Match({"]
-    for key in sorted(rows):
-        match = repr(key) if len(key) != 1 else repr(key[0])
-        body.append(f"    {match} : UseAfter({{")
-        for date in sorted(rows[key]):
-            body.append(f"        {date!r} : {rows[key][date]!r},")
-        body.append("    }),")
-    body.append("})")
-    return _with_checksum(_format_header(header) + "\n".join(body) + "\n")
-
-
-def _selector_text(header: Mapping[str, Any], selector: Mapping[str, str]) -> str:
-    body = ["", "selector = {"]
-    for key in sorted(selector):
-        body.append(f"    {key!r} : {selector[key]!r},")
-    body.append("}")
-    return _with_checksum(_format_header(header) + "\n".join(body) + "\n")
 
 
 def _place(src: Path, dest: Path, link: bool) -> None:
@@ -378,119 +287,14 @@ def build_local_crds_cache(
             f"context {context!r} is not a Roman pipeline context name; use roman_NNNN.pmap "
             f"(four digits), e.g. roman_9000.pmap"
         )
-    serial = found.group(1)
     root = Path(os.fspath(crds_path)).expanduser().absolute()
     cache = LocalCrdsCache(root, context)
     for folder in (cache.mappings_dir, cache.references_dir, cache.config_dir):
         folder.mkdir(parents=True, exist_ok=True)
-
-    rows: dict[str, dict[tuple[str, ...], dict[str, str]]] = {}
-    placed: dict[str, list[Path]] = {}
-    used_names: dict[str, Path] = {}
-    for given_type, src in _expand(references):
-        if not src.is_file():
-            raise FileNotFoundError(f"reference file {src} does not exist")
-        meta = _read_meta(src)
-        file_type = str(meta.get("reftype", "")).lower()
-        reftype = given_type or file_type
-        if not reftype:
-            raise WrongProductError(
-                f"{src}: meta.reftype is missing; pass the file as references={{reftype: path}}"
-            )
-        if given_type and file_type and file_type != given_type:
-            raise WrongProductError(
-                f"{src}: a {file_type} reference file given as {given_type}; list it under "
-                f"{file_type!r}"
-            )
-        match_keys, _ = _parkeys(reftype)
-        key = tuple(_match_value(meta, k) for k in match_keys)
-        date = _useafter(meta)
-        name = src.name if _SAFE_NAME_RE.match(src.name) else None
-        if name is None or (name in used_names and used_names[name] != src.resolve()):
-            stem = "_".join(v.split("|")[0].lower() for v in key if v != "N/A")
-            name = f"roman_wfi_{reftype}_{stem or 'all'}_{len(used_names):04d}.asdf"
-        existing = rows.setdefault(reftype, {}).setdefault(key, {})
-        if date in existing and existing[date] != name:
-            keys = ", ".join(k.lower().removeprefix("roman.meta.") for k in match_keys)
-            raise InputError(
-                f"{src}: {reftype} files {existing[date]} and {name} compete for the same "
-                f"rule from useafter {date}: CRDS selects {reftype} by "
-                f"{keys or 'useafter only (one file serves every detector)'}, and both have "
-                f"{dict(zip(match_keys, key, strict=True)) or 'the same useafter'}; give them "
-                f"different values or useafter dates"
-            )
-        existing[date] = name
-        dest = cache.references_dir / name
-        if used_names.get(name) != src.resolve():
-            _place(src, dest, link)
-            used_names[name] = src.resolve()
-        placed.setdefault(reftype, []).append(dest)
-
-    na_types = [t.lower() for t in not_applicable]
-    if step_parameters:
-        na_types += [t for t in _known_reftypes() if t.startswith("pars-") and t not in rows]
-    for reftype in na_types:
-        if reftype in rows:
-            raise InputError(
-                f"{reftype} is listed in not_applicable but files of that type were given"
-            )
-        match_keys, _ = _parkeys(reftype)
-        rows[reftype] = {tuple("N/A" for _ in match_keys): {_DEFAULT_USEAFTER: "N/A"}}
-        if not reftype.startswith("pars-"):
-            placed.setdefault(reftype, [])
-
-    rmaps: dict[str, str] = {}
-    for reftype, table in rows.items():
-        match_keys, useafter_keys = _parkeys(reftype)
-        name = f"roman_wfi_{reftype}_{serial}.rmap"
-        text = _rmap_text(name, reftype, match_keys, useafter_keys, table)
-        (cache.mappings_dir / name).write_text(text)
-        rmaps[reftype.upper()] = name
-
-    imap = f"roman_wfi_{serial}.imap"
-    imap_header = {
-        "derived_from": "romanxr.testing.build_local_crds_cache",
-        "instrument": "WFI",
-        "mapping": "INSTRUMENT",
-        "name": imap,
-        "observatory": "ROMAN",
-        "parkey": ("REFTYPE",),
-    }
-    (cache.mappings_dir / imap).write_text(_selector_text(imap_header, rmaps))
-    pmap_header = {
-        "derived_from": "romanxr.testing.build_local_crds_cache",
-        "mapping": "PIPELINE",
-        "name": context,
-        "observatory": "ROMAN",
-        "parkey": ("ROMAN.META.INSTRUMENT.NAME",),
-    }
-    (cache.mappings_dir / context).write_text(_selector_text(pmap_header, {"WFI": imap}))
-
-    mappings = sorted([context, imap, *rmaps.values()])
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    server_config = {
-        "observatory": "roman",
-        "operational_context": context,
-        "latest_context": context,
-        "edit_context": context,
-        "versions_context": context,
-        "bad_files": "",
-        "bad_files_list": [],
-        "force_remote_mode": False,
-        "last_synced": now,
-        "mappings": mappings,
-        "crds_version": {"str": _crds_version()},
-        "reference_url": {"checked": {}, "unchecked": {}},
-        "mapping_url": {"checked": {}, "unchecked": {}},
-        "status": "cache",
-        "connected": False,
-        # crds asks the server for this when it is missing; it is only used for downloads
-        "download_metadata": _encoded_empty_metadata(),
-    }
-    (cache.config_dir / "server_config").write_text(pprint.pformat(server_config) + "\n")
-    (cache.config_dir / "bad_files.txt").write_text("")
-    (cache.config_dir / "ref_cache_subdir_mode").write_text("instrument\n")
-
+    rows, placed = _place_references(cache, references, link)
+    _add_not_applicable(rows, placed, not_applicable, step_parameters)
+    mappings = write_mappings(cache.mappings_dir, context, found.group(1), rows)
+    write_config(cache.config_dir, context, mappings)
     for reftype, paths in placed.items():
         cache.references[reftype] = tuple(paths)
         cache.selections[reftype] = tuple(
@@ -502,6 +306,95 @@ def build_local_crds_cache(
 
     clear_crds_cache()  # lookups cached before a rebuild of the same folder are stale
     return cache
+
+
+def _place_references(
+    cache: LocalCrdsCache,
+    references: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]]
+    | Iterable[str | os.PathLike],
+    link: bool,
+) -> tuple[Rows, dict[str, list[Path]]]:
+    """Put every reference file into the cache; return its rules and the placed paths."""
+    rows: Rows = {}
+    placed: dict[str, list[Path]] = {}
+    used_names: dict[str, Path] = {}
+    for given_type, src in _expand(references):
+        if not src.is_file():
+            raise FileNotFoundError(f"reference file {src} does not exist")
+        meta = _read_meta(src)
+        reftype = _file_reftype(src, given_type, str(meta.get("reftype", "")).lower())
+        match_keys, _ = parkeys(reftype)
+        key = tuple(_match_value(meta, k) for k in match_keys)
+        name = src.name if _SAFE_NAME_RE.match(src.name) else None
+        if name is None or (name in used_names and used_names[name] != src.resolve()):
+            stem = "_".join(v.split("|")[0].lower() for v in key if v != "N/A")
+            name = f"roman_wfi_{reftype}_{stem or 'all'}_{len(used_names):04d}.asdf"
+        _add_rule(rows, src, reftype, match_keys, key, _useafter(meta), name)
+        dest = cache.references_dir / name
+        if used_names.get(name) != src.resolve():
+            _place(src, dest, link)
+            used_names[name] = src.resolve()
+        placed.setdefault(reftype, []).append(dest)
+    return rows, placed
+
+
+def _file_reftype(src: Path, given_type: str | None, file_type: str) -> str:
+    """The reference type of ``src``: as given, else its ``meta.reftype`` (they must agree)."""
+    reftype = given_type or file_type
+    if not reftype:
+        raise WrongProductError(
+            f"{src}: meta.reftype is missing; pass the file as references={{reftype: path}}"
+        )
+    if given_type and file_type and file_type != given_type:
+        raise WrongProductError(
+            f"{src}: a {file_type} reference file given as {given_type}; list it under "
+            f"{file_type!r}"
+        )
+    return reftype
+
+
+def _add_rule(
+    rows: Rows,
+    src: Path,
+    reftype: str,
+    match_keys: Sequence[str],
+    key: tuple[str, ...],
+    date: str,
+    name: str,
+) -> None:
+    """Add the rule selecting ``name``; two files for one selection are an error."""
+    existing = rows.setdefault(reftype, {}).setdefault(key, {})
+    if date in existing and existing[date] != name:
+        keys = ", ".join(k.lower().removeprefix("roman.meta.") for k in match_keys)
+        raise InputError(
+            f"{src}: {reftype} files {existing[date]} and {name} compete for the same "
+            f"rule from useafter {date}: CRDS selects {reftype} by "
+            f"{keys or 'useafter only (one file serves every detector)'}, and both have "
+            f"{dict(zip(match_keys, key, strict=True)) or 'the same useafter'}; give them "
+            f"different values or useafter dates"
+        )
+    existing[date] = name
+
+
+def _add_not_applicable(
+    rows: Rows,
+    placed: dict[str, list[Path]],
+    not_applicable: Iterable[str],
+    step_parameters: bool,
+) -> None:
+    """ "N/A" rules for the types listed (and every ``pars-`` type with ``step_parameters``)."""
+    na_types = [t.lower() for t in not_applicable]
+    if step_parameters:
+        na_types += [t for t in known_reftypes() if t.startswith("pars-") and t not in rows]
+    for reftype in na_types:
+        if reftype in rows:
+            raise InputError(
+                f"{reftype} is listed in not_applicable but files of that type were given"
+            )
+        match_keys, _ = parkeys(reftype)
+        rows[reftype] = {tuple("N/A" for _ in match_keys): {_DEFAULT_USEAFTER: "N/A"}}
+        if not reftype.startswith("pars-"):
+            placed.setdefault(reftype, [])
 
 
 def write_fake_reference(

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from romanxr.dataset import BORDER
 from romanxr.dq import PixelFlag
 
 __all__ = [
     "AMP33_COLUMNS",
-    "BORDER",
     "CHANNEL_WIDTH",
     "DETECTORS",
     "PAD_COLUMNS",
@@ -33,8 +33,6 @@ __all__ = [
     "make_detector",
 ]
 
-#: Width of the reference-pixel border on each side.
-BORDER = 4
 #: Columns of one science readout channel.
 CHANNEL_WIDTH = 128
 #: Idle pixel times after every row of a channel (the refpix model's pad columns).
@@ -87,7 +85,7 @@ def frame_read_time(
 ) -> np.ndarray:
     """Time (s) after the start of a frame at which pixel (``y``, ``read_col``) is read.
 
-    The timing model of algorithms.md 4.4 (:mod:`romanxr.kernels.timing`), written in terms
+    The timing model of :mod:`romanxr.kernels.timing`, written in terms
     of the read-order column inside a channel, which the simulator works with (mirrored
     columns on detectors 3, 6, ..., 18 leave it unchanged). ``y`` are absolute science-frame
     rows. Broadcasts ``y`` against ``read_col``.

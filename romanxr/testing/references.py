@@ -5,7 +5,7 @@ Exposure Level Pipeline looks up (mask, saturation, refpix, darkdecaysignal, lin
 inverselinearity, integralnonlinearity, readnoise, gain, dark, distortion, photom, flat) as
 ``roman_wfi_<reftype>_<detector>.asdf``. The instrument/exposure selectors match a simulated
 exposure of the same detector and optical element, and every ``useafter`` (2020-01-01) lies
-before :data:`~romanxr.testing.simulate.EXPOSURE_START`.
+before :data:`~romanxr.testing.exposure_meta.EXPOSURE_START`.
 
 The result is a plain reftype -> path mapping (:class:`ReferenceSet`) that can be passed to
 romanxr's ``ReferenceResolver(overrides=...)`` or, via :meth:`ReferenceSet.romancal_steps`, to
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from romanxr.testing.detector import DETECTORS, DetectorModel
-from romanxr.testing.simulate import _aperture_reference
+from romanxr.testing.exposure_meta import aperture_reference
 
 __all__ = [
     "OPTICAL_ELEMENTS",
@@ -201,7 +201,7 @@ def _distortion(det: DetectorModel):
     from astropy.modeling import models
 
     sy, sx = det.science_shape
-    v2_ref, v3_ref = _aperture_reference(det.detector)
+    v2_ref, v3_ref = aperture_reference(det.detector)
     model = (
         (models.Shift(-(sx - 1) / 2.0) & models.Shift(-(sy - 1) / 2.0))
         | models.Rotation2D(DISTORTION_ROTATION)

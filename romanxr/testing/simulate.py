@@ -15,8 +15,8 @@ the reset. Per read, in this order:
 4. additive electronics terms: the common-mode drift with per-channel pedestals
    (:class:`~romanxr.testing.detector.DriftModel`, also in the border and amp33) and the dark
    decay signal ``A exp(-t / tau)`` (detector pixels incl. the border, not amp33) with
-   ``t = (k - 1.5) * frame_time + T(y, c)``, ``T`` the pixel read-time map of algorithms.md
-   4.4 (:func:`~romanxr.testing.detector.frame_read_time`; ``k - 1.5`` puts ``t = 0`` in the
+   ``t = (k - 1.5) * frame_time + T(y, c)``, ``T`` the pixel read-time map
+   (:func:`~romanxr.testing.detector.frame_read_time`; ``k - 1.5`` puts ``t = 0`` in the
    middle of read 1, as romancal does).
 5. Gaussian read noise of the pixel (DN per read), then the ADC: the INL correction is
    subtracted (the pipeline adds it back), rounded to an integer and clipped to 0..65535.
@@ -42,24 +42,23 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from romanxr.dataset import BORDER
 from romanxr.testing._reads import simulate_reads
 from romanxr.testing.detector import (
     AMP33_COLUMNS,
-    BORDER,
     CHANNEL_WIDTH,
     DetectorModel,
     channel_read_order,
     dark_decay_signal,
     make_detector,
 )
+from romanxr.testing.exposure_meta import exposure_file_name, fill_meta
+from romanxr.testing.scene import make_scene
 
 __all__ = [
     "DEFAULT_READ_PATTERN",
-    "EXPOSURE_START",
     "SimulatedExposure",
     "SimulationTruth",
-    "exposure_file_name",
-    "make_scene",
     "simulate_exposure",
 ]
 
@@ -74,28 +73,8 @@ DEFAULT_READ_PATTERN: list[list[int]] = [
     [19, 20, 21, 22, 23, 24],
     [25],
 ]
-#: Start of every simulated exposure (reference files are valid from 2020-01-01).
-EXPOSURE_START = "2027-01-01T00:00:00.000"
 #: Rows simulated at once; fixed so that results do not depend on the frame size.
 BAND_ROWS = 128
-
-#: Aperture reference point of each detector in the telescope (V2, V3) frame (arcsec):
-#: a plausible 6x3 layout around the WFI centre; only self-consistency matters here.
-_V2_CENTRE, _V3_CENTRE = 1546.0, -892.0
-
-
-def _aperture_reference(detector: str) -> tuple[float, float]:
-    i = int(detector[3:]) - 1
-    column, row = i // 3, i % 3
-    return _V2_CENTRE + (column - 2.5) * 500.0, _V3_CENTRE + (row - 1) * 500.0
-
-
-def exposure_file_name(detector: str = "WFI01", *, exposure: int = 1, suffix: str = "uncal") -> str:
-    """Roman file name ``r<19 digits>_<4 digits>_<detector>_<suffix>.asdf``.
-
-    Program 00001, execution plan 01, pass/segment/observation/visit 001.
-    """
-    return f"r0000101001001001001_{exposure:04d}_{detector.lower()}_{suffix}.asdf"
 
 
 @dataclass
@@ -207,72 +186,6 @@ class SimulatedExposure:
 
 # --------------------------------------------------------------------------------------------
 # scene
-
-
-def make_scene(
-    science_shape: tuple[int, int],
-    *,
-    seed: int = 0,
-    sky: float = 1.0,
-    n_stars: int | None = None,
-    n_saturating: int | None = None,
-    psf_sigma: float = 1.2,
-    flux_range: tuple[float, float] = (50.0, 5000.0),
-    saturating_flux_range: tuple[float, float] = (6e4, 2e5),
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Sky plus Gaussian point sources on the science area (electrons per second per pixel).
-
-    Parameters
-    ----------
-    science_shape : (ny, nx)
-        Science-area shape (frame minus the border).
-    seed : int
-        Random seed.
-    sky : float
-        Uniform sky (e-/s per pixel).
-    n_stars, n_saturating : int, optional
-        Number of ordinary and of saturating stars (default: 1 per 400 pixels, at least 2; and
-        1 per 40000 pixels, at least 1).
-    psf_sigma : float
-        Gaussian PSF sigma (pixels).
-    flux_range, saturating_flux_range : (float, float)
-        Log-uniform total fluxes (e-/s).
-
-    Returns
-    -------
-    scene : ndarray float64
-        e-/s per pixel.
-    sources : dict of ndarray
-        ``x``, ``y`` (absolute detector pixels), ``flux``, ``saturating``.
-    """
-    sy, sx = science_shape
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7002]))
-    n_stars = max(2, sy * sx // 400) if n_stars is None else int(n_stars)
-    n_saturating = max(1, sy * sx // 40000) if n_saturating is None else int(n_saturating)
-    n = n_stars + n_saturating
-    margin = min(3.0, (min(sy, sx) - 1) / 2)
-    xs = rng.uniform(margin, sx - 1 - margin, n)
-    ys = rng.uniform(margin, sy - 1 - margin, n)
-    flux = np.exp(rng.uniform(*np.log(flux_range), n))
-    flux[n_stars:] = np.exp(rng.uniform(*np.log(saturating_flux_range), n_saturating))
-    scene = np.full((sy, sx), float(sky), dtype=np.float64)
-    half = int(np.ceil(5 * psf_sigma))
-    for x0, y0, f in zip(xs, ys, flux, strict=True):
-        ix, iy = round(x0), round(y0)
-        ylo, yhi = max(iy - half, 0), min(iy + half + 1, sy)
-        xlo, xhi = max(ix - half, 0), min(ix + half + 1, sx)
-        yy = np.arange(ylo, yhi)[:, None] - y0
-        xx = np.arange(xlo, xhi)[None, :] - x0
-        scene[ylo:yhi, xlo:xhi] += (
-            f / (2 * np.pi * psf_sigma**2) * np.exp(-(xx**2 + yy**2) / (2 * psf_sigma**2))
-        )
-    sources = {
-        "x": xs + BORDER,
-        "y": ys + BORDER,
-        "flux": flux,
-        "saturating": np.arange(n) >= n_stars,
-    }
-    return scene, sources
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,120 +319,6 @@ def _simulate_band(
     out /= n_reads[:, None, None]
     amp33 /= n_reads[:, None, None]
     return np.rint(out), np.rint(amp33), first_sat
-
-
-def _fill_meta(
-    model: Any,
-    det: DetectorModel,
-    read_pattern: list[list[int]],
-    frame_time: float,
-    optical_element: str,
-    guide_window: dict[str, int],
-    file_name: str,
-    ra: float,
-    dec: float,
-    roll: float,
-) -> None:
-    from astropy.time import Time, TimeDelta
-
-    meta = model.meta
-    nres = len(read_pattern)
-    last = read_pattern[-1][-1]
-    start = Time(EXPOSURE_START, format="isot", scale="utc")
-    end = start + TimeDelta(last * frame_time, format="sec")
-    meta.filename = file_name
-    meta.file_date = Time("2027-01-02T00:00:00.000", format="isot", scale="utc")
-    meta.origin = "STSCI/SOC"
-    meta.prd_version = "romanxr-sim"
-    meta.sdf_software_version = "romanxr-sim"
-    meta.product_type = "l1"
-
-    exp = meta.exposure
-    exp.type = "WFI_IMAGE"
-    exp.start_time = start
-    exp.end_time = end
-    exp.nresultants = nres
-    exp.frame_time = float(frame_time)
-    exp.exposure_time = float(frame_time * last)
-    exp.effective_exposure_time = float(
-        frame_time * (np.mean(read_pattern[-1]) - np.mean(read_pattern[0]))
-    )
-    exp.ma_table_name = "ROMANXR_SIM"
-    exp.ma_table_number = 999
-    exp.ma_table_id = "SIM999"
-    exp.read_pattern = [[int(r) for r in g] for g in read_pattern]
-    exp.truncated = False
-    exp.data_problem = None
-    exp.engineering_quality = "OK"
-
-    meta.instrument.name = "WFI"
-    meta.instrument.detector = det.detector
-    meta.instrument.optical_element = optical_element
-
-    gs = meta.guide_star
-    for key, value in guide_window.items():
-        gs[key] = int(value)
-    gs.guide_window_id = "GW0001"
-    gs.guide_mode = "WIM-ACQ"
-    gs.guide_star_id = "SIM0001"
-    gs.epoch = "2027.0"
-
-    v2_ref, v3_ref = _aperture_reference(det.detector)
-    wcs = meta.wcsinfo
-    wcs.aperture_name = f"{det.detector}_FULL"
-    wcs.v2_ref = v2_ref
-    wcs.v3_ref = v3_ref
-    wcs.vparity = -1
-    wcs.v3yangle = -60.0
-    wcs.ra_ref = float(ra)
-    wcs.dec_ref = float(dec)
-    wcs.roll_ref = float(roll)
-    wcs.s_region = "?"
-
-    pt = meta.pointing
-    pt.ra_v1 = float(ra)
-    pt.dec_v1 = float(dec)
-    pt.pa_v3 = float(roll)
-    pt.pa_aperture = float(roll)
-    pt.target_aperture = f"{det.detector}_FULL"
-    pt.target_ra = float(ra)
-    pt.target_dec = float(dec)
-
-    va = meta.velocity_aberration
-    va.ra_reference = float(ra)
-    va.dec_reference = float(dec)
-    va.scale_factor = 1.0
-
-    eph = meta.ephemeris
-    eph.ephemeris_reference_frame = "EME2000"
-    eph.type = "DEFINITIVE"
-    eph.time = float(start.mjd)
-    for axis, value in zip("xyz", (1.0e6, -5.0e5, 2.0e5), strict=True):
-        eph[f"spatial_{axis}"] = value
-        eph[f"velocity_{axis}"] = 0.0
-
-    obs = meta.observation
-    obs.observation_id = "0000101001001001001"
-    obs.visit_id = "0000101001001001001"
-    obs.program = 1
-    obs.execution_plan = 1
-    obs["pass"] = 1
-    obs.segment = 1
-    obs.observation = 1
-    obs.visit = 1
-    obs.visit_file_group = 1
-    obs.visit_file_sequence = 1
-    obs.visit_file_activity = "01"
-    obs.exposure = 1
-
-    meta.visit.start_time = start
-    meta.visit.nexposures = 1
-    meta.visit.type = "GENERAL"
-    meta.program.title = "romanxr simulation"
-    meta.program.investigator_name = "romanxr"
-    meta.program.category = "GO"
-    meta.program.subcategory = "None"
-    meta.program.science_category = "SIM"
 
 
 def simulate_exposure(
@@ -700,7 +499,7 @@ def simulate_exposure(
             file_name = out_path.name
 
     model = dm.ScienceRawModel.create_fake_data(shape=(nres, ny, nx))
-    _fill_meta(
+    fill_meta(
         model, det, pattern, frame_time, optical_element, guide_window, file_name, ra, dec, roll
     )
     if reference_read:

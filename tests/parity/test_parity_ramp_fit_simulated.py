@@ -38,6 +38,7 @@ import warnings
 import numpy as np
 import pytest
 
+from romanxr.dataset import BORDER
 from romanxr.dq import PixelFlag
 from romanxr.io import open_uncal
 from romanxr.steps.dq_init import dq_init
@@ -45,7 +46,6 @@ from romanxr.steps.linearity import linearity
 from romanxr.steps.ramp_fit import jump_indices, ramp_fit
 from romanxr.steps.saturation import saturation
 from romanxr.testing import make_detector, make_reference_set, simulate_exposure
-from romanxr.testing.detector import BORDER
 
 romancal_step = pytest.importorskip("romancal.ramp_fitting.ramp_fit_step")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from romanxr.dataset import BORDER
 from romanxr.dq import PixelFlag
 from romanxr.io import open_uncal
 from romanxr.steps.dq_init import dq_init
@@ -33,7 +34,6 @@ from romanxr.steps.linearity import linearity
 from romanxr.steps.ramp_fit import ramp_fit
 from romanxr.steps.saturation import saturation
 from romanxr.testing import make_detector, make_reference_set, simulate_exposure
-from romanxr.testing.detector import BORDER
 
 SHAPE = (64, 64)
 SEED = 21

@@ -7,13 +7,13 @@ import re
 import numpy as np
 import pytest
 
+from romanxr.dataset import BORDER
 from romanxr.testing import (
     DEFAULT_READ_PATTERN,
     make_detector,
     make_scene,
     simulate_exposure,
 )
-from romanxr.testing.detector import BORDER
 
 SHAPE = (32, 32)
 SCI = np.s_[BORDER:-BORDER, BORDER:-BORDER]
