@@ -548,8 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if step_options and args.command not in {"calibrate", "step", "refs"}:
             raise ConfigError(f"--steps options do not apply to {args.command!r}")
         if args.command in {"calibrate", "step", "demo"}:
-            # chunk-sized arrays reused instead of mapped anew (romanxr.memory)
-            from romanxr.memory import tune_allocator
+            # chunk-sized arrays reused instead of mapped anew (romanxr.schedule)
+            from romanxr.schedule import tune_allocator
 
             tune_allocator()
         return _COMMANDS[args.command](args, step_options)

@@ -10,7 +10,8 @@ from romanxr.dq import PixelFlag
 from romanxr.errors import ReferenceMismatchError
 from romanxr.io.asdf_reader import BORDER
 from romanxr.refs import ReferenceResolver, align_to_exposure
-from romanxr.steps._common import chunk_like, finish_step, get_reference
+from romanxr.schedule import chunk_like
+from romanxr.steps._common import finish_step, get_reference
 
 __all__ = ["IMAGING_EXPOSURE_TYPES", "flatfield"]
 
