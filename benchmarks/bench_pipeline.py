@@ -124,7 +124,7 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
     import dask
 
     import romanxr
-    from romanxr.pipeline import STEPS, _merge_jump_into_ramp_fit, _takes_resolver, write
+    from romanxr.pipeline import RUN, plan, write
     from romanxr.refs import ReferenceResolver
 
     ck = json.loads(chunks) if chunks else "default"
@@ -134,16 +134,14 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
     ds = romanxr.open_uncal(info["uncal"], chunks=ck)
     prev_peak = _peak_rss_gib()
     rows.append(_step_row("open", t_start, c_start, prev_peak, prev_peak))
-    for spec in STEPS:
-        if spec.name == "jump":  # folded into ramp_fit, as calibrate() does
+    for run in plan({}, ds, check_saturated=False):
+        if run.action != RUN:  # jump runs inside ramp_fit, as calibrate() does
             continue
-        func = spec.load()
-        params = _merge_jump_into_ramp_fit({}, {}, {}) if spec.name == "ramp_fit" else {}
         t0, c0 = time.perf_counter(), _cpu()
-        ds = func(ds, resolver=resolver, **params) if _takes_resolver(func) else func(ds, **params)
+        ds = run.spec.apply(ds, run.arguments, resolver)
         (ds,) = dask.persist(ds)
         peak = _peak_rss_gib()
-        rows.append(_step_row(spec.name, t0, c0, peak, prev_peak))
+        rows.append(_step_row(run.name, t0, c0, peak, prev_peak))
         prev_peak = peak
     t0, c0 = time.perf_counter(), _cpu()
     write(ds, out, overwrite=True)

@@ -1,7 +1,8 @@
 """The ``ds.roman`` accessor: one line per method, forwarding to steps, pipeline and writers.
 
-Each method's docstring is the forwarded function's, so ``help(ds.roman.saturation)`` and the
-API reference show the real parameters.
+Each method carries the forwarded function's signature (without the Dataset) and docstring,
+so ``inspect.signature(ds.roman.saturation)``, ``help(ds.roman.saturation)``, tab completion
+and the API reference show the real parameters.
 """
 
 from __future__ import annotations
@@ -35,15 +36,28 @@ from romanxr.steps import wfi18_transient as _wfi18_transient
 __all__ = ["RomanAccessor"]
 
 
-def _forwards(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def attach(method: Callable[..., Any]) -> Callable[..., Any]:
-        method.__doc__ = (
-            f"Accessor form of :func:`{func.__module__}.{func.__name__}` (``ds`` is this "
-            f"Dataset).\n\n{inspect.getdoc(func) or ''}"
-        )
-        return method
+def _forward(func: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
+    """An accessor method ``name`` (default: the function's name) calling
+    ``func(<this Dataset>, ...)``, with ``func``'s signature and docstring.
 
-    return attach
+    The method's ``__signature__`` is ``func``'s with ``self`` in place of the Dataset, so the
+    bound method (``ds.roman.saturation``) shows exactly the parameters the user passes.
+    """
+
+    def method(self: RomanAccessor, *args: Any, **kwargs: Any) -> Any:
+        return func(self._ds, *args, **kwargs)
+
+    signature = inspect.signature(func)
+    rest = list(signature.parameters.values())[1:]
+    own = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(parameters=[own, *rest])  # type: ignore[attr-defined]
+    method.__name__ = name or func.__name__
+    method.__qualname__ = f"RomanAccessor.{method.__name__}"
+    method.__doc__ = (
+        f"Accessor form of :func:`{func.__module__}.{func.__name__}` (its first argument is "
+        f"this Dataset).\n\n{inspect.getdoc(func) or ''}"
+    )
+    return method
 
 
 @xr.register_dataset_accessor("roman")
@@ -73,9 +87,7 @@ class RomanAccessor:
         """
         return _plot.RomanPlotter(self._ds)
 
-    @_forwards(_summary.summarize)
-    def summary(self) -> _summary.ExposureSummary:
-        return _summary.summarize(self._ds)
+    summary = _forward(_summary.summarize, "summary")
 
     def __repr__(self) -> str:
         return str(_summary.summarize(self._ds))
@@ -84,80 +96,26 @@ class RomanAccessor:
         return _summary.summarize(self._ds)._repr_html_()
 
     # ---- ramp-level steps, in pipeline order
-    @_forwards(_dq_init.dq_init)
-    def dq_init(self, **kwargs: Any) -> xr.Dataset:
-        return _dq_init.dq_init(self._ds, **kwargs)
-
-    @_forwards(_saturation.saturation)
-    def saturation(self, **kwargs: Any) -> xr.Dataset:
-        return _saturation.saturation(self._ds, **kwargs)
-
-    @_forwards(_refpix.refpix)
-    def refpix(self, **kwargs: Any) -> xr.Dataset:
-        return _refpix.refpix(self._ds, **kwargs)
-
-    @_forwards(_dark_decay.dark_decay)
-    def dark_decay(self, **kwargs: Any) -> xr.Dataset:
-        return _dark_decay.dark_decay(self._ds, **kwargs)
-
-    @_forwards(_wfi18_transient.wfi18_transient)
-    def wfi18_transient(self, **kwargs: Any) -> xr.Dataset:
-        return _wfi18_transient.wfi18_transient(self._ds, **kwargs)
-
-    @_forwards(_linearity.linearity)
-    def linearity(self, **kwargs: Any) -> xr.Dataset:
-        return _linearity.linearity(self._ds, **kwargs)
-
-    @_forwards(_jump.jump)
-    def jump(self, **kwargs: Any) -> xr.Dataset:
-        return _jump.jump(self._ds, **kwargs)
-
-    @_forwards(_ramp_fit.ramp_fit)
-    def ramp_fit(self, **kwargs: Any) -> xr.Dataset:
-        return _ramp_fit.ramp_fit(self._ds, **kwargs)
+    dq_init = _forward(_dq_init.dq_init)
+    saturation = _forward(_saturation.saturation)
+    refpix = _forward(_refpix.refpix)
+    dark_decay = _forward(_dark_decay.dark_decay)
+    wfi18_transient = _forward(_wfi18_transient.wfi18_transient)
+    linearity = _forward(_linearity.linearity)
+    jump = _forward(_jump.jump)
+    ramp_fit = _forward(_ramp_fit.ramp_fit)
 
     # ---- image-level steps
-    @_forwards(_dark_current.dark_current)
-    def dark_current(self, **kwargs: Any) -> xr.Dataset:
-        return _dark_current.dark_current(self._ds, **kwargs)
-
-    @_forwards(_assign_wcs.assign_wcs)
-    def assign_wcs(self, **kwargs: Any) -> xr.Dataset:
-        return _assign_wcs.assign_wcs(self._ds, **kwargs)
-
-    @_forwards(_photom.photom)
-    def photom(self, **kwargs: Any) -> xr.Dataset:
-        return _photom.photom(self._ds, **kwargs)
-
-    @_forwards(_flatfield.flatfield)
-    def flatfield(self, **kwargs: Any) -> xr.Dataset:
-        return _flatfield.flatfield(self._ds, **kwargs)
+    dark_current = _forward(_dark_current.dark_current)
+    assign_wcs = _forward(_assign_wcs.assign_wcs)
+    photom = _forward(_photom.photom)
+    flatfield = _forward(_flatfield.flatfield)
 
     # ---- whole pipeline, checks, coordinates, writers
-    @_forwards(_pipeline.calibrate)
-    def calibrate(self, **kwargs: Any) -> xr.Dataset:
-        return _pipeline.calibrate(self._ds, **kwargs)
-
-    @_forwards(_saturated_exposure.is_fully_saturated)
-    def is_fully_saturated(self) -> bool:
-        return _saturated_exposure.is_fully_saturated(self._ds)
-
-    @_forwards(_saturated_exposure.saturated_image)
-    def saturated_image(self) -> xr.Dataset:
-        return _saturated_exposure.saturated_image(self._ds)
-
-    @_forwards(_wcs.world_coords)
-    def world_coords(self, **kwargs: Any) -> xr.Dataset:
-        return _wcs.world_coords(self._ds, **kwargs)
-
-    @_forwards(_ramp_fit.jump_indices)
-    def jump_indices(self) -> Any:
-        return _ramp_fit.jump_indices(self._ds)
-
-    @_forwards(_asdf_writer.to_asdf)
-    def to_asdf(self, path: Any, **kwargs: Any) -> Any:
-        return _asdf_writer.to_asdf(self._ds, path, **kwargs)
-
-    @_forwards(_zarr_io.to_zarr)
-    def to_zarr(self, store: Any, **kwargs: Any) -> Any:
-        return _zarr_io.to_zarr(self._ds, store, **kwargs)
+    calibrate = _forward(_pipeline.calibrate)
+    is_fully_saturated = _forward(_saturated_exposure.is_fully_saturated)
+    saturated_image = _forward(_saturated_exposure.saturated_image)
+    world_coords = _forward(_wcs.world_coords)
+    jump_indices = _forward(_ramp_fit.jump_indices)
+    to_asdf = _forward(_asdf_writer.to_asdf)
+    to_zarr = _forward(_zarr_io.to_zarr)

@@ -50,11 +50,14 @@ __all__ = [
     "BORDER",
     "DETECTOR_SIZE",
     "DIMS",
+    "IMAGING_EXPOSURE_TYPES",
     "L2_VARIABLES",
     "RAMP_DIMS",
     "ReadPatternInfo",
+    "exposure_type",
     "frame_shape",
     "get_meta",
+    "is_imaging",
     "read_pattern_info",
     "record_step",
     "resultant_coords",
@@ -69,6 +72,9 @@ DETECTOR_SIZE = 4096
 DIMS = RAMP_DIMS
 AMP33_DIM = "amp33_x"
 L2_VARIABLES = ("data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo")
+#: Imaging exposure types (``meta.exposure.type``): the ones romancal's exposure pipeline
+#: flat-fields; spectral, dark and flat exposures stop before the flat.
+IMAGING_EXPOSURE_TYPES = ("WFI_IMAGE", "WFI_LOLO", "WFI_WFSC")
 
 #: cal_step keys required in a Level-2 product, in pipeline order first.
 CAL_STEP_KEYS = (
@@ -251,6 +257,20 @@ def read_pattern_info(ds: xr.Dataset) -> ReadPatternInfo:
     return validate_read_pattern(
         exposure.get("read_pattern"), exposure.get("frame_time"), n, source=_name(ds)
     )
+
+
+def exposure_type(ds: xr.Dataset) -> str:
+    """``meta.exposure.type`` in upper case (``""`` when the Dataset does not say)."""
+    meta = ds.attrs.get("meta") or {}
+    return str((meta.get("exposure") or {}).get("type") or "").upper()
+
+
+def is_imaging(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` is an imaging exposure (:data:`IMAGING_EXPOSURE_TYPES`).
+
+    A Dataset without ``meta.exposure.type`` is not taken for one.
+    """
+    return exposure_type(ds) in IMAGING_EXPOSURE_TYPES
 
 
 def _name(ds: xr.Dataset) -> str:

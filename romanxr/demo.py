@@ -30,9 +30,15 @@ def run_demo(
         Show a dask progress bar while computing.
     """
     import romanxr
-    from romanxr.pipeline import STEPS, calibrate, output_name
+    from romanxr.pipeline import (
+        calibrate,
+        output_name,
+        plan,
+        references_of,
+        resolve_step_options,
+    )
     from romanxr.plot import quicklook_png
-    from romanxr.refs import REFTYPES_BY_STEP, ReferenceResolver
+    from romanxr.refs import ReferenceResolver
     from romanxr.testing import make_detector, make_reference_set, simulate_exposure
     from romanxr.testing.crds_cache import build_local_crds_cache
 
@@ -61,10 +67,11 @@ def run_demo(
         print(ds)
         print(f"\nReference files resolved by the crds client (context {cache.context}):")
         resolver = ReferenceResolver()
-        for spec in STEPS:
-            for reftype in REFTYPES_BY_STEP.get(spec.cal_step or spec.name, ()):
-                ref = resolver.resolve(reftype, ds)
-                print(f"  {spec.name:16s} {reftype:22s} {ref.name}")
+        for run in plan(resolve_step_options(), ds):
+            for found in references_of(run, ds, resolver):
+                if found.error is not None:
+                    raise found.error
+                print(f"  {run.name:16s} {found.reftype:22s} {found.resolved.name}")
         out = output_name(sim.path, "cal")
         t1 = time.perf_counter()
         bar = contextlib.nullcontext()

@@ -13,6 +13,8 @@ from typing import Any
 
 import xarray as xr
 
+from romanxr.registry import find_step
+
 __all__ = ["ExposureSummary", "StepRecord", "summarize"]
 
 
@@ -168,45 +170,54 @@ def summarize(ds: xr.Dataset) -> ExposureSummary:
     ExposureSummary
         ``print()`` it, or let Jupyter render it as a table.
     """
-    from romanxr.refs import REFTYPES_BY_STEP
-
     meta = ds.attrs.get("meta", {}) or {}
     exposure = meta.get("exposure", {}) or {}
     instrument = meta.get("instrument", {}) or {}
     ref_file = meta.get("ref_file", {}) or {}
-    params = ds.attrs.get("step_parameters", {}) or {}
     data = ds["data"] if "data" in ds else None
-    shape = dict(data.sizes) if data is not None else dict(ds.sizes)
-    lazy = bool(data is not None and data.chunks is not None)
-    steps = []
-    for step, status in (meta.get("cal_step", {}) or {}).items():
-        status = str(status)
-        if status == "INCOMPLETE" and step not in params:
-            continue
-        refs = {
-            r: str(ref_file[r])
-            for r in REFTYPES_BY_STEP.get(step, ())
-            if status == "COMPLETE" and r in ref_file and str(ref_file[r]) not in ("?", "N/A")
-        }
-        steps.append(StepRecord(step, status, refs, dict(params.get(step, {}) or {})))
-    if "jump" in params:  # romanxr's jump step has no cal_step key
-        steps.append(StepRecord("jump", "COMPLETE", {}, dict(params["jump"])))
     context = (ref_file.get("crds", {}) or {}).get("context")
     exposure_time = exposure.get("exposure_time")
-    ma_name = exposure.get("ma_table_name", "?")
-    ma_number = exposure.get("ma_table_number")
     return ExposureSummary(
         file=ds.encoding.get("source") or meta.get("filename"),
         level="ramp" if data is not None and "resultant" in data.dims else "image",
-        shape=shape,
-        lazy=lazy,
+        shape=dict(data.sizes) if data is not None else dict(ds.sizes),
+        lazy=bool(data is not None and data.chunks is not None),
         exposure=str(exposure.get("type", "?")),
         detector=str(instrument.get("detector", "?")),
         optical_element=str(instrument.get("optical_element", "?")),
         start_time=str(exposure.get("start_time", "?")),
-        ma_table=f"{ma_name} (#{ma_number})" if ma_number is not None else str(ma_name),
+        ma_table=_ma_table(exposure),
         read_pattern=[list(map(int, r)) for r in exposure.get("read_pattern", []) or []],
         exposure_time=float(exposure_time) if exposure_time is not None else None,
-        steps=steps,
+        steps=_step_records(meta, ds.attrs.get("step_parameters", {}) or {}),
         crds_context=None if context in (None, "?") else str(context),
     )
+
+
+def _ma_table(exposure: dict[str, Any]) -> str:
+    name = exposure.get("ma_table_name", "?")
+    number = exposure.get("ma_table_number")
+    return f"{name} (#{number})" if number is not None else str(name)
+
+
+def _step_records(meta: dict[str, Any], params: dict[str, Any]) -> list[StepRecord]:
+    """One record per ``meta.cal_step`` entry that ran or was decided (not a bare INCOMPLETE),
+    with the reference files of the steps that completed, then romanxr's jump step (which has
+    no cal_step key)."""
+    ref_file = meta.get("ref_file", {}) or {}
+    steps = []
+    for key, status in (meta.get("cal_step", {}) or {}).items():
+        status = str(status)
+        if status == "INCOMPLETE" and key not in params:
+            continue
+        spec = find_step(key)
+        reftypes = spec.reftypes if spec is not None and status == "COMPLETE" else ()
+        refs = {
+            r: str(ref_file[r])
+            for r in reftypes
+            if r in ref_file and str(ref_file[r]) not in ("?", "N/A")
+        }
+        steps.append(StepRecord(key, status, refs, dict(params.get(key, {}) or {})))
+    if "jump" in params:  # romanxr's jump step has no cal_step key
+        steps.append(StepRecord("jump", "COMPLETE", {}, dict(params["jump"])))
+    return steps

@@ -24,6 +24,7 @@ from typing import Any
 PUBLIC_MODULES = (
     "romanxr",
     "romanxr.io",
+    "romanxr.registry",
     "romanxr.pipeline",
     "romanxr.steps.dq_init",
     "romanxr.steps.saturation",
@@ -206,18 +207,14 @@ def write_cli(folder: Path) -> None:
         *_block(parser.format_help()),
         "",
     ]
-    steps_help = getattr(cli, "_steps_help", None)
     for name, sub in _subparsers(parser).items():
-        if name == "calibrate" and steps_help is not None and not sub.epilog:
-            sub.epilog = steps_help()
         title = f"romanxr {name}"
         lines += [title, "-" * len(title), "", *_block(sub.format_help()), ""]
     (folder / "cli.rst").write_text("\n".join(lines) + "\n")
 
 
 def write_steps(folder: Path) -> None:
-    from romanxr.pipeline import STEPS
-    from romanxr.refs import REFTYPES_BY_STEP
+    from romanxr.registry import STEPS
 
     folder.mkdir(parents=True, exist_ok=True)
     for position, spec in enumerate(STEPS, start=1):
@@ -225,7 +222,7 @@ def write_steps(folder: Path) -> None:
         module = importlib.import_module(f"romanxr.steps.{spec.module}")
         intro = inspect.getdoc(module) or inspect.getdoc(func) or ""
         intro = intro.split("\n\n")[0]
-        reftypes = REFTYPES_BY_STEP.get(spec.cal_step or spec.name, ())
+        reftypes = spec.reftypes
         title = f"{spec.name}"
         aliases = ", ".join(f"``{a}``" for a in spec.aliases)
         aliases = f" (also spelled {aliases})" if aliases else ""

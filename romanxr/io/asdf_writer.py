@@ -39,13 +39,13 @@ from romanxr.io.asdf_stream import (
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
+from romanxr.kernels.ramp_common import jump_indices_from_flags
 from romanxr.schedule import (
     local_scheduler,
     optimized_graph,
     region_axis,
     store_by_region,
 )
-from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 __all__ = ["input_files", "prepare_meta", "to_asdf"]
 

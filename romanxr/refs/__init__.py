@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from romanxr.refs.load import align_to_exposure, check_reference_matches, load_reference
 from romanxr.refs.resolve import (
-    REFTYPES_BY_STEP,
     ReferenceResolver,
     ResolvedReference,
     default_resolver,
@@ -19,7 +18,6 @@ from romanxr.refs.resolve import (
 )
 
 __all__ = [
-    "REFTYPES_BY_STEP",
     "ReferenceResolver",
     "ResolvedReference",
     "align_to_exposure",

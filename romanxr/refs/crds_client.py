@@ -255,20 +255,12 @@ def _apply_env(env: Mapping[str, str | None]) -> None:
 # lookups
 
 
-def _step_of(reftype: str) -> str:
-    from romanxr.refs.resolve import REFTYPES_BY_STEP
-
-    for step, reftypes in REFTYPES_BY_STEP.items():
-        if reftype in reftypes:
-            return step
-    return "<step>"
-
-
-def _fix_hint(reftype: str) -> str:
+def _fix_hint(reftype: str, option_hint: str | None = None) -> str:
     option = f"override_{reftype}"
+    cli = f" (on the command line: {option_hint})" if option_hint else ""
     return (
-        f"pass {option}=<path to a {reftype} file> (CLI: --steps.{_step_of(reftype)}.{option}="
-        f"<path>), or point CRDS_PATH at a CRDS cache that holds it"
+        f"pass {option}=<path to the {reftype} file>{cli}, or point CRDS_PATH at a CRDS cache "
+        f"that holds it"
     )
 
 
@@ -286,6 +278,7 @@ def crds_best_reference(
     context: str | None = None,
     crds_path: str | os.PathLike | None = None,
     server_url: str | None = None,
+    option_hint: str | None = None,
 ) -> tuple[str | None, str]:
     """Ask CRDS for the best ``reftype`` reference for an exposure.
 
@@ -303,6 +296,9 @@ def crds_best_reference(
     server_url : str, optional
         CRDS server; default ``$CRDS_SERVER_URL``. Offline (see :func:`is_offline_server`)
         the lookup uses only the cache.
+    option_hint : str, optional
+        The option that replaces this reference where the caller's users set it (e.g.
+        ``--steps.flatfield.override_flat``); error messages name it.
 
     Returns
     -------
@@ -326,12 +322,13 @@ def crds_best_reference(
     server = server_url if server_url is not None else os.environ.get("CRDS_SERVER_URL")
     requested = context or os.environ.get("CRDS_CONTEXT") or None
     offline = is_offline_server(server)
+    fix = _fix_hint(reftype, option_hint)
     if not path_s and offline:
         raise CrdsConfigurationError(
             f"cannot look up the {reftype} reference: CRDS is not configured "
             f"({_where(reftype, requested, path_s, server)}); set CRDS_PATH to a CRDS cache "
             f"(e.g. one made by romanxr.testing.build_local_crds_cache or `crds sync`) or "
-            f"CRDS_SERVER_URL to a CRDS server, or {_fix_hint(reftype)}"
+            f"CRDS_SERVER_URL to a CRDS server, or {fix}"
         )
     server_key = "offline" if offline else server
     pk_key = (path_s, server_key, requested, reftype)
@@ -340,7 +337,7 @@ def crds_best_reference(
         if known is not None:
             final, parkeys = known
             direct = {k.lower(): _meta_value(meta, k) for k in parkeys}
-            values = _parkey_values(direct, parkeys, reftype, final, path_s, server)
+            values = _parkey_values(direct, parkeys, reftype, final, path_s, server, fix)
             res_key = (path_s, server_key, final, reftype, values)
             if res_key in _RESULTS:
                 return _RESULTS[res_key], final
@@ -357,8 +354,10 @@ def crds_best_reference(
         if server_url is not None and not offline:
             env["CRDS_CONFIG_URI"] = "none"  # an explicit server: ask it, not a config file
         with crds_environment(env):
-            final, parkeys, found = _lookup(reftype, params, requested, path_s, server, offline)
-        values = _parkey_values(params, parkeys, reftype, final, path_s, server)
+            final, parkeys, found = _lookup(
+                reftype, params, requested, path_s, server, offline, fix
+            )
+        values = _parkey_values(params, parkeys, reftype, final, path_s, server, fix)
         _PARKEYS[pk_key] = (final, parkeys)
         _RESULTS[(path_s, server_key, final, reftype, values)] = found
         return found, final
@@ -386,6 +385,7 @@ def _parkey_values(
     context: str,
     crds_path: str | None,
     server: str | None,
+    fix: str,
 ) -> tuple:
     lowered = {k.lower(): v for k, v in params.items()}
     values = []
@@ -396,7 +396,7 @@ def _parkey_values(
                 f"cannot select the {reftype} reference: the exposure has no {field} "
                 f"(CRDS selects {reftype} by {', '.join(k.lower() for k in parkeys)}; "
                 f"{_where(reftype, context, crds_path, server)}); fill in {field} or "
-                f"{_fix_hint(reftype)}"
+                f"{fix}"
             )
         values.append(lowered[key.lower()])
     return tuple(values)
@@ -409,6 +409,7 @@ def _lookup(
     crds_path: str | None,
     server: str | None,
     offline: bool,
+    fix: str,
 ) -> tuple[str, tuple[str, ...], str | None]:
     """The crds calls proper; runs inside :func:`crds_environment` and the lock."""
     import crds
@@ -422,7 +423,7 @@ def _lookup(
                 f"cannot look up the {reftype} reference offline: {server_config} does not "
                 f"exist, so {crds_path} is not a usable CRDS cache ({where}); build one with "
                 f"romanxr.testing.build_local_crds_cache (or `crds sync` while online), set "
-                f"CRDS_SERVER_URL to a reachable CRDS server, or {_fix_hint(reftype)}"
+                f"CRDS_SERVER_URL to a reachable CRDS server, or {fix}"
             )
     if requested is not None and not config.is_mapping_spec(requested):
         raise CrdsConfigurationError(
@@ -434,7 +435,7 @@ def _lookup(
     except Exception as exc:  # crds raises many kinds; none is useful as is
         raise CrdsConfigurationError(
             f"CRDS configuration for {OBSERVATORY} could not be read ({where}): {exc}; "
-            f"check CRDS_PATH/CRDS_SERVER_URL, or {_fix_hint(reftype)}"
+            f"check CRDS_PATH/CRDS_SERVER_URL, or {fix}"
         ) from None
     where = _where(reftype, final, crds_path, server)
     try:
@@ -443,19 +444,18 @@ def _lookup(
         raise CrdsConfigurationError(
             f"CRDS context {final} is not in the cache or cannot be read ({where}): {exc}; "
             f"pin a context that the cache holds (context=/CRDS_CONTEXT), or "
-            f"{_fix_hint(reftype)}"
+            f"{fix}"
         ) from None
-    rmap_ = _reference_mapping(ctx, reftype, where)
+    rmap_ = _reference_mapping(ctx, reftype, where, fix)
     parkeys = tuple(str(k) for k in rmap_.get_required_parkeys())
-    _parkey_values(params, parkeys, reftype, final, crds_path, server)
+    _parkey_values(params, parkeys, reftype, final, crds_path, server, fix)
     try:
         best = crds.getrecommendations(
             params, reftypes=[reftype], context=final, observatory=OBSERVATORY
         )
     except Exception as exc:  # crds raises many kinds; none is useful as is
         raise ReferenceNotFoundError(
-            f"CRDS found no {reftype} reference for this exposure ({where}): {exc}; "
-            f"{_fix_hint(reftype)}"
+            f"CRDS found no {reftype} reference for this exposure ({where}): {exc}; {fix}"
         ) from None
     name = str(best.get(reftype, "NOT FOUND n/a"))
     if name.upper().startswith("NOT FOUND") and "N/A" not in name.upper():
@@ -465,7 +465,7 @@ def _lookup(
         )
         raise ReferenceNotFoundError(
             f"CRDS rules {rmap_.basename} hold no {reftype} reference for {selection} "
-            f"({where}; crds says: {name}); {_fix_hint(reftype)}"
+            f"({where}; crds says: {name}); {fix}"
         )
     if "N/A" in name.upper():
         return final, parkeys, None
@@ -477,7 +477,7 @@ def _lookup(
             raise ReferenceNotFoundError(
                 f"CRDS selected {name} as the {reftype} reference, but it is not in the "
                 f"offline CRDS cache (looked for {candidates[0]}; {where}); copy the file "
-                f"there, or {_fix_hint(reftype)}"
+                f"there, or {fix}"
             )
     try:
         paths = crds.getreferences(
@@ -486,12 +486,12 @@ def _lookup(
     except Exception as exc:  # crds raises many kinds; none is useful as is
         raise ReferenceNotFoundError(
             f"CRDS selected {name} as the {reftype} reference but could not provide it "
-            f"({where}): {exc}; {_fix_hint(reftype)}"
+            f"({where}): {exc}; {fix}"
         ) from None
     return final, parkeys, str(paths[reftype])
 
 
-def _reference_mapping(ctx: Any, reftype: str, where: str) -> Any:
+def _reference_mapping(ctx: Any, reftype: str, where: str, fix: str) -> Any:
     """The ``.rmap`` for ``reftype`` under a pipeline or instrument context."""
 
     try:
@@ -500,5 +500,5 @@ def _reference_mapping(ctx: Any, reftype: str, where: str) -> Any:
     except Exception as exc:  # crds raises many kinds; none is useful as is
         raise ReferenceNotFoundError(
             f"CRDS context {ctx.basename} has no rules for reference type {reftype!r} "
-            f"({where}): {exc}; {_fix_hint(reftype)}"
+            f"({where}): {exc}; {fix}"
         ) from None

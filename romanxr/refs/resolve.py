@@ -13,29 +13,11 @@ import xarray as xr
 from romanxr.errors import ReferenceNotFoundError
 
 __all__ = [
-    "REFTYPES_BY_STEP",
     "ReferenceResolver",
     "ResolvedReference",
     "default_resolver",
     "resolve_reference",
 ]
-
-#: CRDS reference types each step reads (lower case, as CRDS and ``meta.ref_file`` spell them).
-REFTYPES_BY_STEP: dict[str, tuple[str, ...]] = {
-    "dq_init": ("mask",),
-    "saturation": ("saturation",),
-    "refpix": ("refpix",),
-    "dark_decay": ("darkdecaysignal",),
-    "wfi18_transient": (),
-    "linearity": ("linearity", "inverselinearity", "integralnonlinearity"),
-    "ramp_fit": ("readnoise", "gain"),
-    "dark": ("dark",),
-    "assign_wcs": ("distortion",),
-    "photom": ("photom",),
-    "flat_field": ("flat",),
-}
-
-ALL_REFTYPES: tuple[str, ...] = tuple(r for refs in REFTYPES_BY_STEP.values() for r in refs)
 
 
 @dataclass(frozen=True)
@@ -80,12 +62,17 @@ class ReferenceResolver:
         CRDS cache folder; default ``$CRDS_PATH``.
     server_url : str, optional
         CRDS server; default ``$CRDS_SERVER_URL``.
+    option_hints : mapping of reftype -> str, optional
+        How the caller's users spell the option that replaces a reference (e.g.
+        ``--steps.flatfield.override_flat``), named in error messages next to the
+        ``override_<reftype>`` keyword. The pipeline fills it in from its step registry.
     """
 
     overrides: Mapping[str, str | os.PathLike] = field(default_factory=dict)
     context: str | None = None
     crds_path: str | os.PathLike | None = None
     server_url: str | None = None
+    option_hints: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(
         self, reftype: str, exposure: xr.Dataset | Mapping[str, Any], explicit: Any = None
@@ -98,10 +85,12 @@ class ReferenceResolver:
         explicit or override means "not applicable" (path ``None``), as in stpipe.
         """
         reftype = reftype.lower()
+        hint = self.option_hints.get(reftype)
         if explicit is not None:
             if _is_na(explicit):
                 return ResolvedReference(reftype, None, "argument")
-            return ResolvedReference(reftype, _existing(explicit, reftype, "argument"), "argument")
+            path = _existing(explicit, reftype, "argument", hint)
+            return ResolvedReference(reftype, path, "argument")
         override = None
         for key, value in (self.overrides or {}).items():
             if str(key).lower().removeprefix("override_") == reftype:
@@ -109,7 +98,8 @@ class ReferenceResolver:
         if override is not None:
             if _is_na(override):
                 return ResolvedReference(reftype, None, "override")
-            return ResolvedReference(reftype, _existing(override, reftype, "override"), "override")
+            path = _existing(override, reftype, "override", hint)
+            return ResolvedReference(reftype, path, "override")
         meta = exposure.attrs.get("meta", {}) if isinstance(exposure, xr.Dataset) else exposure
         from romanxr.refs.crds_client import crds_best_reference
 
@@ -119,6 +109,7 @@ class ReferenceResolver:
             context=self.context,
             crds_path=self.crds_path,
             server_url=self.server_url,
+            option_hint=hint,
         )
         return ResolvedReference(reftype, path, "crds", context)
 
@@ -127,13 +118,13 @@ def _is_na(value: Any) -> bool:
     return isinstance(value, str) and value.strip().upper() == "N/A"
 
 
-def _existing(path: Any, reftype: str, source: str) -> str:
+def _existing(path: Any, reftype: str, source: str, hint: str | None) -> str:
     p = Path(os.fspath(path)).expanduser()
     if not p.is_file():
         option = f"override_{reftype}"
         raise ReferenceNotFoundError(
             f"{reftype} reference given as {source} does not exist: {p}; fix the path passed as "
-            f"{option} (or --steps.<step>.{option}=...)"
+            f"{option}" + (f" ({hint})" if hint else "")
         )
     return str(p)
 

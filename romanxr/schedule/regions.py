@@ -115,7 +115,7 @@ def store_by_region(
     for n, group in enumerate(sorted(set(groups))):
         if n:
             # the previous group's chunks are all freed: hand their pages back, or the holes
-            # they leave in the heap add up over the groups (:func:`~romanxr.schedule.release_free_memory`)
+            # they leave in the heap add up over the groups (allocator.release_free_memory)
             release_free_memory()
         members = [i for i, g in enumerate(groups) if g == group]
         _store_group(

@@ -5,27 +5,23 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import validate_exposure
+from romanxr.dataset import BORDER, DETECTOR_SIZE, is_imaging, validate_exposure
 from romanxr.dq import PixelFlag
 from romanxr.errors import ReferenceMismatchError
-from romanxr.io.asdf_reader import BORDER
 from romanxr.refs import ReferenceResolver, align_to_exposure
 from romanxr.schedule import chunk_like
 from romanxr.steps._common import finish_step, get_reference
 
-__all__ = ["IMAGING_EXPOSURE_TYPES", "flatfield"]
+__all__ = ["flatfield"]
 
 STEP = "flat_field"
-
-#: Exposure types the pipeline flat-fields; others get ``flat_field = SKIPPED``.
-IMAGING_EXPOSURE_TYPES = ("WFI_IMAGE", "WFI_LOLO", "WFI_WFSC")
 
 
 def _science_shape(ds: xr.Dataset) -> tuple[int, int]:
     """Shape of the detector's science area: from the carried full-frame arrays when present."""
     if "frame_y" in ds.sizes and "frame_x" in ds.sizes:
         return ds.sizes["frame_y"] - 2 * BORDER, ds.sizes["frame_x"] - 2 * BORDER
-    return 4096 - 2 * BORDER, 4096 - 2 * BORDER
+    return DETECTOR_SIZE - 2 * BORDER, DETECTOR_SIZE - 2 * BORDER
 
 
 def flatfield(
@@ -72,8 +68,7 @@ def flatfield(
     """
     validate_exposure(ds, level="image")
     parameters = {"include_var_flat": bool(include_var_flat)}
-    exposure_type = str((ds.attrs["meta"].get("exposure") or {}).get("type", "")).upper()
-    if exposure_type not in IMAGING_EXPOSURE_TYPES:
+    if not is_imaging(ds):
         return finish_step(ds, ds, STEP, "SKIPPED", parameters=parameters)
     resolved, ref = get_reference(
         ds, "flat", explicit=override_flat, resolver=resolver, align=False

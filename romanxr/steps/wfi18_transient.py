@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import read_pattern_info, validate_exposure
+from romanxr.dataset import BORDER, read_pattern_info, validate_exposure
 from romanxr.dq import GroupFlag
 from romanxr.kernels.timing import FRAME_SIZE, column_time, row_time
 from romanxr.kernels.wfi18_transient import (
@@ -23,7 +23,6 @@ __all__ = ["wfi18_transient"]
 
 STEP = "wfi18_transient"
 SCA = 18
-BORDER = 4
 MASK_FLAG = int(GroupFlag.DO_NOT_USE | GroupFlag.WFI18_TRANSIENT)
 #: romancal starts the fit's time constants at the mean read time of science rows 300 and 1000.
 _TAU_GUESS_ROWS = (BORDER + 300, BORDER + 1000)

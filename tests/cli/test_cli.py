@@ -18,7 +18,8 @@ import pytest
 
 import romanxr
 from romanxr import cli
-from romanxr.pipeline import STEPS, calibrate
+from romanxr.pipeline import calibrate
+from romanxr.registry import STEPS
 from tests.cli._exposure import CAL_NAME, UNCAL_NAME, make_exposure
 
 ROOT = Path(__file__).resolve().parents[2]

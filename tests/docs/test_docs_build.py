@@ -54,7 +54,7 @@ def test_docs_build_without_warnings(built):
 
 @pytest.mark.slow
 def test_every_step_has_a_user_guide_page(built):
-    from romanxr.pipeline import STEPS
+    from romanxr.registry import STEPS
 
     for spec in STEPS:
         text = (built / "generated" / "steps" / f"{spec.name}.txt").read_text()
@@ -66,7 +66,7 @@ def test_every_step_has_a_user_guide_page(built):
 @pytest.mark.slow
 def test_cli_reference_lists_every_command_and_step_option(built):
     from romanxr.cli import build_parser
-    from romanxr.pipeline import STEPS
+    from romanxr.registry import STEPS
 
     text = (built / "generated" / "cli.txt").read_text()
     for name in romanxr_docgen._subparsers(build_parser()):

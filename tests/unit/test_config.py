@@ -14,7 +14,8 @@ from romanxr.config import (
     parse_step_option,
 )
 from romanxr.errors import ConfigError
-from romanxr.pipeline import STEPS, effective_parameters, get_step, resolve_step_options
+from romanxr.pipeline import effective_parameters, resolve_step_options
+from romanxr.registry import STEPS, get_step
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from romanxr.refs.crds_client import (
     crds_parameters,
     is_offline_server,
 )
-from romanxr.refs.resolve import ALL_REFTYPES
+from romanxr.registry import ALL_REFTYPES
 from romanxr.testing.crds_cache import build_local_crds_cache, write_fake_reference
 
 DETECTORS = ("WFI01", "WFI02")
@@ -274,7 +274,16 @@ def test_missing_file_in_cache(tmp_path):
         crds_best_reference("dark", exposure_meta(), crds_path=cache.path)
     assert_names_everything(exc, "dark", cache.context, cache.path)
     assert "dark.asdf" in str(exc.value)
-    assert "--steps.dark.override_dark=" in str(exc.value)
+    assert "override_dark=" in str(exc.value)
+    # the pipeline passes the command-line spelling of the fix, which the message then names
+    with pytest.raises(ReferenceNotFoundError) as exc:
+        crds_best_reference(
+            "dark",
+            exposure_meta(),
+            crds_path=cache.path,
+            option_hint="--steps.dark_current.override_dark=<path>",
+        )
+    assert "--steps.dark_current.override_dark=<path>" in str(exc.value)
 
 
 def test_no_match_in_rules(crds_cache):

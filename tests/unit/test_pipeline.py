@@ -12,7 +12,8 @@ import xarray as xr
 import romanxr
 from romanxr.dq import GroupFlag, PixelFlag
 from romanxr.errors import ConfigError, InputError, OutputError, ReferenceNotFoundError
-from romanxr.pipeline import STEPS, calibrate, output_name
+from romanxr.pipeline import calibrate, output_name
+from romanxr.registry import STEPS
 from tests.cli._exposure import CAL_NAME, UNCAL_NAME, make_exposure
 from tests.unit.detector_helpers import raise_if_dask_computes
 

@@ -1,0 +1,41 @@
+"""``romanxr demo``: simulate an exposure with its references, calibrate it, plot it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from romanxr.cli.options import Command, add_progress, add_verbose
+
+__all__ = ["COMMAND"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", default="demo-output", help="folder for everything written")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        help="frame size in pixels with the border, a multiple of 256",
+    )
+    add_progress(p)
+    add_verbose(p)
+
+
+def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> int:
+    from romanxr.demo import run_demo
+
+    shown = sys.stderr.isatty() if args.progress is None else args.progress
+    run_demo(Path(args.output), size=args.size, progress=shown)
+    return 0
+
+
+COMMAND = Command(
+    name="demo",
+    help="simulate an exposure with references and calibrate it",
+    add_arguments=add_arguments,
+    run=run,
+    computes=True,
+)

@@ -1,0 +1,78 @@
+"""``romanxr refs``: the plan of a run with the reference file each step would use, and why.
+
+Nothing is computed and no reference file is read: each one is only resolved (the step's
+``override_<reftype>`` option, else CRDS for this exposure's metadata).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from romanxr.cli.options import (
+    EXIT_CODES,
+    Command,
+    add_config,
+    add_crds_context,
+    add_selection,
+    add_verbose,
+)
+
+__all__ = ["COMMAND"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="*_uncal.asdf file (or a saved intermediate with --start-at)")
+    add_crds_context(p)
+    add_config(p, "override_* options")
+    add_selection(p)
+    add_verbose(p)
+
+
+def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> int:
+    from romanxr.pipeline import (
+        RUN,
+        SKIP,
+        open_exposure,
+        plan,
+        references_of,
+        resolve_step_options,
+    )
+    from romanxr.refs import ReferenceResolver
+    from romanxr.registry import override_options
+
+    options = resolve_step_options(step_options, args.config)
+    ds = open_exposure(args.input)
+    runs = plan(options, ds, start_at=args.start_at, stop_after=args.stop_after, source=args.input)
+    resolver = ReferenceResolver(context=args.crds_context, option_hints=override_options())
+    failures = 0
+    print(f"{'step':16s} {'reftype':22s} reference  [source]")
+    for run in runs:
+        if run.action != RUN:
+            done = "skipped" if run.action == SKIP else "folded"
+            print(f"{run.name:16s} {'-':22s} {done} ({run.reason})")
+            continue
+        if not run.spec.reftypes:
+            print(f"{run.name:16s} {'-':22s} (no reference file)")
+        for found in references_of(run, ds, resolver):
+            if found.resolved is None:
+                failures += 1
+                print(f"{run.name:16s} {found.reftype:22s} ERROR: {found.error}")
+                continue
+            ref = found.resolved
+            where = ref.source + (f" {ref.context}" if ref.context else "")
+            print(f"{run.name:16s} {found.reftype:22s} {ref.path or 'N/A'}  [{where}]")
+    return EXIT_CODES["reference"] if failures else 0
+
+
+COMMAND = Command(
+    name="refs",
+    help="which reference file each step would use, and from where (no compute)",
+    description="The steps a calibration would run and, for each, the reference files it "
+    "would use and the rule that chose them: [argument] (its --steps.<step>.override_<reftype> "
+    "option), [override], or [crds <context>] (CRDS for this exposure's metadata). Nothing "
+    "is computed and no reference file is read.",
+    add_arguments=add_arguments,
+    run=run,
+    takes_step_options=True,
+)

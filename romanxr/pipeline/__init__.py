@@ -1,0 +1,57 @@
+"""The Exposure Level Pipeline: :func:`calibrate` is :func:`plan` followed by :func:`execute`.
+
+* :func:`resolve_step_options` merges the options users give (keywords, command line, config
+  files; any romanxr/romancal/stpipe step spelling) into ``{step: {parameter: value}}``;
+* :func:`plan` turns them, with the exposure's metadata, into a list of :class:`StepRun`:
+  which steps run or are skipped and why, with which arguments, what is recorded, what is
+  saved (pure: no pixel is read, nothing is written);
+* :func:`execute` carries a plan out on the exposure;
+* :func:`calibrate` does all three from a file or a Dataset and writes the result.
+
+The steps themselves, with their names, cal_step keys, reference types and parameters, are
+described by :mod:`romanxr.registry`.
+"""
+
+from __future__ import annotations
+
+from romanxr.pipeline.calibration import calibrate
+from romanxr.pipeline.executor import execute
+from romanxr.pipeline.options import StepOptions, effective_parameters, resolve_step_options
+from romanxr.pipeline.planning import (
+    FOLD,
+    RUN,
+    SKIP,
+    PlannedReference,
+    StepRun,
+    fold_jump,
+    plan,
+    references_of,
+)
+from romanxr.pipeline.products import (
+    intermediate_path,
+    open_exposure,
+    output_name,
+    output_path,
+    write,
+)
+
+__all__ = [
+    "FOLD",
+    "RUN",
+    "SKIP",
+    "PlannedReference",
+    "StepOptions",
+    "StepRun",
+    "calibrate",
+    "effective_parameters",
+    "execute",
+    "fold_jump",
+    "intermediate_path",
+    "open_exposure",
+    "output_name",
+    "output_path",
+    "plan",
+    "references_of",
+    "resolve_step_options",
+    "write",
+]

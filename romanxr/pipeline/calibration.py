@@ -1,0 +1,168 @@
+""":func:`calibrate`: the Exposure Level Pipeline in one call (plan, then execute)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from romanxr.errors import ConfigError
+from romanxr.pipeline.executor import execute
+from romanxr.pipeline.options import resolve_step_options
+from romanxr.pipeline.planning import StepRun, plan
+from romanxr.pipeline.products import intermediate_path, open_exposure, output_path, write
+from romanxr.refs import ReferenceResolver
+from romanxr.registry import override_options
+
+__all__ = ["calibrate"]
+
+log = logging.getLogger("romanxr")
+
+
+def calibrate(
+    data: str | os.PathLike | xr.Dataset,
+    *,
+    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    config: str | os.PathLike | Mapping[str, Any] | None = None,
+    output: str | os.PathLike | None = None,
+    output_format: str | None = None,
+    overwrite: bool = False,
+    save_results: bool = False,
+    crds_context: str | None = None,
+    overrides: Mapping[str, str | os.PathLike] | None = None,
+    start_at: str | None = None,
+    stop_after: str | None = None,
+    save_intermediate: Iterable[str] = (),
+    chunks: Any = "default",
+    check_saturated: bool = True,
+) -> xr.Dataset:
+    """Run the Exposure Level Pipeline lazily and return the calibrated Dataset.
+
+    The steps run in romancal's order (:data:`romanxr.registry.STEPS`): dq_init, saturation,
+    refpix, dark_decay, wfi18_transient, linearity, jump, ramp_fit, dark_current, assign_wcs,
+    photom, flatfield. ``ds.roman.dq_init().roman.saturation()...`` chained by hand gives the
+    same result. What runs, with which parameters, is decided first by
+    :func:`romanxr.pipeline.plan` (``romanxr calibrate --dry-run`` prints it) and then carried
+    out by :func:`romanxr.pipeline.execute`.
+
+    Parameter precedence, lowest first: step defaults < ``config`` file < ``steps``. The
+    effective value of every parameter of every step that ran (defaults included) is
+    recorded in ``attrs["step_parameters"][<cal_step key>]``, which the cal.asdf and Zarr
+    writers store.
+
+    Parameters
+    ----------
+    data : path or Dataset
+        A ``*_uncal.asdf`` path (opened lazily), a saved ramp intermediate or cal file (with
+        ``start_at``), or an exposure Dataset.
+    steps : mapping, optional
+        Per-step options, romancal style: ``{"jump": {"rejection_threshold": 500},
+        "linearity": {"skip": True}, "flatfield": {"override_flat": "f.asdf"}}``. Step names
+        in romancal/stpipe spellings (``rampfit``, ``dark_current``, ``flat``,
+        ``flat_field``) are accepted; ``{"<step>": {"save_results": True}}`` saves that
+        step's output like ``save_intermediate``.
+    config : path or mapping, optional
+        A TOML/YAML/stpipe parameter file (see :func:`romanxr.config.load_config_file`);
+        ``steps`` wins over it.
+    output : path, optional
+        Write the result there (``.asdf`` or ``.zarr`` by suffix).
+    output_format : {"asdf", "zarr"}, optional
+        Format of the ``save_results`` output (default asdf).
+    overwrite : bool
+        Replace existing outputs.
+    save_results : bool
+        Without ``output``: write ``<input>_cal.asdf`` next to the input by the Roman naming
+        rule (``r..._uncal.asdf`` -> ``r..._cal.asdf``).
+    crds_context : str, optional
+        Pin the CRDS context (e.g. ``roman_0055.pmap``).
+    overrides : mapping reftype -> path, optional
+        Reference overrides for every step (``override_<reftype>`` per step also works and
+        wins).
+    start_at, stop_after : str, optional
+        Run only part of the pipeline (for resuming from saved intermediates).
+    save_intermediate : iterable of str
+        Step names whose output is also written next to the output (or input), named by the
+        step's suffix: ``_dqinit``, ``_saturation``, ``_refpix``, ``_rampfit``...
+    chunks
+        Dask chunks used to open a path (see :func:`romanxr.open_uncal`).
+    check_saturated : bool
+        After ``saturation``, test whether every pixel is saturated and, if so, return the
+        defined zeroed image (as romancal's exposure pipeline does). The test is the one
+        computation ``calibrate`` does before you ask: a reduction over the saturation flags.
+        Pass False to keep the call entirely lazy.
+
+    Returns
+    -------
+    xarray.Dataset
+        The (lazy) Level-2 image, or the last step's output with ``stop_after``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown step/parameter, bad value, inconsistent options.
+    InputError
+        The input cannot be read or is not the product the first step needs.
+    ReferenceFileError
+        A reference file cannot be resolved or does not fit.
+    OutputError
+        An output exists (without ``overwrite``) or cannot be written.
+
+    Notes
+    -----
+    The ``jump`` step (``rejection_threshold``...) runs inside ``ramp_fit`` when both are in
+    the run: the same likelihood search, the same flags, one pass over the ramp. It runs on
+    its own when the pipeline stops after it or its output is saved. ``jump.skip=True``
+    turns the jump search off (``ramp_fit`` then runs with ``rejection_threshold=None``
+    unless that is set for it explicitly). See :func:`romanxr.pipeline.fold_jump`.
+    """
+    options = resolve_step_options(steps, config)
+    ds, source = _open(data, chunks)
+    runs = plan(
+        options,
+        ds,
+        start_at=start_at,
+        stop_after=stop_after,
+        save_intermediate=save_intermediate,
+        check_saturated=check_saturated,
+        source=source,
+    )
+    out_path = output_path(output, save_results, source, output_format)
+    if out_path is not None:
+        from romanxr.io.atomic import check_output_path
+
+        check_output_path(
+            out_path,
+            overwrite=overwrite,
+            inputs=[str(source)] if source else [],
+            kind="directory" if out_path.suffix == ".zarr" else "file",
+        )
+    if any(run.save for run in runs) and source is None and out_path is None:
+        raise ConfigError("saving intermediates needs an input path or output=...")
+
+    def save(run: StepRun, result: xr.Dataset) -> None:
+        target = intermediate_path(source or out_path, run.spec.suffix, out_path)
+        log.info("writing %s", target)
+        write(result, target, overwrite=overwrite)
+
+    resolver = ReferenceResolver(
+        overrides={k: os.fspath(v) for k, v in (overrides or {}).items()},
+        context=crds_context,
+        option_hints=override_options(),
+    )
+    ds = execute(runs, ds, resolver=resolver, save=save)
+    if out_path is not None:
+        log.info("writing %s", out_path)
+        write(ds, out_path, overwrite=overwrite)
+    return ds
+
+
+def _open(data: str | os.PathLike | xr.Dataset, chunks: Any) -> tuple[xr.Dataset, Path | None]:
+    """The exposure Dataset and the file it comes from (None when not known)."""
+    if isinstance(data, xr.Dataset):
+        source = data.encoding.get("source")
+        return data, Path(source) if source else None
+    return open_exposure(data, chunks=chunks), Path(data)

@@ -1,0 +1,87 @@
+"""Files in and out of the pipeline: opening any product, the Roman naming rule, writing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from romanxr.errors import ConfigError, InputError
+from romanxr.registry import STEPS
+
+__all__ = ["intermediate_path", "open_exposure", "output_name", "output_path", "write"]
+
+
+def open_exposure(path: str | os.PathLike, chunks: Any = "default") -> xr.Dataset:
+    """Open any Roman exposure product lazily: uncal, a saved ramp intermediate, cal, or Zarr.
+
+    Parameters
+    ----------
+    path : path-like
+        ``*_uncal.asdf``, ``*_<step>.asdf`` (ramp intermediates), ``*_cal.asdf`` or ``*.zarr``.
+    chunks
+        Dask chunks (see :func:`romanxr.open_uncal`).
+    """
+    path = Path(path)
+    if path.suffix == ".zarr" or path.is_dir():
+        from romanxr.io import open_zarr
+
+        return open_zarr(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; give the path of a *_uncal.asdf file")
+    from romanxr.io import chunk_dataset, open_roman_asdf
+
+    stat = path.stat()
+    token = f"{path.resolve()}-{stat.st_mtime_ns}"
+    return chunk_dataset(open_roman_asdf(path), chunks, token=token)
+
+
+def output_name(source: Path, suffix: str = "cal", ext: str = ".asdf") -> Path:
+    """Apply the Roman naming rule: replace a known product suffix (``_uncal``...) by ``suffix``."""
+    stem = source.name
+    for ext_known in (".asdf", ".zarr"):
+        if stem.endswith(ext_known):
+            stem = stem[: -len(ext_known)]
+    known = {"uncal", "cal"} | {s.suffix for s in STEPS}
+    base, _, last = stem.rpartition("_")
+    if base and last in known:
+        stem = base
+    return source.with_name(f"{stem}_{suffix}{ext}")
+
+
+def intermediate_path(source: Path, suffix: str, out_path: Path | None) -> Path:
+    """Where a saved intermediate goes: next to the output (or input), with its suffix."""
+    folder = out_path.parent if out_path is not None else source.parent
+    return folder / output_name(source, suffix).name
+
+
+def output_path(
+    output: str | os.PathLike | None,
+    save_results: bool,
+    source: Path | None,
+    output_format: str | None,
+) -> Path | None:
+    """Where :func:`romanxr.calibrate` writes its result: ``output``, else with
+    ``save_results`` the input's name by the Roman naming rule, else nowhere (None)."""
+    if output is not None:
+        return Path(output)
+    if not save_results:
+        return None
+    if source is None:
+        raise ConfigError("save_results=True needs an input path or output=...")
+    ext = ".zarr" if output_format == "zarr" else ".asdf"
+    return output_name(source, "cal", ext)
+
+
+def write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a Dataset to ``.asdf`` (roman_datamodels) or ``.zarr`` (Zarr v3) by suffix."""
+    path = Path(path)
+    if path.suffix == ".zarr":
+        from romanxr.io.zarr_io import to_zarr
+
+        return to_zarr(ds, path, overwrite=overwrite)
+    from romanxr.io.asdf_writer import to_asdf
+
+    return to_asdf(ds, path, overwrite=overwrite)
