@@ -24,7 +24,7 @@ The numerics are the caller's (module-level functions on ndarrays, given as a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -64,8 +64,9 @@ class BorderStage(NamedTuple):
     band: Callable
     #: ``(row edges of the bands, n resultants, n columns) -> bands grouped``
     groups: Callable
-    #: ``(c0, c1)`` of every block of channels and their width in columns per channel
-    blocks: Sequence[tuple[int, int]]
+    #: ``(n channels) -> [(c0, c1), ...]``: the blocks of channels that one task computes
+    blocks: Callable
+    #: columns per channel
     channel_width: int
 
 
@@ -172,6 +173,7 @@ def stream_border_stage(
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
     first_band = chunk_anchors(frame)[0, :, 0]
     groups = stage.groups(edges, nres, nx)
+    blocks = stage.blocks(nx // stage.channel_width)
     spills = [
         dask.delayed(_spill, pure=True)(
             stage.block_frames,
@@ -182,7 +184,7 @@ def stream_border_stage(
             scratch_path(f"{name}-{token}-{j}.f32"),
             dask_key_name=f"{name}-spill-{token}-{j}",
         )
-        for j, (c0, c1) in enumerate(stage.blocks)
+        for j, (c0, c1) in enumerate(blocks)
     ]
     parts = []
     for g, bands in enumerate(groups):
@@ -203,7 +205,7 @@ def stream_border_stage(
                 first_band[bands[0]],
                 dask_key_name=f"{name}-corrections-{token}-{g}-{j}",
             )
-            for j, (c0, c1) in enumerate(stage.blocks)
+            for j, (c0, c1) in enumerate(blocks)
         ]
 
         def band_args(k: int, lo: int = lo) -> tuple:

@@ -89,27 +89,9 @@ _STAGE = BorderStage(
     block_rows=stages.corrections_from_inputs,
     band=stages.correct_band,
     groups=stages.row_groups,
-    blocks=(),
+    blocks=stages.channel_blocks,
     channel_width=CHANNEL_WIDTH,
 )
-
-
-def _lazy_corrected(d, a, b, coeffs, flags, token):
-    """Dask graph of the corrected ramp and amp33, streaming by bands of rows."""
-    stage = _STAGE._replace(blocks=stages.channel_blocks(d.shape[2] // CHANNEL_WIDTH))
-    return stream_border_stage(
-        d,
-        b,
-        a,
-        stage,
-        flags,
-        coeffs,
-        rows=trend_rows(d.shape[1]),
-        edge=REF_COLUMNS,
-        name="refpix",
-        token=token,
-        side_name="amp33",
-    )
 
 
 def refpix(
@@ -151,14 +133,13 @@ def refpix(
     the left/right reference columns and raises :class:`~romanxr.errors.ExposureError` (the
     user skips the step explicitly if they want it uncorrected).
 
-    Memory: with dask the step streams by bands of rows. One task turns the reference pixels
-    (read from a clone of the input graph) into spectra and trend fits; one task per block of
-    :data:`CHANNEL_BLOCK` channels inverse-transforms the corrections of every row once and
-    keeps them in a scratch file in the temp directory; each group of rows (at most
-    :data:`CORRECTION_BYTES`) reads its part back (or, where the file cannot be seen, computes
-    it); once every group has read the file it is deleted, in whatever order the scheduler
-    ran them. Each band is corrected on its own. Results equal the whole-frame computation
-    bit for bit. With numpy the same stages run on the whole frame.
+    Memory: with dask the step streams by bands of rows
+    (:func:`romanxr.schedule.stream_border_stage`): the reference pixels, read from a clone of
+    the input graph, give spectra and trend fits; per block of channels one task computes the
+    corrections of every row once into a scratch file (:mod:`romanxr.schedule.scratch`), which
+    each group of rows reads its part of (or, where the file cannot be read, computes anew);
+    each band is then corrected on its own. Results equal the whole-frame computation (the
+    numpy path) bit for bit.
 
     Parameters
     ----------
@@ -220,7 +201,10 @@ def refpix(
         a = da.asarray(amp33.data).astype(np.float32)
         b = da.asarray(bad.data)
         token = tokenize(d.name, a.name, b.name, resolved.path, resolved.name, params)
-        corrected, amp_corr = _lazy_corrected(d, a, b, coeffs, params, token)
+        where = {"rows": trend_rows(ny), "edge": REF_COLUMNS, "side_name": "amp33"}
+        corrected, amp_corr = stream_border_stage(
+            d, b, a, _STAGE, params, coeffs, name="refpix", token=token, **where
+        )
     else:
         corrected, amp_corr = stages.correct_frame(
             np.asarray(data.values, dtype=np.float32),
@@ -248,12 +232,7 @@ def refpix(
         if name not in ds:
             continue
         old = ds[name]
-        if (
-            old.ndim != 3
-            or old.shape[0] != nres
-            or old.shape[1] != ny
-            or old.shape[2] != REF_COLUMNS
-        ):
+        if old.shape != (nres, ny, REF_COLUMNS):
             continue  # not laid out like this frame's rows; leave the dq_init copy
         values = corrected[:, :, cols].astype(old.dtype)
         out[name] = xr.DataArray(values, dims=old.dims, coords=old.coords, attrs=old.attrs)
