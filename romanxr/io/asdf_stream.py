@@ -5,12 +5,12 @@ with ``dask.array.store`` and let asdf write the model: the writer's memory grew
 output (about 0.45 GiB for a full-frame ``cal.asdf``). This module keeps it to a few chunks:
 
 1. **Scratch.** Each dask-backed array gets a region of an unnamed temporary file in the
-   output directory (``tempfile.TemporaryFile``: ``O_TMPFILE`` on Linux, so even ``kill -9``
-   leaves nothing behind). Every chunk is written there with one ``os.pwrite``, contiguous
-   in the chunk's own C order (:class:`ChunkedScratch`), so chunks may arrive in any order
-   and any layout (row bands, column strips, tiles) and the compute threads never loop over
-   rows. Boolean jump maps are reduced chunk by chunk to the few indices of their jumps
-   (:class:`JumpCollector`).
+   run's private scratch directory (:func:`scratch_file`, :mod:`romanxr.schedule.scratch`:
+   unlinked as soon as it is made, so even ``kill -9`` leaves no file). Every chunk is
+   written there with one ``os.pwrite``, contiguous in the chunk's own C order
+   (:class:`ChunkedScratch`), so chunks may arrive in any order and any layout (row bands,
+   column strips, tiles) and the compute threads never loop over rows. Boolean jump maps
+   are reduced chunk by chunk to the few indices of their jumps (:class:`JumpCollector`).
 
 2. **Tree.** asdf writes the model with stand-in arrays of the right shapes and storage dtypes
    (:func:`untouched_zeros`: private anonymous pages that are only read, so they cost no
@@ -175,6 +175,21 @@ class MemorySource(ArraySource):
         return _cast(self.array[(*prefix, slice(start, stop))], self.dtype)
 
 
+def scratch_file(label: str) -> Any:
+    """A new unnamed read-write file for :class:`ChunkedScratch` (``label`` names the output
+    in the error raised when it cannot be made)."""
+    from romanxr.schedule import scratch
+
+    try:
+        return scratch.temporary_file("writer-")
+    except OSError as exc:
+        raise OutputError(
+            f"{label}: cannot create a temporary file in {scratch.base_dir()} "
+            f"({type(exc).__name__}: {exc}); check free space and permissions there, or set "
+            f"{scratch.ENV_VAR} to a folder with room for the output's arrays"
+        ) from exc
+
+
 class ChunkedScratch(ArraySource):
     """``dask.array.store`` target keeping each chunk contiguously in a scratch file.
 
@@ -249,7 +264,7 @@ class ChunkedScratch(ArraySource):
             _pwrite_all(self.fd, block, self.offsets[self._flat(index)])
         except OSError as exc:
             raise OutputError(
-                f"{self.label}: writing the temporary data next to the output failed "
+                f"{self.label}: writing the temporary data (romanxr's scratch folder) failed "
                 f"({type(exc).__name__}: {exc}); check free space and permissions there"
             ) from exc
         with self._count_lock:

@@ -35,6 +35,7 @@ from romanxr.io.asdf_stream import (
     JumpCollector,
     MemorySource,
     MemoryTarget,
+    scratch_file,
     untouched_zeros,
     write_blocks,
 )
@@ -711,7 +712,7 @@ class _AsdfJob:
         target = self.target
         return _StreamPlan(
             self.arrays,
-            functools.cache(lambda: stack.enter_context(_scratch(target))),
+            functools.cache(lambda: stack.enter_context(scratch_file(str(target)))),
             str(target),
         )
 
@@ -727,21 +728,6 @@ class _AsdfJob:
             sources = {("roman", n): src for n, src in plan.sources.items()}
             write_blocks(tmp, sources, self.compression)
         return self.target
-
-
-def _scratch(target: Path) -> Any:
-    """An unnamed temporary file next to ``target`` (same file system; gone on any exit)."""
-    import tempfile
-
-    try:
-        return tempfile.TemporaryFile(
-            dir=target.parent, prefix=f".{target.name}.romanxr-scratch-", buffering=0
-        )
-    except OSError as exc:
-        raise OutputError(
-            f"{target}: cannot create a temporary file in {target.parent} "
-            f"({type(exc).__name__}: {exc}); check free space and permissions"
-        ) from exc
 
 
 def _check_serialisable(extra: dict, source: str) -> None:
