@@ -215,3 +215,35 @@ def test_planted_symlinks_never_reach_their_target(tmp_path):
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     # the run's directory went at exit; only the watcher's links are left
     assert [p for p in base.iterdir() if not p.is_symlink()] == []
+
+
+def test_another_process_on_this_machine_reads_a_file_by_its_path(tmp_path):
+    """A LocalCluster worker process gets the path in its task: it reads the rows another
+    process (the client, or another worker) wrote, and the last reader removes the file."""
+    import numpy as np
+
+    proc = _python(
+        """
+        import time
+        import numpy as np
+        from romanxr.schedule import scratch
+        frames = [(np.full((6, 4), r) + np.arange(6)[:, None]).astype(np.float32) for r in range(2)]
+        print(scratch.write_frames(scratch.scratch_path("piece.f32"), frames), flush=True)
+        time.sleep(60)
+        """,
+        ROMANXR_TMPDIR=str(tmp_path),
+    )
+    try:
+        path = proc.stdout.readline().strip()
+        assert path.startswith(str(tmp_path)), proc.stderr.read()
+        rows = scratch.read_rows(path, (2, 6, 4), np.float32, slice(2, 5))
+        expect = np.arange(2)[:, None, None] + np.arange(2, 5)[None, :, None] + np.zeros(4)
+        np.testing.assert_array_equal(rows, expect)
+        scratch.count_read(path, 2)
+        assert os.path.exists(path)
+        scratch.count_read(path, 2)
+        assert not os.path.exists(path) and not os.path.exists(path + ".reads")
+        assert scratch.read_rows(path, (2, 6, 4), np.float32, slice(2, 5)) is None  # recompute
+    finally:
+        proc.kill()
+        proc.wait()
