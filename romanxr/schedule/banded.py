@@ -29,14 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from romanxr.schedule.graph import (
-    chunk_anchors,
-    clone,
-    edge_and_row_cuts,
-    item_array,
-    map_row_chunks,
-    single_chunk_task,
-)
+import romanxr.schedule.graph as graph
 from romanxr.schedule.scratch import count_read, read_rows, scratch_path, write_frames
 
 __all__ = ["BorderStage", "stream_border_stage"]
@@ -106,14 +99,14 @@ def _reference(frame, bad, side, stage: BorderStage, options, rows, edge, name, 
     import dask
 
     whole = {0: -1, 2: -1}
-    twin = clone(frame).rechunk(whole)  # clone before rechunking: see clone()
-    bad_twin = clone(bad).rechunk((frame.rechunk(whole).chunks[1], -1))
-    inputs = single_chunk_task(
+    twin = graph.clone(frame).rechunk(whole)  # clone before rechunking: see graph.clone()
+    bad_twin = graph.clone(bad).rechunk((frame.rechunk(whole).chunks[1], -1))
+    inputs = graph.single_chunk_task(
         f"{name}-inputs-{token}",
         stage.inputs,
         [
-            *edge_and_row_cuts(twin, rows, edge, name),
-            *edge_and_row_cuts(bad_twin, rows, edge, name),
+            *graph.edge_and_row_cuts(twin, rows, edge, name),
+            *graph.edge_and_row_cuts(bad_twin, rows, edge, name),
             side.rechunk(-1),
         ],
         options,
@@ -171,7 +164,7 @@ def stream_border_stage(
     ychunks = frame.chunks[1]
     bad = bad.rechunk((ychunks, -1))
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
-    first_band = chunk_anchors(frame)[0, :, 0]
+    first_band = graph.chunk_anchors(frame)[0, :, 0]
     groups = stage.groups(edges, nres, nx)
     blocks = stage.blocks(nx // stage.channel_width)
     spills = [
@@ -214,7 +207,7 @@ def stream_border_stage(
 
         chunks = ((nres,), ychunks[bands[0] : bands[-1] + 1], (nx,))
         parts.append(
-            map_row_chunks(
+            graph.map_row_chunks(
                 stage.band,
                 [frame, bad],
                 bands,
@@ -226,5 +219,5 @@ def stream_border_stage(
             )
         )
     side_chunks = ((nres,), (ny,), (side.shape[-1],))
-    side_out = item_array(stacked, 2, f"{name}-{side_name}-{token}", side_chunks, np.float32)
+    side_out = graph.item_array(stacked, 2, f"{name}-{side_name}-{token}", side_chunks, np.float32)
     return da.concatenate(parts, axis=1), side_out
