@@ -5,7 +5,7 @@ with ``dask.array.store`` and let asdf write the model: the writer's memory grew
 output (about 0.45 GiB for a full-frame ``cal.asdf``). This module keeps it to a few chunks:
 
 1. **Scratch.** Each dask-backed array gets a region of an unnamed temporary file in the
-   run's private scratch directory (:func:`scratch_file`, :mod:`romanxr.schedule.scratch`:
+   run's private scratch directory (:func:`romanxr.schedule.scratch.temporary_file`:
    unlinked as soon as it is made, so even ``kill -9`` leaves no file). Every chunk is
    written there with one ``os.pwrite``, contiguous in the chunk's own C order
    (:class:`ChunkedScratch`), so chunks may arrive in any order and any layout (row bands,
@@ -173,21 +173,6 @@ class MemorySource(ArraySource):
         if not self.shape:
             return _cast(self.array, self.dtype).reshape(1)
         return _cast(self.array[(*prefix, slice(start, stop))], self.dtype)
-
-
-def scratch_file(label: str) -> Any:
-    """A new unnamed read-write file for :class:`ChunkedScratch` (``label`` names the output
-    in the error raised when it cannot be made)."""
-    from romanxr.schedule import scratch
-
-    try:
-        return scratch.temporary_file("writer-")
-    except OSError as exc:
-        raise OutputError(
-            f"{label}: cannot create a temporary file in {scratch.base_dir()} "
-            f"({type(exc).__name__}: {exc}); check free space and permissions there, or set "
-            f"{scratch.ENV_VAR} to a folder with room for the output's arrays"
-        ) from exc
 
 
 class ChunkedScratch(ArraySource):

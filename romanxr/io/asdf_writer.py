@@ -35,7 +35,6 @@ from romanxr.io.asdf_stream import (
     JumpCollector,
     MemorySource,
     MemoryTarget,
-    scratch_file,
     untouched_zeros,
     write_blocks,
 )
@@ -363,7 +362,7 @@ def _compute_plans(plans: list) -> None:
     """Fill every plan's targets in one computation.
 
     On the local threaded scheduler the chunks are computed one plan (file) after the other
-    and, within a plan, a region of rows at a time (:func:`~romanxr.schedule.store_by_region`),
+    and, within a plan, a region of rows at a time (:func:`~romanxr.io.ordered.store_by_region`),
     so memory does not grow with the frame or the number of files; on a dask.distributed
     cluster each chunk is written as it arrives; other schedulers get one ``da.store``.
     """
@@ -439,7 +438,7 @@ class _StreamPlan:
 
     def _store(self, data: Any, target: Any, dtype: Any, axis: int | str | None) -> None:
         """Fill ``target`` from ``data`` in the one compute; ``axis`` places it in the region
-        order (:func:`~romanxr.schedule.region_axis`)."""
+        order (:func:`~romanxr.io.ordered.region_axis`)."""
         self.store_sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
         self.store_targets.append(target)
         self.row_axes.append(axis)
@@ -497,7 +496,7 @@ def _distributed_client() -> Any:
 
 def _gather_into(client: Any, sources: list, targets: list) -> None:
     """Compute every block of ``sources`` on the cluster (one graph optimized as a whole, so
-    shared work runs once: :func:`~romanxr.schedule.optimized_graph`) and store each into
+    shared work runs once: :func:`~romanxr.io.ordered.optimized_graph`) and store each into
     its place in ``targets`` (``target[where] = block``: written to the scratch file) as it
     arrives, so one block at a time is held here."""
     from dask.array.core import slices_from_chunks
@@ -712,7 +711,7 @@ class _AsdfJob:
         target = self.target
         return _StreamPlan(
             self.arrays,
-            functools.cache(lambda: stack.enter_context(scratch_file(str(target)))),
+            functools.cache(lambda: stack.enter_context(_scratch(target))),
             str(target),
         )
 
@@ -728,6 +727,20 @@ class _AsdfJob:
             sources = {("roman", n): src for n, src in plan.sources.items()}
             write_blocks(tmp, sources, self.compression)
         return self.target
+
+
+def _scratch(target: Path) -> Any:
+    """An unnamed temporary file in the run's private scratch directory (gone on any exit)."""
+    from romanxr.schedule import scratch
+
+    try:
+        return scratch.temporary_file("writer-")
+    except OSError as exc:
+        raise OutputError(
+            f"{target}: cannot create a temporary file in {scratch.base_dir()} "
+            f"({type(exc).__name__}: {exc}); check free space and permissions there, or set "
+            f"{scratch.ENV_VAR} to a folder with room for the output's arrays"
+        ) from exc
 
 
 def _check_serialisable(extra: dict, source: str) -> None:
