@@ -10,7 +10,8 @@ arrays for the writer.
 * Files are created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and opened with ``O_NOFOLLOW``:
   a name that already exists, a symlink above all, is never written through.
 * The directory is removed at exit (:mod:`atexit`) and on SIGTERM, SIGINT and SIGHUP (the
-  signal's previous or default behaviour follows the cleanup).
+  signal's previous or default behaviour follows the cleanup; Python's own SIGINT handling
+  raises KeyboardInterrupt, and the directory goes at exit).
 * ``kill -9`` leaves the directory behind. Its name records the process id and a start
   token (boot id and the process's start time), so the first scratch request of a later run
   removes the directories of runs that are dead: their pid is gone, or is now another
@@ -164,6 +165,10 @@ def _install_signal_handlers() -> None:
             continue
         previous = signal.getsignal(signum)
         if previous in (signal.SIG_IGN, _on_signal) or previous is None:
+            continue
+        if previous is signal.default_int_handler:
+            # Python's own SIGINT: KeyboardInterrupt, then atexit at exit. Not removing the
+            # directory here keeps an interactive session (which goes on after Ctrl-C) usable.
             continue
         _previous[signum] = previous
         signal.signal(signum, _on_signal)

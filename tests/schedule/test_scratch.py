@@ -247,3 +247,25 @@ def test_another_process_on_this_machine_reads_a_file_by_its_path(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_session_that_goes_on_after_ctrl_c_keeps_its_directory(tmp_path):
+    """Python's KeyboardInterrupt is left alone (a notebook goes on after it); the directory
+    still goes when the process exits."""
+    proc = _python(
+        """
+        import os, signal, time
+        from romanxr.schedule import scratch
+        path = scratch.run_dir()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print(path, os.path.isdir(path))
+        """,
+        ROMANXR_TMPDIR=str(tmp_path),
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    path, kept = out.split()
+    assert kept == "True" and not Path(path).exists()
