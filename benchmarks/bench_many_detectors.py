@@ -87,7 +87,7 @@ def _write_asdf(info: dict, folder: Path, n: int) -> None:
 
 def child(n: int, folder: Path, scheduler: str, writer: str = "asdf") -> dict:
     if os.environ.get("ROMANXR_BENCH_TUNE_ALLOCATOR", "1") != "0":
-        from romanxr.memory import tune_allocator  # as the romanxr command line does
+        from romanxr.schedule import tune_allocator  # as the romanxr command line does
 
         tune_allocator()
     info = json.loads((folder / "manifest.json").read_text())

@@ -103,8 +103,8 @@ def _run_e2e(info: dict, out: Path, chunks: str | None, stack: bool = False) -> 
         import roman_datamodels  # noqa: F401
 
     if os.environ.get("ROMANXR_BENCH_TUNE_ALLOCATOR", "1") != "0":
-        # what the romanxr command line does (romanxr.memory); 0 measures glibc's defaults
-        from romanxr.memory import tune_allocator
+        # what the romanxr command line does (romanxr.schedule); 0 measures glibc's defaults
+        from romanxr.schedule import tune_allocator
 
         tune_allocator()
 

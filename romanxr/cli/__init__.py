@@ -120,8 +120,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
     if step_options and not command.takes_step_options:
         raise ConfigError(f"--steps options do not apply to {command.name!r}")
     if command.computes:
-        # chunk-sized arrays reused instead of mapped anew (romanxr.memory)
-        from romanxr.memory import tune_allocator
+        # chunk-sized arrays reused instead of mapped anew (romanxr.schedule)
+        from romanxr.schedule import tune_allocator
 
         tune_allocator()
     return command.run(args, step_options)

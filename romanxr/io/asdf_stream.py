@@ -5,12 +5,12 @@ with ``dask.array.store`` and let asdf write the model: the writer's memory grew
 output (about 0.45 GiB for a full-frame ``cal.asdf``). This module keeps it to a few chunks:
 
 1. **Scratch.** Each dask-backed array gets a region of an unnamed temporary file in the
-   output directory (``tempfile.TemporaryFile``: ``O_TMPFILE`` on Linux, so even ``kill -9``
-   leaves nothing behind). Every chunk is written there with one ``os.pwrite``, contiguous
-   in the chunk's own C order (:class:`ChunkedScratch`), so chunks may arrive in any order
-   and any layout (row bands, column strips, tiles) and the compute threads never loop over
-   rows. Boolean jump maps are reduced chunk by chunk to the few indices of their jumps
-   (:class:`JumpCollector`).
+   run's private scratch directory (:func:`romanxr.schedule.scratch.temporary_file`:
+   unlinked as soon as it is made, so even ``kill -9`` leaves no file). Every chunk is
+   written there with one ``os.pwrite``, contiguous in the chunk's own C order
+   (:class:`ChunkedScratch`), so chunks may arrive in any order and any layout (row bands,
+   column strips, tiles) and the compute threads never loop over rows. Boolean jump maps
+   are reduced chunk by chunk to the few indices of their jumps (:class:`JumpCollector`).
 
 2. **Tree.** asdf writes the model with stand-in arrays of the right shapes and storage dtypes
    (:func:`untouched_zeros`: private anonymous pages that are only read, so they cost no
@@ -249,7 +249,7 @@ class ChunkedScratch(ArraySource):
             _pwrite_all(self.fd, block, self.offsets[self._flat(index)])
         except OSError as exc:
             raise OutputError(
-                f"{self.label}: writing the temporary data next to the output failed "
+                f"{self.label}: writing the temporary data (romanxr's scratch folder) failed "
                 f"({type(exc).__name__}: {exc}); check free space and permissions there"
             ) from exc
         with self._count_lock:

@@ -39,13 +39,13 @@ from romanxr.io.asdf_stream import (
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
-from romanxr.io.ordered import (
+from romanxr.kernels.ramp_common import jump_indices_from_flags
+from romanxr.schedule import (
     local_scheduler,
     optimized_graph,
     region_axis,
     store_by_region,
 )
-from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 __all__ = ["input_files", "prepare_meta", "to_asdf"]
 
@@ -730,17 +730,16 @@ class _AsdfJob:
 
 
 def _scratch(target: Path) -> Any:
-    """An unnamed temporary file next to ``target`` (same file system; gone on any exit)."""
-    import tempfile
+    """An unnamed temporary file in the run's private scratch directory (gone on any exit)."""
+    from romanxr.schedule import scratch
 
     try:
-        return tempfile.TemporaryFile(
-            dir=target.parent, prefix=f".{target.name}.romanxr-scratch-", buffering=0
-        )
+        return scratch.temporary_file("writer-")
     except OSError as exc:
         raise OutputError(
-            f"{target}: cannot create a temporary file in {target.parent} "
-            f"({type(exc).__name__}: {exc}); check free space and permissions"
+            f"{target}: cannot create a temporary file in {scratch.base_dir()} "
+            f"({type(exc).__name__}: {exc}); check free space and permissions there, or set "
+            f"{scratch.ENV_VAR} to a folder with room for the output's arrays"
         ) from exc
 
 

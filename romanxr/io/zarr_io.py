@@ -2,7 +2,7 @@
 
 The arrays go through :meth:`xarray.Dataset.to_zarr` (``zarr_format=3``), compressed and
 chunked; on the local threaded scheduler the dask-backed ones are then computed into the
-store a region of rows at a time (:func:`~romanxr.io.ordered.store_by_region`).
+store a region of rows at a time (:func:`~romanxr.schedule.store_by_region`).
 
 Zarr attributes are JSON, which cannot hold astropy ``Time``, numpy scalars or a gwcs object,
 so the Dataset's attrs and every variable's attrs are serialised through ASDF into one YAML
@@ -211,14 +211,14 @@ def _write(out: xr.Dataset, store: Any, **kwargs: Any) -> None:
     """``out.to_zarr(store, ...)``; on the local threaded scheduler, region by region.
 
     There xarray writes the group, the arrays' metadata and the in-memory variables, and
-    :func:`~romanxr.io.ordered.store_by_region` computes the dask-backed ones a band of rows
+    :func:`~romanxr.schedule.store_by_region` computes the dask-backed ones a band of rows
     at a time into the arrays it made (as the cal.asdf writer does: one ``dask.compute`` of a
     whole calibration holds far more). Elsewhere (a dask.distributed cluster, whose workers
     then write their chunks in parallel; other schedulers) xarray computes everything at once.
     """
     import zarr
 
-    from romanxr.io.ordered import local_scheduler, region_axis, store_by_region
+    from romanxr.schedule import local_scheduler, region_axis, store_by_region
 
     lazy = [name for name, var in out.variables.items() if var.chunks is not None]
     if not lazy or not local_scheduler():

@@ -1,4 +1,4 @@
-"""Reference-pixel correction (algorithms.md 4.3) on plain ndarrays, one resultant at a time.
+"""Reference-pixel correction on plain ndarrays, one resultant at a time.
 
 Geometry. A frame of ``n_rows`` rows and ``128 * n_channels`` detector columns is read by
 ``n_channels`` amplifiers of 128 columns; odd channels read right to left. ``amp33`` (128
@@ -43,6 +43,7 @@ __all__ = [
     "fit_trend",
     "from_channels",
     "offset_from_sum",
+    "read_order",
     "reference_spectra",
     "refpix_reference_coefficients",
     "remove_trends",
@@ -199,7 +200,7 @@ def _reference_spectrum(
     return spec
 
 
-def _read_order(frame: np.ndarray, channel: int) -> np.ndarray:
+def read_order(frame: np.ndarray, channel: int) -> np.ndarray:
     """View of one channel's 128 columns in read order (odd channels reversed)."""
     view = frame[..., channel * CHANNEL_WIDTH : (channel + 1) * CHANNEL_WIDTH]
     return view[..., ::-1] if channel % 2 else view
@@ -442,7 +443,7 @@ def channel_fits(
         return [(np.nan, np.nan)] * k
     t_rows, t_cols = trend_times(n_rows)
     t_ref = t_rows[_trend_rows(n_rows)]
-    return [fit_trend(_read_order(ref_rows, c), t_ref, t_cols) for c in range(k)]
+    return [fit_trend(read_order(ref_rows, c), t_ref, t_cols) for c in range(k)]
 
 
 def correct_resultant(
@@ -487,18 +488,18 @@ def correct_resultant(
     fits = channel_fits(frame[_trend_rows(rows)], rows, remove_trends_)
     spectra, amp33 = reference_spectra(
         frame[:, :REF_COLUMNS],
-        _read_order(frame, n_det - 1)[:, :REF_COLUMNS],
-        _read_order(frame, n_det),
+        read_order(frame, n_det - 1)[:, :REF_COLUMNS],
+        read_order(frame, n_det),
         (fits[0], fits[n_det - 1], fits[n_det]),
         cosine_interpolate_=cosine_interpolate_,
         fft_interpolate_=fft_interpolate_,
         workers=workers,
     )
-    _read_order(frame, n_det)[...] = amp33
+    read_order(frame, n_det)[...] = amp33
     corr = channel_corrections(spectra, gamma, zeta, alpha, rows, workers=workers)
     t_rows, t_cols = trend_times(rows)
     for c in range(n_det):
-        view = _read_order(frame, c)
+        view = read_order(frame, c)
         subtract_trend(view, t_rows, t_cols, fits[c])
         view -= corr[c]
     return frame

@@ -19,7 +19,7 @@ from romanxr.refs import (
     resolve_reference,
 )
 
-__all__ = ["apply_kernel", "chunk_like", "finish_step", "get_reference", "skip_step"]
+__all__ = ["apply_kernel", "finish_step", "get_reference", "skip_step"]
 
 PIXEL_DIMS = ("y", "x")
 
@@ -50,74 +50,6 @@ def get_reference(
     if align:
         ref = align_to_exposure(ref, ds, resolved)
     return resolved, ref
-
-
-def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
-    """Chunk a reference array like ``like``'s (y, x) chunks, other dims whole.
-
-    A no-op for numpy-backed ``like``. Do this *before* casting a reference read from a file:
-    casting a lazily indexed file array reads it at once, casting a dask array does not.
-
-    A reference read lazily from a file gets one read task per chunk that also waits for the
-    matching chunk of ``like`` (its value is not used). The reads then happen when the data
-    they go with is there: dask's local scheduler runs newly ready tasks first and plain
-    input reads only when nothing else is ready, so independent reads of every chunk would
-    otherwise wait at the bottom of its queue while the data they are needed with piles up.
-    """
-    if like.chunks is None:
-        return ref
-    sizes: dict[str, Any] = {d: like.chunksizes[d] for d in PIXEL_DIMS if d in ref.dims}
-    sizes.update({d: -1 for d in ref.dims if d not in sizes})
-    pixel = [d for d in ref.dims if d in PIXEL_DIMS]
-    lead = [d for d in ref.dims if d not in PIXEL_DIMS]
-    backing = ref.variable._data  # (``ref.data`` would read a lazily indexed array)
-    if (
-        is_dask_collection(backing)
-        or isinstance(backing, np.ndarray)
-        or not pixel
-        or list(ref.dims) != lead + pixel
-        or any(d not in like.dims for d in pixel)
-    ):
-        return ref.chunk(sizes)
-    import dask.array as da
-    from dask.base import tokenize
-
-    anchor = like.isel({d: 0 for d in like.dims if d not in pixel}).transpose(*pixel)
-    anchor_data = anchor.data
-    name = f"read-{ref.name or 'reference'}-" + tokenize(
-        anchor_data.name, ref.name, ref.dims, ref.shape, id(backing)
-    )
-    data = da.map_blocks(
-        _read_region,
-        anchor_data,
-        variable=_Opaque(ref.variable, id(backing)),
-        n_lead=len(lead),
-        name=name,
-        new_axis=list(range(len(lead))) or None,
-        chunks=tuple((ref.sizes[d],) for d in lead) + anchor_data.chunks,
-        dtype=ref.dtype,
-        meta=np.empty((0,) * ref.ndim, dtype=ref.dtype),
-    )
-    return ref.copy(data=data)
-
-
-class _Opaque:
-    """A lazily indexed Variable passed to tasks as is (dask would otherwise normalise the
-    argument, which reads it whole)."""
-
-    def __init__(self, variable: xr.Variable, token: Any) -> None:
-        self.variable = variable
-        self.token = token
-
-    def __dask_tokenize__(self) -> Any:
-        return ("romanxr-lazy-variable", self.token)
-
-
-def _read_region(anchor: np.ndarray, variable: _Opaque, n_lead: int, block_info=None):
-    """The part of ``variable`` under this chunk of the anchor (all leading dims)."""
-    where = block_info[0]["array-location"]
-    key = (slice(None),) * n_lead + tuple(slice(a, b) for a, b in where)
-    return np.asarray(variable.variable[key].values)
 
 
 def finish_step(

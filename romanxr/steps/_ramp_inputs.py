@@ -9,7 +9,8 @@ import xarray as xr
 from romanxr.dataset import ReadPatternInfo, validate_exposure
 from romanxr.errors import ExposureError, ReferenceNotFoundError
 from romanxr.refs import ReferenceResolver, ResolvedReference
-from romanxr.steps._common import chunk_like, get_reference
+from romanxr.schedule import chunk_like
+from romanxr.steps._common import get_reference
 
 #: ``attrs["step_parameters"]`` key written by the stand-alone jump step.
 JUMP_KEY = "jump"

@@ -8,7 +8,8 @@ import xarray as xr
 from romanxr.dataset import validate_exposure
 from romanxr.dq import PixelFlag
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import chunk_like, finish_step, get_reference
+from romanxr.schedule import chunk_like
+from romanxr.steps._common import finish_step, get_reference
 
 __all__ = ["dark_current"]
 

@@ -21,7 +21,8 @@ from romanxr.dataset import (
 from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE, PixelFlag
 from romanxr.errors import ConfigError
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import chunk_like, finish_step
+from romanxr.schedule import chunk_like
+from romanxr.steps._common import finish_step
 from romanxr.steps._detector import resolve
 
 __all__ = ["dq_init"]

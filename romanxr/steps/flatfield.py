@@ -9,7 +9,8 @@ from romanxr.dataset import BORDER, DETECTOR_SIZE, is_imaging, validate_exposure
 from romanxr.dq import PixelFlag
 from romanxr.errors import ReferenceMismatchError
 from romanxr.refs import ReferenceResolver, align_to_exposure
-from romanxr.steps._common import chunk_like, finish_step, get_reference
+from romanxr.schedule import chunk_like
+from romanxr.steps._common import finish_step, get_reference
 
 __all__ = ["flatfield"]
 

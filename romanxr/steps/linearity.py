@@ -12,7 +12,8 @@ from romanxr.dq import GROUP_DTYPE, PIXEL_DTYPE
 from romanxr.errors import ReferenceFileError, ReferenceMismatchError
 from romanxr.kernels.linearity import CLAMP, linearity_correction, pack_read_pattern
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import apply_kernel, chunk_like, finish_step
+from romanxr.schedule import chunk_like
+from romanxr.steps._common import apply_kernel, finish_step
 from romanxr.steps._detector import require_ramp, resolve
 
 __all__ = ["CHANNEL_WIDTH", "linearity"]

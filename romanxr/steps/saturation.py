@@ -18,7 +18,8 @@ from romanxr.kernels.saturation import (
     saturation_flags,
 )
 from romanxr.refs import ReferenceResolver
-from romanxr.steps._common import apply_kernel, chunk_like, finish_step
+from romanxr.schedule import chunk_like, rechunk_reference
+from romanxr.steps._common import apply_kernel, finish_step
 from romanxr.steps._detector import require_ramp, resolve
 
 __all__ = ["saturation"]
@@ -54,12 +55,8 @@ def _grow_blocks(
         if isinstance(gdq.data, da.Array)
         else da.from_array(gdq.values, chunks=(-1, ychunks, xchunks)),
     ]
-    for a in (thresh, tdq):
-        if isinstance(a.variable._data, da.Array):
-            arr = a.data.rechunk((ychunks, xchunks))
-        else:  # a lazily indexed reference: read chunk by chunk in the tasks, not now
-            arr = a.variable.chunk(dict(zip(a.dims, (ychunks, xchunks), strict=True))).data
-        arrays.append(arr)
+    for a in (thresh, tdq):  # a reference still read chunk by chunk in the tasks, not now
+        arrays.append(rechunk_reference(a, {"y": ychunks, "x": xchunks}))
     depths = [{0: 0, 1: depth, 2: depth}] * 2 + [{0: depth, 1: depth}] * 2
     padded = [
         da.overlap.overlap(a, depth=dp, boundary="none")

@@ -13,7 +13,7 @@ import xarray as xr
 
 from romanxr.io import asdf_reader
 from romanxr.io.asdf_reader import _ArrayCache
-from romanxr.io.ordered import AT_END, region_axis, row_axis, store_by_region
+from romanxr.schedule import AT_END, region_axis, row_axis, store_by_region
 
 
 def _write(path, array, compression):
@@ -105,7 +105,7 @@ def test_row_axis():
 
 
 def test_chunk_like_does_not_read_the_reference_while_building(tmp_path, monkeypatch):
-    from romanxr.steps._common import chunk_like
+    from romanxr.schedule import chunk_like
 
     array = np.arange(2 * 40 * 30, dtype=np.float32).reshape(2, 40, 30)
     path = _write(tmp_path / "r.asdf", array, "lz4")
@@ -256,7 +256,7 @@ def test_calibration_reads_each_chunk_once(tmp_path, monkeypatch):
 
 
 def test_store_by_region_places_at_end_sources_in_the_last_region():
-    from romanxr.io.ordered import AT_END
+    from romanxr.schedule import AT_END
 
     order: list[str] = []
 

@@ -455,7 +455,8 @@ def test_metadata_arrays_of_a_gwcs_keep_their_blocks(tmp_path, cal_path, compres
 def test_to_asdf_many_writes_each_file_like_to_asdf_one_after_the_other(
     tmp_path, cal_path, monkeypatch
 ):
-    from romanxr.io import ordered, to_asdf_many
+    from romanxr.io import to_asdf_many
+    from romanxr.schedule import regions as ordered
 
     base = backed(image_dataset(romanxr.open_cal(cal_path)), "dask")
     other = base.assign(data=base["data"] * 2)

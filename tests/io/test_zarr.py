@@ -310,7 +310,7 @@ def test_threaded_write_goes_region_by_region(tmp_path):
 
     import dask.array as da
 
-    from romanxr.io.ordered import REGION_ROWS
+    from romanxr.schedule import REGION_ROWS
 
     made = []
     lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""refpix (algorithms.md 4.3) on mini frames (a few rows, 2-4 channels) and 12-row full widths."""
+"""refpix on mini frames (a few rows, 2-4 channels) and 12-row full widths."""
 
 from __future__ import annotations
 
@@ -225,38 +225,54 @@ def test_reference_coefficients_shape_and_passband():
     assert np.all(g[:, 8:] == 0)
 
 
+@pytest.fixture
+def scratch_base(tmp_path, monkeypatch):
+    """ROMANXR_TMPDIR set to a fresh folder, with this process's run directory made anew."""
+    from romanxr.schedule import scratch
+
+    base = tmp_path / "scratch"
+    monkeypatch.setenv("ROMANXR_TMPDIR", str(base))
+    scratch.cleanup()
+    yield base
+    scratch.cleanup()
+
+
 @pytest.mark.parametrize("spill", [True, False])
-def test_streamed_groups_equal_whole_frame(tmp_path, monkeypatch, spill):
+def test_streamed_groups_equal_whole_frame(tmp_path, monkeypatch, scratch_base, spill):
     """Corrections cut into row groups, read back from the scratch file or (when it cannot be
     written) transformed again per group, give the whole-frame result bit for bit."""
-    import romanxr.steps.refpix as step
+    from romanxr.kernels import refpix_stages
 
     ds = _ramp(nres=3, ny=24, nch=2)
     ref = _ref(tmp_path, 24, 2, "random")
     eager = refpix(ds, override_refpix=ref)
-    monkeypatch.setattr(step, "CORRECTION_BYTES", 3 * 8 * 256 * 4)  # 8-row groups
-    monkeypatch.setattr(step, "CHANNEL_BLOCK", 1)
-    scratch = tmp_path / ("scratch" if spill else "missing")
+    monkeypatch.setattr(refpix_stages, "CORRECTION_BYTES", 3 * 8 * 256 * 4)  # 8-row groups
+    monkeypatch.setattr(refpix_stages, "CHANNEL_BLOCK", 1)
     if spill:
-        scratch.mkdir()
-        stale = scratch / "romanxr-refpix-0123-0.f32"  # left by an interrupted run long ago
-        stale.write_bytes(b"x")
-        os.utime(stale, (1e9, 1e9))
-    monkeypatch.setattr("tempfile.gettempdir", lambda: str(scratch))
+        dead = scratch_base / "romanxr-999999999-x-left"  # of a run killed long ago
+        dead.mkdir(parents=True)
+        (dead / "refpix-0123-0.f32").write_bytes(b"x")
+    else:  # no scratch folder at all: every group computes its rows
+        monkeypatch.setenv("ROMANXR_TMPDIR", str(tmp_path / "missing"))
     lazy = refpix(ds.chunk({"y": 4}), override_refpix=ref)
     np.testing.assert_array_equal(lazy.data.values, eager.data.values)
     np.testing.assert_array_equal(lazy.amp33.values, eager.amp33.values)
     if spill:
-        # the groups removed the scratch files once all had read them, the first spill the
-        # stale one
-        assert list(scratch.iterdir()) == []
+        # the dead run's directory was swept; the groups removed the scratch files once all
+        # had read them
+        (run,) = scratch_base.iterdir()
+        assert run.name.startswith(f"romanxr-{os.getpid()}-")
+        assert list(run.iterdir()) == []
+    else:
+        assert not (tmp_path / "missing").exists()
 
 
-def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path, monkeypatch):
+def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path):
     """Groups run in any order (a plain ``compute`` need not run the last rows last): each
     reads its rows from the file, none transforms again, and the file goes after the last read.
     """
-    import romanxr.steps.refpix as step
+    from romanxr.kernels import refpix_stages as stages
+    from romanxr.schedule import banded
 
     nres, ny, nch = 2, 24, 2
     m = K.spectrum_length(ny)
@@ -268,33 +284,31 @@ def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path, monkeypatch)
         (rng.normal(size=(nch, m)) + 1j * rng.normal(size=(nch, m))).astype(np.complex64)
         for _ in range(3)
     )
-    inputs = (None, None, None, np.zeros((nres, ny, K.CHANNEL_WIDTH), np.float32), None)
     flags = {"remove_offset": True, "remove_trends": True}
-    path = str(tmp_path / "romanxr-refpix-test-0.f32")
-    assert step._spill_corrections(spectra, coeffs, 0, nch, path) == path
-    whole = step._group_corrections(spectra, coeffs, 0, nch, slice(None))
+    path = str(tmp_path / "refpix-test-0.f32")
+
+    def spill():
+        return banded._spill(stages.corrections_by_resultant, spectra, coeffs, 0, nch, path)
+
+    def read(rows, n_groups):
+        return banded._read_back(
+            path, no_transform, (nres, ny), None, flags, coeffs, 0, nch, rows, n_groups, 128
+        )
 
     def no_transform(*args, **kwargs):
         raise AssertionError("a group transformed again instead of reading the file")
 
-    monkeypatch.setattr(step, "_group_corrections", no_transform)
+    assert spill() == path
+    whole = stages.group_corrections(spectra, coeffs, 0, nch, slice(None))
     groups = [slice(16, 24), slice(0, 8), slice(8, 16)]  # the last rows first
     for i, rows in enumerate(groups):
-        part = step._spilled_corrections(path, inputs, flags, coeffs, 0, nch, rows, len(groups))
-        np.testing.assert_array_equal(part, whole[:, rows])
+        np.testing.assert_array_equal(read(rows, len(groups)), whole[:, rows])
         assert os.path.exists(path) == (i < len(groups) - 1)
-    assert list(tmp_path.glob("romanxr-refpix-test-*")) == []
+    assert list(tmp_path.iterdir()) == []
 
-    # rows read but the count cannot be kept (e.g. a full disk): the rows are still used, and
-    # the file is left for the stale-file sweep
-    monkeypatch.undo()
-    assert step._spill_corrections(spectra, coeffs, 0, nch, path) == path
-    monkeypatch.setattr(step, "_group_corrections", no_transform)
-
-    def no_count(spilled):
-        raise OSError("no space left (injected)")
-
-    monkeypatch.setattr(step, "_count_read", no_count)
-    part = step._spilled_corrections(path, inputs, flags, coeffs, 0, nch, slice(0, 8), 1)
-    np.testing.assert_array_equal(part, whole[:, :8])
+    # rows read but the count cannot be kept (its file is gone): the rows are still used, and
+    # the file is left to the run directory's cleanup
+    assert spill() == path
+    os.unlink(path + ".reads")
+    np.testing.assert_array_equal(read(slice(0, 8), 1), whole[:, :8])
     assert os.path.exists(path)

@@ -1,18 +1,13 @@
-"""Store lazy arrays region by region, so that memory stays bounded on one machine (issue #7).
+"""Store lazy arrays region by region, so that memory stays bounded on one machine.
 
-``dask.array.store`` hands the whole graph to the scheduler at once. For the calibration
-graph neither dask's static order nor its local scheduler keeps the work streaming: a
-whole-frame stage (refpix's reference-pixel spectra and corrections) makes every band of
-rows ready at the same moment, and the local scheduler then runs reads and early steps of
-many bands before the late steps of the first ones (measured: 1.3 GB of intermediate chunks
-held for a full frame, against 0.2 GB when the same tasks run a region at a time).
-
-:func:`store_by_region` cuts the output chunks into regions (bands of rows, one detector
-after another) and computes them one after the other with the threaded scheduler. Results
-that later regions of the same group need too (refpix's spectra and corrections, small
-coordinate arrays) are kept from the region that made them until the last region that uses
-them, so nothing is computed twice within a group; groups (files) do not hold results for each
-other. Within a region the usual thread pool runs.
+``dask.array.store`` hands the whole graph to the scheduler at once; :func:`store_by_region`
+cuts the output chunks into regions (bands of rows, one group such as a file after another)
+and computes them one after the other with the threaded scheduler (why: see
+:mod:`romanxr.schedule`). Results that later regions of the same group need too (a
+whole-frame stage's spectra and corrections, small coordinate arrays) are kept from the
+region that made them until the last region that uses them, so nothing is computed twice
+within a group; groups do not hold results for each other. Within a region the usual thread
+pool runs.
 
 With a ``dask.distributed`` client the writers use the cluster instead (its scheduler
 queues root tasks and respects priorities), so this module is for the local schedulers.
@@ -20,11 +15,10 @@ queues root tasks and respects priorities), so this module is for the local sche
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from romanxr.memory import release_free_memory
+from romanxr.schedule.allocator import release_free_memory
 
 __all__ = [
     "AT_END",
@@ -121,7 +115,7 @@ def store_by_region(
     for n, group in enumerate(sorted(set(groups))):
         if n:
             # the previous group's chunks are all freed: hand their pages back, or the holes
-            # they leave in the heap add up over the groups (memory.release_free_memory)
+            # they leave in the heap add up over the groups (allocator.release_free_memory)
             release_free_memory()
         members = [i for i, g in enumerate(groups) if g == group]
         _store_group(
@@ -146,53 +140,79 @@ def _store_group(
     reference chunk) is made again in each, rather than held through every group, so memory
     does not grow with the number of groups.
     """
-    import dask
-    import dask.threaded
-    from dask._task_spec import DataNode
-    from dask.core import flatten, get_dependencies
+    from dask.core import get_dependencies
 
     graph = optimized_graph(sources)
+    region_of = _add_store_tasks(graph, sources, targets, row_axes, region_rows)
+    regions = sorted(set(region_of.values()))
+    outputs = {r: [k for k, v in region_of.items() if v == r] for r in regions}
+    deps = {k: get_dependencies(graph, k) for k in graph}
+    plan, last = _plan_regions([outputs[r] for r in regions], deps)
+    _run_regions(graph, [outputs[r] for r in regions], plan, last)
+
+
+def _add_store_tasks(
+    graph: dict,
+    sources: Sequence[Any],
+    targets: Sequence[Any],
+    row_axes: Sequence[int | str | None],
+    region_rows: int,
+) -> dict:
+    """Add one ``target[where] = chunk`` task per chunk to ``graph``; each task's region.
+
+    A source without a row axis goes to the first region (None) or the last (:data:`AT_END`).
+    """
+    import itertools
+
+    from dask.core import flatten
+
     region_of: dict = {}
+    at_end = []
     for i, (source, target, axis) in enumerate(zip(sources, targets, row_axes, strict=True)):
         keys = list(flatten(source.__dask_keys__()))
         for index, key in zip(itertools.product(*map(range, source.numblocks)), keys, strict=True):
             where = _slices(source.chunks, index)
             store_key = ("romanxr-store", i, *index)
             graph[store_key] = (_put, target, where, key)
-            if axis is None:
-                region_of[store_key] = 0
-            elif axis == AT_END:
+            if axis == AT_END:
+                at_end.append(store_key)
                 region_of[store_key] = None
             else:
-                region_of[store_key] = where[axis].start // max(1, region_rows)
+                region_of[store_key] = (
+                    0 if axis is None else where[axis].start // max(1, region_rows)
+                )
     last_region = max((r for r in region_of.values() if r is not None), default=0)
-    for key, region in region_of.items():
-        if region is None:
-            region_of[key] = last_region
-    regions = sorted(set(region_of.values()))
-    deps = {k: get_dependencies(graph, k) for k in graph}
+    for key in at_end:
+        region_of[key] = last_region
+    return region_of
 
-    def ancestors(starts: list, stop: set) -> set:
-        seen: set = set()
-        stack = list(starts)
-        while stack:
-            key = stack.pop()
-            if key in seen or key in stop:
-                continue
-            seen.add(key)
-            stack.extend(deps[key])
-        return seen
 
-    outputs = {r: [k for k, v in region_of.items() if v == r] for r in regions}
-    # Dry run: what each region computes if everything made before it were still there,
-    # and, for every key, the last region with a task that uses it directly. Only keys used
-    # by a later region are kept, and only until then.
+def _ancestors(deps: dict, starts: list, stop: set) -> set:
+    """Keys that ``starts`` need, not looking past the keys in ``stop``."""
+    seen: set = set()
+    stack = list(starts)
+    while stack:
+        key = stack.pop()
+        if key in seen or key in stop:
+            continue
+        seen.add(key)
+        stack.extend(deps[key])
+    return seen
+
+
+def _plan_regions(outputs: list[list], deps: dict) -> tuple[list[set], dict]:
+    """Dry run over the regions (in order, each given by its output keys).
+
+    Returns what each region computes if everything made before it were still there, and,
+    for every ``(key, region that computes it)``, the last region with a task that uses that
+    result directly. Only keys used by a later region are kept, and only until then.
+    """
     done: set = set()
     plan = []
     made_in: dict = {}  # key -> region that (last) computes it
     last: dict = {}  # (key, region that computes it) -> last region using that result
-    for n, r in enumerate(regions):
-        todo = ancestors(outputs[r], done)
+    for n, keys in enumerate(outputs):
+        todo = _ancestors(deps, keys, done)
         for key in todo:
             for dep in deps[key]:
                 if dep in done:
@@ -201,11 +221,17 @@ def _store_group(
             made_in[key] = n
         plan.append(todo)
         done |= todo
-    del done, made_in
+    return plan, last
+
+
+def _run_regions(graph: dict, outputs: list[list], plan: list[set], last: dict) -> None:
+    """Compute the regions one after the other, handing kept results on as data."""
+    import dask.threaded
+    from dask._task_spec import DataNode
+
     kept: dict = {}
     until: dict = {}
-    for n, r in enumerate(regions):
-        todo = plan[n]
+    for n, todo in enumerate(plan):
         sub = {k: graph[k] for k in todo}
         # results kept from earlier regions enter as data (dask's ``cache=`` argument tests
         # their truth value, which arrays do not have)
@@ -213,8 +239,8 @@ def _store_group(
             if key not in sub:
                 sub[key] = DataNode(key, value)
         share = [k for k in todo if last.get((k, n), -1) > n]
-        values = dask.threaded.get(sub, outputs[r] + share)
-        for key, value in zip(share, values[len(outputs[r]) :], strict=True):
+        values = dask.threaded.get(sub, outputs[n] + share)
+        for key, value in zip(share, values[len(outputs[n]) :], strict=True):
             kept[key] = value
             until[key] = last[(key, n)]
         for key in [k for k in kept if until[k] <= n]:

@@ -1,4 +1,4 @@
-"""romanxr.memory.tune_allocator: glibc's malloc settings for batch calibration."""
+"""romanxr.schedule.tune_allocator: glibc's malloc settings for batch calibration."""
 
 from __future__ import annotations
 
@@ -16,22 +16,22 @@ def _run(code: str) -> str:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_tune_allocator_applies_on_glibc():
-    assert _run("from romanxr.memory import tune_allocator; print(tune_allocator())") == "True"
+    assert _run("from romanxr.schedule import tune_allocator; print(tune_allocator())") == "True"
 
 
 def test_tune_allocator_does_nothing_off_linux(monkeypatch):
-    from romanxr import memory
+    from romanxr.schedule import allocator as memory
 
     monkeypatch.setattr(memory.sys, "platform", "darwin")
     assert memory.tune_allocator() is False
 
 
 def test_the_command_line_tunes_only_heavy_commands(monkeypatch):
-    import romanxr.memory
+    import romanxr.schedule
     from romanxr import cli
 
     calls = []
-    monkeypatch.setattr(romanxr.memory, "tune_allocator", lambda **kw: calls.append(kw) or True)
+    monkeypatch.setattr(romanxr.schedule, "tune_allocator", lambda **kw: calls.append(kw) or True)
     assert cli.main(["steps"]) == 0
     assert calls == []
     assert cli.main(["calibrate", "/nonexistent/r_uncal.asdf"]) == 3  # input error, but tuned
@@ -42,7 +42,7 @@ def test_the_command_line_tunes_only_heavy_commands(monkeypatch):
 def test_release_free_memory_returns_freed_heap_pages():
     code = """
 import numpy as np
-from romanxr.memory import release_free_memory, tune_allocator
+from romanxr.schedule import release_free_memory, tune_allocator
 tune_allocator()  # no automatic trimming: the freed pages stay resident until released
 def anon():
     for line in open("/proc/self/status"):
@@ -63,7 +63,7 @@ print(released, (before - anon()) / 2**20 > 100, held - before < 50 * 2**20)
 
 
 def test_release_free_memory_does_nothing_off_linux(monkeypatch):
-    from romanxr import memory
+    from romanxr.schedule import allocator as memory
 
     monkeypatch.setattr(memory.sys, "platform", "darwin")
     assert memory.release_free_memory() is False
@@ -73,7 +73,7 @@ def test_store_by_region_releases_memory_between_groups_only(monkeypatch):
     import dask.array as da
     import numpy as np
 
-    from romanxr.io import ordered
+    from romanxr.schedule import regions as ordered
 
     calls = []
     monkeypatch.setattr(ordered, "release_free_memory", lambda: calls.append(1) or True)
