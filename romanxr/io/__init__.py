@@ -9,9 +9,10 @@ from typing import Any
 import xarray as xr
 from dask.base import tokenize
 
-from romanxr.io.asdf_reader import default_chunks, open_roman_asdf
+from romanxr.io.asdf_reader import open_roman_asdf
 from romanxr.io.asdf_writer import to_asdf, to_asdf_many
 from romanxr.io.backend import RomanBackendEntrypoint
+from romanxr.io.chunking import default_chunks
 from romanxr.io.zarr_io import open_zarr, to_zarr
 
 __all__ = [
