@@ -16,11 +16,13 @@ from romanxr.dataset import AMP33_DIM, RAMP_DIMS
 
 __all__ = [
     "EXPECTED_TAG",
+    "IMAGE_ARRAYS",
     "IMAGE_DTYPES",
     "IMAGE_OPTIONAL",
     "IMAGE_SCHEMA",
     "JUMP_INDICES_DIMS",
     "L2_ARRAY_DIMS",
+    "RAMP_ARRAYS",
     "RAMP_ARRAY_DIMS",
     "RAMP_DTYPES",
     "RAMP_SCHEMA",
@@ -45,71 +47,49 @@ SUPPORTED_MAJOR = {"wfi_science_raw": 2, "wfi_image": 2, "ramp": 2}
 IMAGE_SCHEMA = "asdf://stsci.edu/datamodels/roman/schemas/wfi_image-2.1.0"
 RAMP_SCHEMA = "asdf://stsci.edu/datamodels/roman/schemas/ramp-2.1.0"
 
-#: Level-2 arrays and their dims. ``frame_y``/``frame_x`` index the full frame (with the border)
-#: and ``ref_col``/``ref_row`` the 4 border columns/rows, so they never clash with the trimmed
-#: image dims ``y``/``x``.
-L2_ARRAY_DIMS = {
-    "data": ("y", "x"),
-    "dq": ("y", "x"),
-    "err": ("y", "x"),
-    "var_poisson": ("y", "x"),
-    "var_rnoise": ("y", "x"),
-    "var_flat": ("y", "x"),
-    "chisq": ("y", "x"),
-    "dumo": ("y", "x"),
-    "amp33": ("resultant", "frame_y", AMP33_DIM),
-    "border_ref_pix_left": ("resultant", "frame_y", "ref_col"),
-    "border_ref_pix_right": ("resultant", "frame_y", "ref_col"),
-    "border_ref_pix_top": ("resultant", "ref_row", "frame_x"),
-    "border_ref_pix_bottom": ("resultant", "ref_row", "frame_x"),
-    "dq_border_ref_pix_left": ("frame_y", "ref_col"),
-    "dq_border_ref_pix_right": ("frame_y", "ref_col"),
-    "dq_border_ref_pix_top": ("ref_row", "frame_x"),
-    "dq_border_ref_pix_bottom": ("ref_row", "frame_x"),
-}
+_YX = ("y", "x")
+_F16 = np.float16
 
-#: Ramp (``RampModel``, saved intermediates) arrays and their dims.
-RAMP_ARRAY_DIMS = {
-    "data": RAMP_DIMS,
-    "pixeldq": ("y", "x"),
-    "groupdq": RAMP_DIMS,
-    "amp33": ("resultant", "y", AMP33_DIM),
-    **{k: v for k, v in L2_ARRAY_DIMS.items() if "border_ref_pix" in k},
-}
-#: Default dims of the extra ``jump_indices`` array (rows of (resultant, y, x)).
-JUMP_INDICES_DIMS = ("jump", "jump_axis")
-
-#: Storage dtype of each array of a wfi_image.
-IMAGE_DTYPES: dict[str, Any] = {
-    "data": np.float32,
-    "dq": np.uint32,
-    "err": np.float16,
-    "var_poisson": np.float16,
-    "var_rnoise": np.float16,
-    "var_flat": np.float16,
-    "chisq": np.float16,
-    "dumo": np.float16,
-    "amp33": np.uint16,
-    "border_ref_pix_left": np.float32,
-    "border_ref_pix_right": np.float32,
-    "border_ref_pix_top": np.float32,
-    "border_ref_pix_bottom": np.float32,
-    "dq_border_ref_pix_left": np.uint32,
-    "dq_border_ref_pix_right": np.uint32,
-    "dq_border_ref_pix_top": np.uint32,
-    "dq_border_ref_pix_bottom": np.uint32,
+#: Level-2 (``wfi_image``) arrays: name -> (dims, storage dtype). ``frame_y``/``frame_x``
+#: index the full frame (with the border) and ``ref_col``/``ref_row`` the 4 border
+#: columns/rows, so they never clash with the trimmed image dims ``y``/``x``.
+IMAGE_ARRAYS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "data": (_YX, np.float32),
+    "dq": (_YX, np.uint32),
+    **{name: (_YX, _F16) for name in ("err", "var_poisson", "var_rnoise", "var_flat")},
+    **{name: (_YX, _F16) for name in ("chisq", "dumo")},
+    "amp33": (("resultant", "frame_y", AMP33_DIM), np.uint16),
+    "border_ref_pix_left": (("resultant", "frame_y", "ref_col"), np.float32),
+    "border_ref_pix_right": (("resultant", "frame_y", "ref_col"), np.float32),
+    "border_ref_pix_top": (("resultant", "ref_row", "frame_x"), np.float32),
+    "border_ref_pix_bottom": (("resultant", "ref_row", "frame_x"), np.float32),
+    "dq_border_ref_pix_left": (("frame_y", "ref_col"), np.uint32),
+    "dq_border_ref_pix_right": (("frame_y", "ref_col"), np.uint32),
+    "dq_border_ref_pix_top": (("ref_row", "frame_x"), np.uint32),
+    "dq_border_ref_pix_bottom": (("ref_row", "frame_x"), np.uint32),
 }
 #: wfi_image arrays the schema does not require.
 IMAGE_OPTIONAL = ("var_rnoise", "var_flat")
 
-#: Storage dtype of each array of a ramp.
-RAMP_DTYPES: dict[str, Any] = {
-    "data": np.float32,
-    "pixeldq": np.uint32,
-    "groupdq": np.uint8,
-    "amp33": np.uint16,
-    **{k: v for k, v in IMAGE_DTYPES.items() if "border_ref_pix" in k},
+#: Ramp (``RampModel``, saved intermediates) arrays: name -> (dims, storage dtype).
+RAMP_ARRAYS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "data": (RAMP_DIMS, np.float32),
+    "pixeldq": (_YX, np.uint32),
+    "groupdq": (RAMP_DIMS, np.uint8),
+    "amp33": (("resultant", "y", AMP33_DIM), np.uint16),
+    **{k: v for k, v in IMAGE_ARRAYS.items() if "border_ref_pix" in k},
 }
+
+#: Dims of each Level-2 array, as the reader gives them.
+L2_ARRAY_DIMS = {name: dims for name, (dims, _) in IMAGE_ARRAYS.items()}
+#: Storage dtype of each Level-2 array.
+IMAGE_DTYPES = {name: dtype for name, (_, dtype) in IMAGE_ARRAYS.items()}
+#: Dims of each ramp array.
+RAMP_ARRAY_DIMS = {name: dims for name, (dims, _) in RAMP_ARRAYS.items()}
+#: Storage dtype of each ramp array.
+RAMP_DTYPES = {name: dtype for name, (_, dtype) in RAMP_ARRAYS.items()}
+#: Default dims of the extra ``jump_indices`` array (rows of (resultant, y, x)).
+JUMP_INDICES_DIMS = ("jump", "jump_axis")
 
 
 def to_plain(obj: Any) -> Any:
