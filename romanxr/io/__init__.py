@@ -1,4 +1,14 @@
-"""File I/O: the lazy ASDF reader, the xarray backend and the writers."""
+"""File I/O: the lazy ASDF reader, the xarray backend and the writers.
+
+Reading: :mod:`~romanxr.io.asdf_reader` builds the Dataset of a product (its array tables in
+:mod:`~romanxr.io.product`) from a file opened by :mod:`~romanxr.io.asdf_file`; pixels are read
+per chunk through :mod:`~romanxr.io.cache` and :mod:`~romanxr.io.block_reader`, which parses
+the block framing of :mod:`~romanxr.io.blocks`; :mod:`~romanxr.io.chunking` picks the default
+chunks and :mod:`~romanxr.io.integrity` checks block checksums on demand. Writing:
+:mod:`~romanxr.io.asdf_writer` (metadata by :mod:`~romanxr.io.asdf_meta`, blocks streamed by
+:mod:`~romanxr.io.asdf_stream` in the same framing), :mod:`~romanxr.io.zarr_io`, all through
+:mod:`~romanxr.io.atomic`.
+"""
 
 from __future__ import annotations
 

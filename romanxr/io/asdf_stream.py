@@ -20,12 +20,11 @@ output (about 0.45 GiB for a full-frame ``cal.asdf``). This module keeps it to a
    of arrays that are not ours (a gwcs's coefficients in ``meta.wcs``) are carried over.
 
 3. **Blocks.** The file is cut after the tree and every block is appended in asdf's framing
-   (:func:`write_blocks`): ``\\xd3BLK``, a 2-byte header size (48), the header (flags,
-   compression, allocated/used/data sizes, MD5 of the stored bytes), the data, then the block
-   index. Each array is streamed in C order from its source (scratch chunks or an in-memory
-   numpy array, cast slab by slab) through one 4 MiB buffer; lz4 blocks are cut into pieces
-   of exactly 4 MiB of uncompressed bytes, each stored as a 4-byte big-endian length and an
-   ``lz4.block`` frame with its stored size, like asdf's own ``Lz4Compressor``. For lz4 and
+   (:func:`write_blocks`; the framing is defined in :mod:`romanxr.io.blocks`, which the
+   reader shares), then the block index. Each array is streamed in C order from its source
+   (scratch chunks or an in-memory numpy array, cast slab by slab) through one 4 MiB buffer;
+   lz4 blocks are cut into pieces of exactly 4 MiB of uncompressed bytes, like asdf's own
+   ``Lz4Compressor``. For lz4 and
    raw blocks the result is byte for byte what ``asdf.AsdfFile.write_to`` writes for the
    same tree and arrays (zlib/bzp2 are streamed too: valid, not necessarily the same bytes).
 
