@@ -24,9 +24,9 @@ output (about 0.45 GiB for a full-frame ``cal.asdf``). This module keeps it to a
    reader shares), then the block index. Each array is streamed in C order from its source
    (scratch chunks or an in-memory numpy array, cast slab by slab) through one 4 MiB buffer;
    lz4 blocks are cut into pieces of exactly 4 MiB of uncompressed bytes, like asdf's own
-   ``Lz4Compressor``. For lz4 and
-   raw blocks the result is byte for byte what ``asdf.AsdfFile.write_to`` writes for the
-   same tree and arrays (zlib/bzp2 are streamed too: valid, not necessarily the same bytes).
+   ``Lz4Compressor``. For lz4 and raw blocks the result is byte for byte what
+   ``asdf.AsdfFile.write_to`` writes for the same tree and arrays (zlib/bzp2 are streamed
+   too: valid, not necessarily the same bytes).
 
 Checksums: the real MD5 is written (over the stored bytes: compressed for lz4, raw otherwise,
 as asdf does), computed while the block streams past, so ``asdf.open(...,

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from romanxr.errors import FileFormatError
-from romanxr.io.blocks import LZ4_PIECE_HEAD, lz4_piece_head
+from romanxr.io.blocks import LZ4_FRAME_START, LZ4_PIECE_HEAD, lz4_piece_head
 
 __all__ = ["BlockLayout", "block_layout"]
 
@@ -100,10 +100,10 @@ class BlockLayout:
                 if len(head) < LZ4_PIECE_HEAD:
                     raise FileFormatError(f"{self.path}: truncated lz4 block at byte {pos}")
                 length, size = lz4_piece_head(head)
-                self.chunk_offsets.append(pos + 4)
+                self.chunk_offsets.append(pos + LZ4_FRAME_START)
                 self.chunk_lengths.append(length)
                 self.chunk_starts.append(start)
-                pos += 4 + length
+                pos += LZ4_FRAME_START + length
                 start += size
         self.chunk_starts.append(start)
         total = int(np.prod(self.shape)) * self.dtype.itemsize

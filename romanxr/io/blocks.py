@@ -19,6 +19,8 @@ __all__ = [
     "BLOCK_MAGIC",
     "HEADER",
     "INDEX_HEADER",
+    "LZ4_FRAME_START",
+    "LZ4_PIECE_HEAD",
     "PIECE",
     "SUPPORTED_COMPRESSION",
     "BlockHeader",
@@ -26,6 +28,7 @@ __all__ = [
     "block_index",
     "decompress",
     "lz4_piece_head",
+    "pack_header",
     "read_block_header",
 ]
 
@@ -39,8 +42,9 @@ HEADER = struct.Struct(">I4sQQQ16s")
 PIECE = 1 << 22
 #: Compressions the writer can stream (asdf's labels; None = raw).
 SUPPORTED_COMPRESSION = (None, "lz4", "zlib", "bzp2")
-#: Length prefix of an lz4 piece.
+#: Length prefix of an lz4 piece; the frame follows it.
 _LZ4_LENGTH = struct.Struct(">I")
+LZ4_FRAME_START = _LZ4_LENGTH.size
 #: Bytes at the start of an lz4 piece: its length prefix and the frame's decompressed size.
 LZ4_PIECE_HEAD = 8
 
@@ -96,8 +100,9 @@ def pack_header(compression: bytes, used: int, data_size: int, checksum: bytes) 
 
 def lz4_piece_head(head: bytes) -> tuple[int, int]:
     """(stored length, decompressed size) from the first :data:`LZ4_PIECE_HEAD` bytes of an
-    lz4 piece; its frame starts ``_LZ4_LENGTH.size`` (4) bytes in."""
-    return int.from_bytes(head[:4], "big"), int.from_bytes(head[4:8], "little")
+    lz4 piece; its frame starts :data:`LZ4_FRAME_START` bytes in."""
+    (length,) = _LZ4_LENGTH.unpack_from(head)
+    return length, int.from_bytes(head[LZ4_FRAME_START:LZ4_PIECE_HEAD], "little")
 
 
 class Compressor:
@@ -149,9 +154,10 @@ def decompress(stored: bytes, compression: bytes, size: int, path: Any) -> bytes
 
         parts, pos = [], 0
         while pos < len(stored):
-            length = int.from_bytes(stored[pos : pos + 4], "big")
-            parts.append(lz4.block.decompress(stored[pos + 4 : pos + 4 + length]))
-            pos += 4 + length
+            (length,) = _LZ4_LENGTH.unpack_from(stored, pos)
+            pos += LZ4_FRAME_START
+            parts.append(lz4.block.decompress(stored[pos : pos + length]))
+            pos += length
         data = b"".join(parts)
     else:
         raise ValueError(f"{path}: cannot re-block a {compression!r} block")
