@@ -54,7 +54,7 @@ def full_frame_image(nres: int = 6, chunks: int = 1024, layout: str = "tiles") -
     column strips ``chunks`` wide ("strips") or full-width row bands ("rows")."""
     import roman_datamodels.datamodels as dm
 
-    from romanxr.io.asdf_reader import to_plain
+    from romanxr.io.product import to_plain
 
     n, sci = 4096, 4088
     rng = da.random.default_rng(0)
@@ -116,6 +116,11 @@ def memory(
 
     from romanxr.io import asdf_writer
 
+    try:
+        from romanxr.io.product import IMAGE_DTYPES
+    except ImportError:  # a checkout from before the split of the reader (to compare with)
+        IMAGE_DTYPES = asdf_writer.IMAGE_DTYPES
+
     print(f"romanxr from {Path(romanxr.__file__).parent}")
     # warm-up: asdf loads its extensions and schemas on the first write (~90 MiB)
     small = full_frame_image(chunks=chunks).isel(
@@ -141,7 +146,7 @@ def memory(
         t0 = time.perf_counter()
         romanxr.to_asdf(ds, out, overwrite=True, compression=compression)
         t1 = time.perf_counter()
-    nbytes = sum(v.size * np.dtype(asdf_writer.IMAGE_DTYPES[k]).itemsize for k, v in ds.items())
+    nbytes = sum(v.size * np.dtype(IMAGE_DTYPES[k]).itemsize for k, v in ds.items())
     shape = ds["data"].data.chunksize
     chunk = shape[0] * shape[1] * 8  # float64 normal draws before the cast
     print(

@@ -6,10 +6,9 @@ Importing romanxr registers the ``ds.roman`` accessor.
 from __future__ import annotations
 
 from romanxr import accessor as _accessor  # noqa: F401  (registers ds.roman)
+from romanxr._version import __version__
 from romanxr.io import open_cal, open_ramp, open_uncal, open_zarr, to_asdf, to_zarr
 from romanxr.pipeline import calibrate
-
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

@@ -98,11 +98,11 @@ def test_graph_pickles_without_open_files(exposure):
 
 
 def test_distributed_results_equal_threaded(exposure, threaded, client):
-    from romanxr.io import asdf_reader
+    from romanxr.io import cache as array_cache
     from romanxr.pipeline import calibrate
 
     path, overrides = exposure
-    asdf_reader._CACHE.clear()
+    array_cache.CACHE.clear()
     cal = calibrate(path, overrides=overrides, chunks=CHUNKS)
     result = client.compute(cal).result()
     _assert_same(result, threaded)
@@ -111,7 +111,7 @@ def test_distributed_results_equal_threaded(exposure, threaded, client):
     exposure_data = (os.path.abspath(path), ("roman", "data"))
 
     def exposure_read() -> bool:
-        cache = asdf_reader._CACHE
+        cache = array_cache.CACHE
         return any((k[0], k[-1]) == exposure_data for k in [*cache._items, *cache._layouts])
 
     assert any(client.run(exposure_read).values())

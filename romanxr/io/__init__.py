@@ -1,4 +1,14 @@
-"""File I/O: the lazy ASDF reader, the xarray backend and the writers."""
+"""File I/O: the lazy ASDF reader, the xarray backend and the writers.
+
+Reading: :mod:`~romanxr.io.asdf_reader` builds the Dataset of a product (its array tables in
+:mod:`~romanxr.io.product`) from a file opened by :mod:`~romanxr.io.asdf_file`; pixels are read
+per chunk through :mod:`~romanxr.io.cache` and :mod:`~romanxr.io.block_reader`, which parses
+the block framing of :mod:`~romanxr.io.blocks`; :mod:`~romanxr.io.chunking` picks the default
+chunks and :mod:`~romanxr.io.integrity` checks block checksums on demand. Writing:
+:mod:`~romanxr.io.asdf_writer` (metadata by :mod:`~romanxr.io.asdf_meta`, blocks streamed by
+:mod:`~romanxr.io.asdf_stream` in the same framing), :mod:`~romanxr.io.zarr_io`, all through
+:mod:`~romanxr.io.atomic`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +19,10 @@ from typing import Any
 import xarray as xr
 from dask.base import tokenize
 
-from romanxr.io.asdf_reader import default_chunks, open_roman_asdf
+from romanxr.io.asdf_reader import open_roman_asdf
 from romanxr.io.asdf_writer import to_asdf, to_asdf_many
 from romanxr.io.backend import RomanBackendEntrypoint
+from romanxr.io.chunking import default_chunks
 from romanxr.io.zarr_io import open_zarr, to_zarr
 
 __all__ = [

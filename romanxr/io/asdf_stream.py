@@ -20,14 +20,13 @@ output (about 0.45 GiB for a full-frame ``cal.asdf``). This module keeps it to a
    of arrays that are not ours (a gwcs's coefficients in ``meta.wcs``) are carried over.
 
 3. **Blocks.** The file is cut after the tree and every block is appended in asdf's framing
-   (:func:`write_blocks`): ``\\xd3BLK``, a 2-byte header size (48), the header (flags,
-   compression, allocated/used/data sizes, MD5 of the stored bytes), the data, then the block
-   index. Each array is streamed in C order from its source (scratch chunks or an in-memory
-   numpy array, cast slab by slab) through one 4 MiB buffer; lz4 blocks are cut into pieces
-   of exactly 4 MiB of uncompressed bytes, each stored as a 4-byte big-endian length and an
-   ``lz4.block`` frame with its stored size, like asdf's own ``Lz4Compressor``. For lz4 and
-   raw blocks the result is byte for byte what ``asdf.AsdfFile.write_to`` writes for the
-   same tree and arrays (zlib/bzp2 are streamed too: valid, not necessarily the same bytes).
+   (:func:`write_blocks`; the framing is defined in :mod:`romanxr.io.blocks`, which the
+   reader shares), then the block index. Each array is streamed in C order from its source
+   (scratch chunks or an in-memory numpy array, cast slab by slab) through one 4 MiB buffer;
+   lz4 blocks are cut into pieces of exactly 4 MiB of uncompressed bytes, like asdf's own
+   ``Lz4Compressor``. For lz4 and raw blocks the result is byte for byte what
+   ``asdf.AsdfFile.write_to`` writes for the same tree and arrays (zlib/bzp2 are streamed
+   too: valid, not necessarily the same bytes).
 
 Checksums: the real MD5 is written (over the stored bytes: compressed for lz4, raw otherwise,
 as asdf does), computed while the block streams past, so ``asdf.open(...,
@@ -43,7 +42,6 @@ import hashlib
 import itertools
 import math
 import os
-import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,10 +50,17 @@ from typing import Any
 import numpy as np
 
 from romanxr.errors import OutputError
+from romanxr.io.blocks import (
+    BLOCK_MAGIC,
+    PIECE,
+    Compressor,
+    block_index,
+    decompress,
+    pack_header,
+    read_block_header,
+)
 
 __all__ = [
-    "PIECE",
-    "SUPPORTED_COMPRESSION",
     "ArraySource",
     "ChunkedScratch",
     "JumpCollector",
@@ -65,14 +70,6 @@ __all__ = [
     "untouched_zeros",
     "write_blocks",
 ]
-
-#: Uncompressed bytes per compressed piece (asdf's ``compression_block_size`` default).
-PIECE = 1 << 22
-BLOCK_MAGIC = b"\xd3BLK"
-INDEX_HEADER = b"#ASDF BLOCK INDEX"
-_HEADER = struct.Struct(">I4sQQQ16s")  # flags, compression, allocated, used, data size, md5
-#: Compressions :func:`write_blocks` can stream (asdf's labels; None = raw).
-SUPPORTED_COMPRESSION = (None, "lz4", "zlib", "bzp2")
 
 
 def _pwrite_all(fd: int, buffer: Any, offset: int) -> None:
@@ -419,43 +416,6 @@ def read_tree(path: str | os.PathLike, step: int = 1 << 20) -> _Tree:
     return _Tree(end=end, sources=sources, nblocks=nblocks)
 
 
-class _Compressor:
-    """Turns a stream of uncompressed pieces into the bytes stored in the block."""
-
-    def __init__(self, compression: str | None) -> None:
-        if compression not in SUPPORTED_COMPRESSION:
-            raise ValueError(f"unsupported compression {compression!r}")
-        self.compression = compression
-        self._stream: Any = None
-        if compression == "zlib":
-            import zlib
-
-            self._stream = zlib.compressobj()
-        elif compression == "bzp2":
-            import bz2
-
-            self._stream = bz2.BZ2Compressor()
-
-    @property
-    def label(self) -> bytes:
-        return (self.compression or "").encode("ascii").ljust(4, b"\0")
-
-    def piece(self, data: memoryview) -> list[bytes | memoryview]:
-        if self.compression is None:
-            return [data]
-        if self.compression == "lz4":
-            import lz4.block
-
-            frame = lz4.block.compress(data, mode="default", store_size=True)
-            return [struct.pack(">I", len(frame)), frame]
-        return [self._stream.compress(data)]
-
-    def finish(self) -> list[bytes]:
-        if self._stream is not None:
-            return [self._stream.flush()]
-        return []
-
-
 def _pieces(source: ArraySource) -> Iterator[bytes]:
     """The array's bytes in C order, cut into pieces of :data:`PIECE` bytes (the last shorter)."""
     buffer = bytearray(PIECE)
@@ -507,8 +467,8 @@ def _write_block(fh: Any, source: ArraySource, compression: str | None) -> int:
     hashes and writes them in order; zlib and bzp2 are one stream (compressed here).
     """
     start = fh.tell()
-    fh.write(BLOCK_MAGIC + struct.pack(">H", _HEADER.size) + b"\0" * _HEADER.size)
-    comp = _Compressor(compression)
+    comp = Compressor(compression)
+    fh.write(pack_header(b"", 0, 0, bytes(16)))  # a stand-in, rewritten at the end
     md5 = hashlib.md5(usedforsecurity=False)
     used = 0
     total = 0
@@ -534,27 +494,11 @@ def _write_block(fh: Any, source: ArraySource, compression: str | None) -> int:
         for piece in counted():
             emit(comp.piece(memoryview(piece)))
     emit(comp.finish())
-    header = _HEADER.pack(0, comp.label, used, used, total, md5.digest())
     end = fh.tell()
-    fh.seek(start + len(BLOCK_MAGIC) + 2)
-    fh.write(header)
+    fh.seek(start)
+    fh.write(pack_header(comp.label, used, total, md5.digest()))
     fh.seek(end)
     return start
-
-
-def _block_index(offsets: Sequence[int]) -> bytes:
-    import yaml
-
-    text = yaml.dump(
-        [int(o) for o in offsets],
-        Dumper=yaml.SafeDumper,
-        explicit_start=True,
-        explicit_end=True,
-        allow_unicode=True,
-        encoding="utf-8",
-        version=(1, 1),
-    )
-    return INDEX_HEADER + b"\n" + text
 
 
 def _read_block_bytes(path: str | os.PathLike, start: int, wanted: set[int]) -> dict:
@@ -567,38 +511,21 @@ def _read_block_bytes(path: str | os.PathLike, start: int, wanted: set[int]) -> 
     with open(path, "rb") as fh:
         pos, block = start, 0
         while len(out) < len(wanted):
-            fh.seek(pos)
-            head = fh.read(6)
-            if len(head) < 6 or head[:4] != BLOCK_MAGIC:
-                raise OutputError(f"{path}: block {block} not found at byte {pos}")
-            size = struct.unpack(">H", head[4:])[0]
-            _, comp, allocated, used, data_size, _ = _HEADER.unpack(fh.read(size)[: _HEADER.size])
+            try:
+                header = read_block_header(fh, pos)
+            except ValueError as exc:
+                raise OutputError(f"{path}: block {block} not found at byte {pos}") from exc
             if block in wanted:
-                stored = fh.read(used)
-                data = _decompress(stored, comp.rstrip(b"\0"), data_size, path)
+                fh.seek(header.data_offset)
+                stored = fh.read(header.used)
+                try:
+                    data = decompress(stored, header.compression, header.data_size, path)
+                except ValueError as exc:
+                    raise OutputError(str(exc)) from exc
                 out[block] = MemorySource(np.frombuffer(data, dtype=np.uint8), np.uint8)
-            pos += 6 + size + allocated
+            pos = header.end
             block += 1
     return out
-
-
-def _decompress(stored: bytes, comp: bytes, size: int, path: Any) -> bytes:
-    if comp == b"":
-        data = stored
-    elif comp == b"lz4":
-        import lz4.block
-
-        parts, pos = [], 0
-        while pos < len(stored):
-            length = int.from_bytes(stored[pos : pos + 4], "big")
-            parts.append(lz4.block.decompress(stored[pos + 4 : pos + 4 + length]))
-            pos += 4 + length
-        data = b"".join(parts)
-    else:
-        raise OutputError(f"{path}: cannot re-block a {comp!r} block")
-    if len(data) != size:
-        raise OutputError(f"{path}: block holds {len(data)} bytes, its header says {size}")
-    return data
 
 
 def block_sources(
@@ -645,4 +572,4 @@ def write_blocks(
         fh.truncate(tree.end)
         fh.seek(tree.end)
         offsets = [_write_block(fh, src, compression) for src in sources]
-        fh.write(_block_index(offsets))
+        fh.write(block_index(offsets))

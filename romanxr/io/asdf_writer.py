@@ -3,9 +3,10 @@
 A Level-2 image Dataset (``data`` dims ``(y, x)``) becomes a ``wfi_image`` (``ImageModel``,
 ``*_cal.asdf``); a ramp Dataset (``data`` dims ``(resultant, y, x)``, after ``dq_init``) becomes
 a ``ramp`` (``RampModel``) for saved intermediates. Arrays are cast to the schema's storage
-dtypes only here; the metadata tree in ``attrs["meta"]`` is brought back into the shape the
-schema wants (astropy ``Time`` for times, Python scalars and lists for numpy values, missing
-``cal_step`` entries as ``"INCOMPLETE"``, ``photometry`` and ``wcs`` placeholders).
+dtypes only here (the tables are in :mod:`romanxr.io.product`); the metadata tree in
+``attrs["meta"]`` is brought back into the shape the schema wants by
+:func:`romanxr.io.asdf_meta.prepare_meta`, and the blocks are streamed by
+:mod:`romanxr.io.asdf_stream`.
 
 ``attrs["step_parameters"]`` is stored beside the ``roman`` node, in a top-level ``romanxr``
 node of the ASDF tree that roman_datamodels ignores; :func:`romanxr.open_cal` reads it back.
@@ -14,22 +15,21 @@ node of the ASDF tree that roman_datamodels ignores; :func:`romanxr.open_cal` re
 from __future__ import annotations
 
 import contextlib
-import copy
-import datetime
 import functools
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import CAL_STEP_KEYS, RAMP_DIMS
+from romanxr._version import __version__
+from romanxr.dataset import BORDER
 from romanxr.errors import InputError, OutputError
-from romanxr.io.asdf_reader import BORDER, L2_ARRAY_DIMS
+from romanxr.io.asdf_meta import plain_value, prepare_meta
+from romanxr.io.asdf_reader import AsdfBackendArray
 from romanxr.io.asdf_stream import (
-    SUPPORTED_COMPRESSION,
     ArraySource,
     ChunkedScratch,
     JumpCollector,
@@ -39,6 +39,14 @@ from romanxr.io.asdf_stream import (
     write_blocks,
 )
 from romanxr.io.atomic import atomic_target, check_output_path
+from romanxr.io.blocks import SUPPORTED_COMPRESSION
+from romanxr.io.product import (
+    IMAGE_DTYPES,
+    IMAGE_OPTIONAL,
+    L2_ARRAY_DIMS,
+    RAMP_ARRAY_DIMS,
+    RAMP_DTYPES,
+)
 from romanxr.kernels.ramp_common import jump_indices_from_flags
 from romanxr.schedule import (
     local_scheduler,
@@ -47,214 +55,18 @@ from romanxr.schedule import (
     store_by_region,
 )
 
-__all__ = ["input_files", "prepare_meta", "to_asdf"]
-
-IMAGE_SCHEMA = "asdf://stsci.edu/datamodels/roman/schemas/wfi_image-2.1.0"
-RAMP_SCHEMA = "asdf://stsci.edu/datamodels/roman/schemas/ramp-2.1.0"
-
-#: Storage dtype of each array of a wfi_image.
-IMAGE_DTYPES: dict[str, Any] = {
-    "data": np.float32,
-    "dq": np.uint32,
-    "err": np.float16,
-    "var_poisson": np.float16,
-    "var_rnoise": np.float16,
-    "var_flat": np.float16,
-    "chisq": np.float16,
-    "dumo": np.float16,
-    "amp33": np.uint16,
-    "border_ref_pix_left": np.float32,
-    "border_ref_pix_right": np.float32,
-    "border_ref_pix_top": np.float32,
-    "border_ref_pix_bottom": np.float32,
-    "dq_border_ref_pix_left": np.uint32,
-    "dq_border_ref_pix_right": np.uint32,
-    "dq_border_ref_pix_top": np.uint32,
-    "dq_border_ref_pix_bottom": np.uint32,
-}
-IMAGE_OPTIONAL = ("var_rnoise", "var_flat")
-
-#: Storage dtype and dims of each array of a ramp.
-RAMP_DTYPES: dict[str, Any] = {
-    "data": np.float32,
-    "pixeldq": np.uint32,
-    "groupdq": np.uint8,
-    "amp33": np.uint16,
-    **{k: v for k, v in IMAGE_DTYPES.items() if "border_ref_pix" in k},
-}
-RAMP_ARRAY_DIMS = {
-    "data": RAMP_DIMS,
-    "pixeldq": ("y", "x"),
-    "groupdq": RAMP_DIMS,
-    "amp33": ("resultant", "y", "amp33_x"),
-    **{k: v for k, v in L2_ARRAY_DIMS.items() if "border_ref_pix" in k},
-}
+__all__ = ["input_files", "to_asdf", "to_asdf_many"]
 
 #: Extra array written next to the schema arrays when present (romancal's ``record_jumps``).
 JUMP_INDICES = "jump_indices"
 #: the lazy boolean (resultant, y, x) jump map that ramp_fit records
 JUMP_FLAGS = "jumps"
 
-PHOTOMETRY_KEYS = ("conversion_megajanskys", "conversion_megajanskys_uncertainty", "pixel_area")
-
-
-# --------------------------------------------------------------------------------------------
-# metadata
-
-
-@functools.cache
-def _schema(uri: str) -> dict:
-    import asdf
-
-    return asdf.schema.load_schema(uri, resolve_references=True)
-
-
-def _merge_schemas(schema: Mapping) -> tuple[dict, set[str], dict]:
-    """Flatten allOf/anyOf: (properties, types, the schema itself)."""
-    props: dict[str, list] = {}
-    types: set[str] = set()
-    stack = [schema]
-    tags: list[str] = []
-    items: list = []
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, Mapping):
-            continue
-        t = node.get("type")
-        if isinstance(t, str):
-            types.add(t)
-        elif isinstance(t, list):
-            types.update(t)
-        if "tag" in node:
-            tags.append(str(node["tag"]))
-        if "items" in node:
-            items.append(node["items"])
-        for name, sub in (node.get("properties") or {}).items():
-            props.setdefault(name, []).append(sub)
-        for key in ("allOf", "anyOf", "oneOf"):
-            stack.extend(node.get(key) or [])
-    merged = {name: {"allOf": subs} for name, subs in props.items()}
-    return merged, types, {"tags": tags, "items": items}
-
-
-def _plain_value(value: Any) -> Any:
-    """Schema-free conversion of one leaf to something asdf writes and the schema accepts."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) or _is_user_list(value):
-        return [_plain_value(v) for v in value]
-    return value
-
-
-def _is_user_list(value: Any) -> bool:
-    from collections import UserList
-
-    return isinstance(value, UserList)
-
-
-def _coerce(value: Any, schema: Mapping | None, path: str) -> Any:
-    """Convert ``value`` to what ``schema`` expects (Time for time tags, lists, Python scalars)."""
-    if schema is None:
-        return _plain_value(value)
-    props, types, extra = _merge_schemas(schema)
-    if any("time/time-" in t for t in extra["tags"]):
-        from astropy.time import Time
-
-        if isinstance(value, Time) or value is None:
-            return value
-        if isinstance(value, str | datetime.datetime | np.datetime64):
-            try:
-                return Time(value)
-            except ValueError as exc:
-                raise InputError(
-                    f"attrs['meta'] field {path} must be a time (astropy Time or ISO string), "
-                    f"got {value!r}"
-                ) from exc
-        return value
-    if isinstance(value, Mapping):
-        return {
-            str(k): _coerce(v, props[k] if k in props else None, f"{path}.{k}")
-            for k, v in value.items()
-        }
-    if isinstance(value, np.ndarray) and "array" in types:
-        value = value.tolist()
-    if isinstance(value, list | tuple) or _is_user_list(value):
-        item_schema = extra["items"][0] if extra["items"] else None
-        return [_coerce(v, item_schema, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if "integer" in types and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return _plain_value(value)
-
-
-def prepare_meta(meta: Mapping, *, kind: str, filename: str) -> dict:
-    """Build the ``meta`` tree of a ``wfi_image`` (kind "cal") or ``ramp`` (kind "ramp").
-
-    Parameters
-    ----------
-    meta : mapping
-        ``attrs["meta"]`` of a Dataset (not modified).
-    kind : {"cal", "ramp"}
-        Product to write.
-    filename : str
-        Goes to ``meta.filename``.
-
-    Returns
-    -------
-    dict
-        A deep copy converted to what roman_datamodels accepts: times as astropy ``Time``,
-        numpy scalars and arrays as Python values; ``cal_step`` completed with
-        ``"INCOMPLETE"``; for images ``photometry`` (None placeholders when absent) and ``wcs``
-        (None when absent); ``model_type``, ``product_type`` (``"l2"`` for images, kept or
-        ``"l1"`` for ramps), ``filename`` and ``file_date`` (now) set.
-    """
-    from astropy.time import Time
-
-    if not isinstance(meta, Mapping):
-        raise InputError(
-            "the Dataset has no Roman metadata in attrs['meta']; open files with "
-            "romanxr.open_uncal()/open_cal() so the metadata can be written back"
-        )
-    wcs = meta.get("wcs")
-    tree = copy.deepcopy({k: v for k, v in meta.items() if k != "wcs"})
-    uri = IMAGE_SCHEMA if kind == "cal" else RAMP_SCHEMA
-    meta_schema = _schema(uri)["properties"]["meta"]
-    tree = _coerce(tree, meta_schema, "meta")
-    cal_step = dict(tree.get("cal_step") or {})
-    for key in CAL_STEP_KEYS:
-        cal_step.setdefault(key, "INCOMPLETE")
-    tree["cal_step"] = cal_step
-    tree["filename"] = filename
-    tree["file_date"] = Time.now()
-    if kind == "cal":
-        tree["model_type"] = "ImageModel"
-        tree["product_type"] = "l2"
-        photometry = dict(tree.get("photometry") or {})
-        for key in PHOTOMETRY_KEYS:
-            photometry.setdefault(key, None)
-        tree["photometry"] = photometry
-        tree["wcs"] = copy.deepcopy(wcs)
-    else:
-        tree["model_type"] = "RampModel"
-        if not tree.get("product_type") or tree.get("product_type") == "l2":
-            tree["product_type"] = "l1"
-        if wcs is not None:
-            tree["wcs"] = copy.deepcopy(wcs)
-    return tree
-
-
 # --------------------------------------------------------------------------------------------
 # inputs that must not be overwritten
 
 
 def _backend_paths(obj: Any, depth: int = 0) -> list[str]:
-    from romanxr.io.asdf_reader import AsdfBackendArray
-
     found = []
     while obj is not None and depth < 12:
         if isinstance(obj, AsdfBackendArray):
@@ -362,7 +174,7 @@ def _compute_plans(plans: list) -> None:
     """Fill every plan's targets in one computation.
 
     On the local threaded scheduler the chunks are computed one plan (file) after the other
-    and, within a plan, a region of rows at a time (:func:`~romanxr.io.ordered.store_by_region`),
+    and, within a plan, a region of rows at a time (:func:`~romanxr.schedule.store_by_region`),
     so memory does not grow with the frame or the number of files; on a dask.distributed
     cluster each chunk is written as it arrives; other schedulers get one ``da.store``.
     """
@@ -438,7 +250,7 @@ class _StreamPlan:
 
     def _store(self, data: Any, target: Any, dtype: Any, axis: int | str | None) -> None:
         """Fill ``target`` from ``data`` in the one compute; ``axis`` places it in the region
-        order (:func:`~romanxr.io.ordered.region_axis`)."""
+        order (:func:`~romanxr.schedule.region_axis`)."""
         self.store_sources.append(data.map_blocks(_cast_block, dtype, dtype=dtype))
         self.store_targets.append(target)
         self.row_axes.append(axis)
@@ -496,7 +308,7 @@ def _distributed_client() -> Any:
 
 def _gather_into(client: Any, sources: list, targets: list) -> None:
     """Compute every block of ``sources`` on the cluster (one graph optimized as a whole, so
-    shared work runs once: :func:`~romanxr.io.ordered.optimized_graph`) and store each into
+    shared work runs once: :func:`~romanxr.schedule.optimized_graph`) and store each into
     its place in ``targets`` (``target[where] = block``: written to the scratch file) as it
     arrives, so one block at a time is held here."""
     from dask.array.core import slices_from_chunks
@@ -553,10 +365,6 @@ def _validate(model, source: str, kind: str) -> None:
             f"{source}: the Dataset cannot be written as a valid {product}: "
             f"{type(exc).__name__}: {str(exc)[:2000]}; fix the named field in attrs['meta']"
         ) from exc
-
-
-def _to_plain_params(params: Any) -> Any:
-    return _plain_value(params)
 
 
 def to_asdf(
@@ -692,9 +500,9 @@ class _AsdfJob:
             for n, (a, dt) in arrays.items()
         }
         _validate(_build_model(kind, meta, placeholders), source, kind)
-        extra: dict[str, Any] = {"romanxr_version": _version()}
+        extra: dict[str, Any] = {"romanxr_version": __version__}
         if "step_parameters" in ds.attrs:
-            extra["step_parameters"] = _to_plain_params(ds.attrs["step_parameters"])
+            extra["step_parameters"] = plain_value(ds.attrs["step_parameters"])
         if "frame_shape" in ds.attrs:
             extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
         if JUMP_INDICES in arrays:
@@ -769,12 +577,3 @@ def _nondefault_coords(ds: xr.Dataset, kind: str) -> dict[str, list[int]]:
             if not np.array_equal(vals, np.arange(start, start + vals.size)):
                 out[dim] = [int(v) for v in vals]
     return out
-
-
-def _version() -> str:
-    try:
-        from romanxr import __version__
-
-        return str(__version__)
-    except ImportError:  # pragma: no cover
-        return "unknown"

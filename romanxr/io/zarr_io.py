@@ -91,7 +91,7 @@ def decode_attrs(text: str) -> tuple[dict, dict]:
     """Inverse of :func:`encode_attrs`: ``(attrs, variable_attrs)``."""
     import asdf
 
-    from romanxr.io.asdf_reader import to_plain
+    from romanxr.io.product import to_plain
 
     with asdf.open(io.BytesIO(text.encode("utf-8")), lazy_load=False, memmap=False) as af:
         attrs = _unwrap_scalars(to_plain(af.tree["attrs"]))

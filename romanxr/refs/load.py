@@ -8,21 +8,17 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from xarray.core import indexing
 
 from romanxr.errors import ReferenceMismatchError, ReferenceTypeError, WrongProductError
-from romanxr.io.asdf_reader import _CheckedArray, _open_asdf, _tag_of, to_plain
+from romanxr.io.asdf_file import open_roman_tree
+from romanxr.io.asdf_reader import lazy_variable
+from romanxr.io.product import tag_of, to_plain
 from romanxr.refs.resolve import ResolvedReference
 
 __all__ = ["align_to_exposure", "check_reference_matches", "load_reference"]
 
 #: Reference-file tag name -> CRDS reftype (where they differ).
 _REFTYPE_BY_TAG = {"wfi_img_photom": "photom"}
-
-
-def _lazy(path: str, key: str, node: Any, dims: tuple[str, ...]) -> xr.Variable:
-    arr = _CheckedArray(path, ("roman", key), tuple(node.shape), node.dtype)
-    return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
 
 
 def _materialize(node: Any) -> Any:
@@ -60,9 +56,8 @@ def load_reference(
         reftype = ref.reftype
     if path is None:
         raise ValueError("cannot load a reference resolved as N/A")
-    af, roman = _open_asdf(str(path))
-    try:
-        tag = _tag_of(roman) or ""
+    with open_roman_tree(str(path)) as (_, roman):
+        tag = tag_of(roman) or ""
         name = tag.rsplit("/", 1)[-1].split("-")[0]
         file_reftype = _REFTYPE_BY_TAG.get(name, name)
         if "reference_files" not in tag:
@@ -92,11 +87,9 @@ def load_reference(
                     dims = ("y", "x")
                 else:
                     dims = (f"{key}_index",)
-                variables[key] = _lazy(str(path), key, node, dims)
+                variables[key] = lazy_variable(str(path), ("roman", key), node, dims)
             else:
                 attrs[key] = _materialize(node)
-    finally:
-        af.close()
     coords: dict[str, Any] = {}
     sizes = {d: s for v in variables.values() for d, s in zip(v.dims, v.shape, strict=True)}
     for dim in ("y", "x"):

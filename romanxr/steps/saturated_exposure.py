@@ -19,10 +19,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import CAL_STEP_KEYS, RAMP_DIMS, get_meta
+from romanxr.dataset import BORDER, CAL_STEP_KEYS, RAMP_DIMS, get_meta
 from romanxr.dq import GroupFlag, PixelFlag
 from romanxr.errors import ExposureError
-from romanxr.io.asdf_reader import BORDER, L2_ARRAY_DIMS
+from romanxr.io.product import L2_ARRAY_DIMS
 
 __all__ = [
     "SKIPPED_AFTER_SATURATION",

@@ -163,13 +163,11 @@ class LocalCrdsCache:
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    from romanxr.io.asdf_reader import _open_asdf, to_plain
+    from romanxr.io.asdf_file import open_roman_tree
+    from romanxr.io.product import to_plain
 
-    af, roman = _open_asdf(str(path))
-    try:
+    with open_roman_tree(path) as (_, roman):
         return to_plain(roman["meta"])
-    finally:
-        af.close()
 
 
 def _get(meta: Mapping[str, Any], dotted: str) -> Any:

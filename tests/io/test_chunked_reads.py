@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from romanxr.io import asdf_reader
-from romanxr.io.asdf_reader import AsdfBackendArray, _ArrayCache, default_chunks
+from romanxr.io import asdf_reader, chunking
+from romanxr.io.asdf_reader import AsdfBackendArray
+from romanxr.io.cache import ArrayCache
+from romanxr.io.chunking import default_chunks
 
 KEYS = [
     (slice(None), slice(None), slice(None)),
@@ -36,7 +38,7 @@ def _write(path, array, compression, block_size=None):
 def test_partial_reads_equal_numpy_indexing(tmp_path, compression, block_size):
     array = np.arange(4 * 32 * 24, dtype=np.uint16).reshape(4, 32, 24) * 7
     path = _write(tmp_path / "a.asdf", array, compression, block_size)
-    cache = _ArrayCache()
+    cache = ArrayCache()
     layout = cache.layout(str(path), ("arr",))
     assert layout is not None
     assert layout.compressed == (compression == "lz4")
@@ -49,8 +51,8 @@ def test_partial_reads_equal_numpy_indexing(tmp_path, compression, block_size):
 def test_backend_array_keeps_no_pixels_in_the_cache(tmp_path, monkeypatch):
     array = np.arange(3 * 16 * 8, dtype=np.float32).reshape(3, 16, 8)
     path = _write(tmp_path / "b.asdf", array, "lz4")
-    cache = _ArrayCache()
-    monkeypatch.setattr(asdf_reader, "_CACHE", cache)
+    cache = ArrayCache()
+    monkeypatch.setattr(asdf_reader, "CACHE", cache)
     backend = AsdfBackendArray(str(path), ("arr",), array.shape, array.dtype)
     np.testing.assert_array_equal(backend._raw_getitem((slice(None), slice(4, 8))), array[:, 4:8])
     assert not cache._items  # no whole decompressed array kept
@@ -60,8 +62,8 @@ def test_backend_array_keeps_no_pixels_in_the_cache(tmp_path, monkeypatch):
 def test_other_compressions_fall_back_to_whole_array(tmp_path, monkeypatch):
     array = np.arange(2 * 8 * 8, dtype=np.int32).reshape(2, 8, 8)
     path = _write(tmp_path / "c.asdf", array, "zlib")
-    cache = _ArrayCache()
-    monkeypatch.setattr(asdf_reader, "_CACHE", cache)
+    cache = ArrayCache()
+    monkeypatch.setattr(asdf_reader, "CACHE", cache)
     assert cache.layout(str(path), ("arr",)) is None
     backend = AsdfBackendArray(str(path), ("arr",), array.shape, array.dtype)
     np.testing.assert_array_equal(backend._raw_getitem((1, slice(2, 5))), array[1, 2:5])
@@ -71,12 +73,12 @@ def test_other_compressions_fall_back_to_whole_array(tmp_path, monkeypatch):
 def test_default_chunks_fit_memory_and_honour_target(monkeypatch):
     shape = {"resultant": 8, "y": 4096, "x": 4096}
     # plenty of memory: 16 MiB chunks, 128 rows
-    monkeypatch.setattr(asdf_reader, "_available_memory", lambda: 64 * 2**30)
-    monkeypatch.setattr(asdf_reader, "_dask_threads", lambda: 2)
+    monkeypatch.setattr(chunking, "_available_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr(chunking, "_dask_threads", lambda: 2)
     assert default_chunks(shape) == {"resultant": -1, "y": 128, "x": -1}
     # 1 GiB for 16 threads: 1 GiB / (4 * 16 * 16) = 1 MiB -> the 4 MiB floor, 32 rows
-    monkeypatch.setattr(asdf_reader, "_available_memory", lambda: 2**30)
-    monkeypatch.setattr(asdf_reader, "_dask_threads", lambda: 16)
+    monkeypatch.setattr(chunking, "_available_memory", lambda: 2**30)
+    monkeypatch.setattr(chunking, "_dask_threads", lambda: 16)
     assert default_chunks(shape) == {"resultant": -1, "y": 32, "x": -1}
     # explicit target wins; never more rows than the frame has
     assert default_chunks(shape, target_bytes=64 * 2**20)["y"] == 512

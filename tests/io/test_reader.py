@@ -191,3 +191,44 @@ def test_dq_flags_match_roman_datamodels():
 
     assert table(dqflags.pixel) == table(PixelFlag)
     assert table(dqflags.group) == table(GroupFlag)
+
+
+@pytest.mark.parametrize("compression", [None, "lz4", "zlib"])
+def test_block_framing_reads_the_headers_asdf_wrote(tmp_path, compression):
+    import asdf
+
+    from romanxr.io.asdf_file import block_list
+    from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
+
+    path = tmp_path / "f.asdf"
+    arrays = {"a": np.arange(5000, dtype=np.uint16), "b": np.ones((30, 7), np.float32)}
+    asdf.AsdfFile(arrays).write_to(path, all_array_compression=compression)
+    with asdf.open(path, lazy_load=True) as af, open(path, "rb") as fh:
+        blocks = block_list(af, str(path))
+        assert len(blocks) == 2
+        for block in blocks:
+            ours = read_block_header(fh, int(block.offset) - len(BLOCK_MAGIC))
+            theirs = block.header
+            assert ours.data_offset == block.data_offset
+            assert ours.compression == bytes(theirs["compression"]).rstrip(b"\0")
+            assert (ours.used, ours.data_size) == (theirs["used_size"], theirs["data_size"])
+            assert ours.checksum == bytes(theirs["checksum"])
+        with pytest.raises(ValueError, match="no ASDF block"):
+            read_block_header(fh, 0)
+
+
+def test_lazy_variable_checks_dims_and_reads_nothing(tmp_path):
+    import asdf
+
+    from romanxr.io.asdf_reader import lazy_variable
+
+    path = tmp_path / "v.asdf"
+    array = np.arange(12, dtype=np.int32).reshape(3, 4)
+    asdf.AsdfFile({"roman": {"arr": array}}).write_to(path, all_array_compression="lz4")
+    with asdf.open(path, lazy_load=True) as af:
+        node = af.tree["roman"]["arr"]
+        with pytest.raises(WrongProductError, match=r"roman\.arr has 2 dimensions"):
+            lazy_variable(str(path), ("roman", "arr"), node, ("y",))
+        var = lazy_variable(str(path), ("roman", "arr"), node, ("y", "x"))
+    # the file is closed: the variable reads by path when asked
+    np.testing.assert_array_equal(var[1:, 2].values, array[1:, 2])

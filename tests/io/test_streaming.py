@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from romanxr.io import asdf_reader
-from romanxr.io.asdf_reader import _ArrayCache
+from romanxr.io import asdf_reader, block_reader
+from romanxr.io.cache import ArrayCache
 from romanxr.schedule import AT_END, region_axis, row_axis, store_by_region
 
 
@@ -28,8 +28,8 @@ def test_column_strip_reads_band_by_band(tmp_path, monkeypatch, compression):
     # 3 x 2000 leading indices > 4096: the strip is read in bands of whole rows
     array = (np.arange(3 * 2000 * 24, dtype=np.uint32).reshape(3, 2000, 24) * 13) % 65521
     path = _write(tmp_path / "a.asdf", array, compression)
-    monkeypatch.setattr(asdf_reader, "_BAND_BYTES", 24 * 4 * 7)  # 7 rows a band
-    layout = _ArrayCache().layout(path, ("arr",))
+    monkeypatch.setattr(block_reader, "_BAND_BYTES", 24 * 4 * 7)  # 7 rows a band
+    layout = ArrayCache().layout(path, ("arr",))
     calls = []
     real = layout._read_banded
     monkeypatch.setattr(layout, "_read_banded", lambda *a: calls.append(a) or real(*a))
@@ -238,13 +238,13 @@ def test_calibration_reads_each_chunk_once(tmp_path, monkeypatch):
     sim = simulate_exposure(det, seed=3, path=tmp_path)
     cal = calibrate(sim.path, overrides=refs.overrides(), chunks={"y": 64})
     reads: Counter = Counter()
-    real = asdf_reader._BlockLayout.read
+    real = block_reader.BlockLayout.read
 
     def counted(self, key):
         reads[(self.path, self.data_offset, str(key))] += 1
         return real(self, key)
 
-    monkeypatch.setattr(asdf_reader._BlockLayout, "read", counted)
+    monkeypatch.setattr(block_reader.BlockLayout, "read", counted)
     romanxr.to_asdf(cal, tmp_path / "out_cal.asdf")
     twice = {str(refs.overrides()["mask"]), str(refs.overrides()["saturation"])}
     assert {k[0] for k in reads} > twice | {str(sim.path)}

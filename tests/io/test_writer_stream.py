@@ -18,10 +18,12 @@ from astropy.time import Time
 from writer_fakes import backed, image_dataset, make_cal_file, make_uncal_file, ramp_dataset
 
 import romanxr
+from romanxr._version import __version__
 from romanxr.errors import OutputError
-from romanxr.io import asdf_stream, asdf_writer
+from romanxr.io import asdf_meta, asdf_stream, asdf_writer
 from romanxr.io.asdf_stream import ChunkedScratch, MemorySource, untouched_zeros, write_blocks
 from romanxr.io.asdf_writer import to_asdf
+from romanxr.io.product import IMAGE_DTYPES
 from romanxr.kernels.ramp_common import jump_indices_from_flags
 
 rdm = pytest.importorskip("roman_datamodels")
@@ -224,11 +226,11 @@ def _in_memory_reference(ds: xr.Dataset, path: Path, compression: str | None) ->
             values[name] = asdf_writer._cast_indices(value)
         else:
             values[name] = np.array(asdf_writer._cast_block(value, dtype), order="C", copy=True)
-    meta = asdf_writer.prepare_meta(ds.attrs["meta"], kind=kind, filename=path.name)
+    meta = asdf_meta.prepare_meta(ds.attrs["meta"], kind=kind, filename=path.name)
     model = asdf_writer._build_model(kind, meta, values)
-    extra = {"romanxr_version": asdf_writer._version()}
+    extra = {"romanxr_version": __version__}
     if "step_parameters" in ds.attrs:
-        extra["step_parameters"] = asdf_writer._to_plain_params(ds.attrs["step_parameters"])
+        extra["step_parameters"] = asdf_meta.plain_value(ds.attrs["step_parameters"])
     if "frame_shape" in ds.attrs:
         extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
     if asdf_writer.JUMP_INDICES in arrays:
@@ -358,7 +360,7 @@ def test_lazy_write_memory_does_not_grow_with_the_output(
     (measured 6 MiB; 3 MiB for a 512x512 image)."""
     monkeypatch.setattr(asdf_stream, "PIECE", 1 << 18, raising=False)
     ds = _lazy_image(romanxr.open_cal(cal_path), 1024, 128)
-    output = sum(v.size * np.dtype(asdf_writer.IMAGE_DTYPES[k]).itemsize for k, v in ds.items())
+    output = sum(v.size * np.dtype(IMAGE_DTYPES[k]).itemsize for k, v in ds.items())
     assert output > 18 * 2**20
     to_asdf(ds.isel(y=slice(0, 8), x=slice(0, 8)), tmp_path / "warm_cal.asdf")  # asdf imports
     tracemalloc.start()

@@ -26,7 +26,8 @@ import romanxr
 from romanxr.dataset import CAL_STEP_KEYS
 from romanxr.errors import InputError, OutputError
 from romanxr.io import atomic
-from romanxr.io.asdf_writer import IMAGE_DTYPES, to_asdf
+from romanxr.io.asdf_writer import to_asdf
+from romanxr.io.product import IMAGE_DTYPES
 
 rdm = pytest.importorskip("roman_datamodels")
 

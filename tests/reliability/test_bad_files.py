@@ -2,7 +2,7 @@
 
 Detectable at open: not ASDF, a YAML tree cut short, a binary block that extends past the end
 of the file, the wrong product. Damage *inside* a block's payload is only visible when the
-block is read (or with :func:`romanxr.io.asdf_reader.verify_checksums`, which reads every
+block is read (or with :func:`romanxr.io.integrity.verify_checksums`, which reads every
 block): a compressed block that no longer decompresses raises :class:`FileFormatError`
 naming the file from inside the compute.
 """
@@ -17,7 +17,7 @@ import roman_datamodels.datamodels as dm
 
 import romanxr
 from romanxr.errors import FileFormatError, RomanxrError, WrongProductError
-from romanxr.io.asdf_reader import verify_checksums
+from romanxr.io.integrity import verify_checksums
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::asdf.exceptions.AsdfConversionWarning",

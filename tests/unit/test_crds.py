@@ -50,7 +50,7 @@ def make_ref(path: Path, reftype: str, detector: str = "WFI01", **meta) -> Path:
 def _raw_meta() -> dict:
     import roman_datamodels.datamodels as dm
 
-    from romanxr.io.asdf_reader import to_plain
+    from romanxr.io.product import to_plain
 
     return to_plain(dm.ScienceRawModel.create_fake_data(shape=(2, 8, 8)).meta)
 
@@ -149,7 +149,7 @@ def test_selection_parameters_flatten_like_roman_datamodels():
     import roman_datamodels.datamodels as dm
 
     model = dm.ScienceRawModel.create_fake_data(shape=(2, 8, 8))
-    from romanxr.io.asdf_reader import to_plain
+    from romanxr.io.product import to_plain
 
     ours = crds_parameters(to_plain(model.meta))
     theirs = model.get_crds_parameters()

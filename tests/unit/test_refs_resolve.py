@@ -15,7 +15,7 @@ from romanxr.testing.crds_cache import build_local_crds_cache, write_fake_refere
 def exposure_meta(detector: str) -> dict:
     import roman_datamodels.datamodels as dm
 
-    from romanxr.io.asdf_reader import to_plain
+    from romanxr.io.product import to_plain
 
     meta = to_plain(dm.ScienceRawModel.create_fake_data(shape=(2, 8, 8)).meta)
     meta["instrument"]["detector"] = detector
