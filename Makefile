@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/romanxr demo --output demo-output
 
-test: $(STAMP)
-	$(BIN)/ruff check romanxr tests benchmarks
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# house rules: ruff, plus module size, complexity (radon), import cycles, private imports
+lint: $(STAMP)
+	$(BIN)/ruff check romanxr tests benchmarks tools
+	$(BIN)/ruff format --check romanxr tests benchmarks tools
+	$(BIN)/python tools/check_structure.py
 
 oracle: $(STAMP)
 	$(BIN)/python -m pytest -q -m oracle tests/parity
