@@ -216,20 +216,18 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     if not target.is_dir() or target.is_symlink():
         if tmp.is_dir():
             # a file at the target, a directory to put there: rename the file aside first
-            aside = temporary_name(target, "old")
-            os.replace(target, aside)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(aside, target)
-                raise
-            _remove(aside)
+            _replace_via_aside(tmp, target)
         else:
             os.replace(tmp, target)
         return
     if _rename_exchange(tmp, target):
         _remove(tmp)  # now holds the old content
         return
+    _replace_via_aside(tmp, target)
+
+
+def _replace_via_aside(tmp: Path, target: Path) -> None:
+    """Rename ``target`` aside, put ``tmp`` in its place (restoring it on failure), drop it."""
     aside = temporary_name(target, "old")
     os.replace(target, aside)
     try:

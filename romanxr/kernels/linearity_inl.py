@@ -79,6 +79,13 @@ def _interp_at(v, j, xp, fp):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _table_ends(xp, fp):  # pragma: no cover - compiled
+    """First and last abscissa and value of a lookup table (once per row, outside the loop)."""
+    n = xp.shape[0]
+    return xp[0], xp[n - 1], fp[0], fp[n - 1]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _at_nodes_and_ends(v, res, xj, fj, x_lo, x_hi, f_lo, f_hi):  # pragma: no cover - compiled
     """numpy.interp's exact answers: the node value on a node, the end values at and beyond
     the ends (selects: scalars only, so inlining costs nothing)."""
@@ -96,11 +103,7 @@ def _inl_direct(vals, flag, w, xp, fp):  # pragma: no cover - compiled
     """``vals += INL(vals)`` for the abscissa ``xp = x0, x0 + 1, ...``: the interval is
     ``floor(v) - x0``. Ends, nodes and NaN are selects, as in numpy.interp; where the table
     is not finite the answer is not certain, ``flag`` is set there; returns how many."""
-    n = xp.shape[0]
-    x_lo = xp[0]
-    x_hi = xp[n - 1]
-    f_lo = fp[0]
-    f_hi = fp[n - 1]
+    x_lo, x_hi, f_lo, f_hi = _table_ends(xp, fp)
     special = 0
     for x in range(w):
         v = vals[x]
@@ -123,10 +126,7 @@ def _inl_step(vals, flag, w, xp, fp, slope, inv_step, x0s):  # pragma: no cover 
     last gap may be shorter): ``v / s`` and its floor are exact, so the interval
     ``floor(v / s) - x0 / s`` is exact too. ``flag`` as in :func:`_inl_direct`."""
     n = xp.shape[0]
-    x_lo = xp[0]
-    x_hi = xp[n - 1]
-    f_lo = fp[0]
-    f_hi = fp[n - 1]
+    x_lo, x_hi, f_lo, f_hi = _table_ends(xp, fp)
     special = 0
     for x in range(w):
         v = vals[x]
@@ -148,11 +148,7 @@ def _inl_bucket(vals, flag, w, xp, fp, slope, bucket, inv_width):  # pragma: no 
     """``vals += INL(vals)`` for an increasing abscissa ``xp``, the interval taken from the
     bucket table and one step; ``flag`` (and the count returned) as in :func:`_inl_direct`,
     also where the interval found is not the value's (rounding of the bucket index)."""
-    n = xp.shape[0]
-    x_lo = xp[0]
-    x_hi = xp[n - 1]
-    f_lo = fp[0]
-    f_hi = fp[n - 1]
+    x_lo, x_hi, f_lo, f_hi = _table_ends(xp, fp)
     nbucket = bucket.shape[0]
     special = 0
     for x in range(w):
