@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/romanxr demo --output demo-output
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # house rules: ruff, plus module size, complexity (radon), import cycles, private imports
 lint: $(STAMP)
@@ -33,7 +33,7 @@ docs: $(STAMP)
 	@echo "open docs/_build/html/index.html"
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_steps.py
+	$(BIN)/python benchmarks/bench_pipeline.py --repeat 3
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache docs/_build docs/generated
