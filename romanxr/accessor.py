@@ -18,6 +18,7 @@ from romanxr import plot as _plot
 from romanxr import summary as _summary
 from romanxr import wcs as _wcs
 from romanxr.io import asdf_writer as _asdf_writer
+from romanxr.io import catalog_io as _catalog_io
 from romanxr.io import zarr_io as _zarr_io
 from romanxr.steps import assign_wcs as _assign_wcs
 from romanxr.steps import dark_current as _dark_current
@@ -31,6 +32,7 @@ from romanxr.steps import ramp_fit as _ramp_fit
 from romanxr.steps import refpix as _refpix
 from romanxr.steps import saturated_exposure as _saturated_exposure
 from romanxr.steps import saturation as _saturation
+from romanxr.steps import source_catalog as _source_catalog
 from romanxr.steps import wfi18_transient as _wfi18_transient
 
 __all__ = ["RomanAccessor"]
@@ -110,6 +112,14 @@ class RomanAccessor:
     assign_wcs = _forward(_assign_wcs.assign_wcs)
     photom = _forward(_photom.photom)
     flatfield = _forward(_flatfield.flatfield)
+    source_catalog = _forward(_source_catalog.source_catalog)
+
+    @property
+    def catalog(self) -> Any:
+        """The source catalog of an image made by ``source_catalog`` (an astropy Table;
+        measured now if it has not been yet). See
+        :func:`romanxr.steps.source_catalog.catalog_table`."""
+        return _source_catalog.catalog_table(self._ds)
 
     # ---- whole pipeline, checks, coordinates, writers
     calibrate = _forward(_pipeline.calibrate)
@@ -119,3 +129,4 @@ class RomanAccessor:
     jump_indices = _forward(_ramp_fit.jump_indices)
     to_asdf = _forward(_asdf_writer.to_asdf)
     to_zarr = _forward(_zarr_io.to_zarr)
+    to_catalog_files = _forward(_catalog_io.to_catalog_files)

@@ -74,6 +74,9 @@ class StepSpec:
     ignored_parameters : frozenset of str
         romancal parameters without a romanxr equivalent: accepted and ignored (with a log
         message) so that pasted ``strun`` arguments and romancal parameter files work.
+    opt_in : bool
+        Runs only when asked for: some option of the step is given (``skip=False``, or any
+        parameter). Otherwise the plan leaves it out and ``meta.cal_step`` keeps INCOMPLETE.
     """
 
     name: str
@@ -88,6 +91,7 @@ class StepSpec:
     reftypes: tuple[str, ...] = ()
     romancal_class: str | None = None
     ignored_parameters: frozenset[str] = frozenset()
+    opt_in: bool = False
 
     def load(self) -> Callable[..., xr.Dataset]:
         """Import and return the step function."""
@@ -268,6 +272,19 @@ STEPS: tuple[StepSpec, ...] = (
         reftypes=("flat",),
         romancal_class="romancal.flatfield.flat_field_step.FlatFieldStep",
     ),
+    # opt-in for now: it needs APCORR/EPSF references that not every CRDS cache carries
+    StepSpec(
+        "source_catalog",
+        "source_catalog",
+        "source_catalog",
+        "source_catalog",
+        "cat",
+        level="image",
+        imaging_only=True,
+        reftypes=("apcorr", "epsf"),
+        romancal_class="romancal.source_catalog.source_catalog_step.SourceCatalogStep",
+        opt_in=True,
+    ),
 )
 
 #: Every reference type a step reads, once each, in pipeline order.
@@ -276,7 +293,7 @@ ALL_REFTYPES: tuple[str, ...] = tuple(dict.fromkeys(r for s in STEPS for r in s.
 #: Steps of romancal's ExposurePipeline that romanxr does not run (normalized spelling ->
 #: romancal's name): their options are accepted and ignored with a log message, so that
 #: pasted ``strun`` arguments and stpipe parameter files work.
-NOT_RUN_STEPS = {"sourcecatalog": "source_catalog", "tweakreg": "tweakreg"}
+NOT_RUN_STEPS = {"tweakreg": "tweakreg"}
 
 
 def _spellings(spec: StepSpec) -> tuple[str, ...]:

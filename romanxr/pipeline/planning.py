@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: :attr:`StepRun.action` values
-RUN, SKIP, FOLD = "run", "skip", "fold"
+RUN, SKIP, FOLD, OFF = "run", "skip", "fold", "off"
 
 #: after this step the pipeline checks whether every pixel is saturated
 SATURATION_CHECK_AFTER = "saturation"
@@ -56,10 +56,11 @@ class StepRun:
     ----------
     spec : StepSpec
         The step.
-    action : {"run", "skip", "fold"}
+    action : {"run", "skip", "fold", "off"}
         ``run``: call the step function. ``skip``: pass the data on, with ``meta.cal_step``
         SKIPPED when the step has a cal_step key. ``fold``: the step's work is done by a later
-        step (the jump search inside ``ramp_fit``).
+        step (the jump search inside ``ramp_fit``). ``off``: an opt-in step nobody asked for:
+        nothing happens, nothing is recorded.
     reason : str
         Why the step is skipped or folded (empty when it runs).
     arguments : dict
@@ -201,6 +202,9 @@ def _decide(spec: StepSpec, given: Mapping[str, Any], ds: xr.Dataset, save: bool
     if skip:
         reason = f"steps.{spec.name}.skip is set"
         return StepRun(spec, SKIP, reason, arguments, record, save=save)
+    if spec.opt_in and not given:
+        reason = f"runs only when asked (--steps.{spec.name}.skip=false or any of its options)"
+        return StepRun(spec, OFF, reason, arguments, record, save=save)
     if not spec.applies_to(ds):
         reason = f"not an imaging exposure ({exposure_type(ds) or 'no meta.exposure.type'})"
         return StepRun(spec, SKIP, reason, arguments, record, save=save)
@@ -273,7 +277,8 @@ def _check_levels(runs: Sequence[StepRun], ds: xr.Dataset) -> None:
     """An image step that is not skipped needs an image: ramp_fit must have run before it."""
     is_ramp = "resultant" in (ds["data"].dims if "data" in ds else ())
     for run in runs:
-        if run.spec.level == "image" and not run.record.get("skip") and is_ramp:
+        off = run.action == OFF or run.record.get("skip")
+        if run.spec.level == "image" and not off and is_ramp:
             raise InputError(
                 f"step {run.name!r} needs a Level-2 image but the data are still a ramp; "
                 "run ramp_fit first (or --start-at an earlier step)"

@@ -327,8 +327,12 @@ def _attach(
 
         task = dask.delayed(_run, pure=True)(key, *args, inputs, options, forced)
         shape = ds["data"].shape
-        for name, dtype in (("segmentation", np.uint32), ("detection_image", np.float32)):
-            item = task[name]
+        outputs = (
+            ("segmentation", "segmentation", np.uint32),
+            ("detection_image", "detection", np.float32),
+        )
+        for name, item_key, dtype in outputs:
+            item = task[item_key]
             array = da.from_delayed(item, shape=shape, dtype=dtype)
             out[name] = xr.Variable(dims, array.rechunk(ds["data"].data.chunks))
         with _LOCK:
