@@ -23,13 +23,32 @@ from romanxr.io.atomic import check_output_path, temporary_name
 __all__ = ["read_catalog", "to_catalog_files", "write_catalog", "write_segmentation"]
 
 
-def _models_meta(ds: xr.Dataset, filename: str) -> dict:
-    """The catalog models' meta: the image's (as roman_datamodels wants it) plus ``image``."""
+def _fill(meta: dict, defaults: dict) -> dict:
+    """``meta`` with the fields it lacks taken from ``defaults`` (recursively)."""
+    out = dict(meta)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = _fill(out[key], value)
+    return out
+
+
+def _models_meta(ds: xr.Dataset, filename: str, model_class: Any) -> dict:
+    """The catalog models' meta: the image's (as roman_datamodels wants it) plus ``image``.
+
+    Fields a schema requires but the image lacks (an image built in memory rather than read
+    from a cal.asdf) get roman_datamodels' placeholder values.
+    """
+    from romanxr.io.asdf_reader import to_plain
     from romanxr.io.asdf_writer import prepare_meta
 
     meta = prepare_meta(ds.attrs.get("meta"), kind="cal", filename=filename)
     image_name = str((ds.attrs.get("meta") or {}).get("filename") or "")
     meta["image"] = {"filename": image_name or filename, "file_date": meta["file_date"]}
+    defaults = to_plain(model_class.create_fake_data().meta)
+    meta = _fill(meta, {k: v for k, v in defaults.items() if k != "model_type"})
+    meta.pop("model_type", None)
     return meta
 
 
@@ -73,7 +92,7 @@ def write_catalog(
     import roman_datamodels.datamodels as dm
 
     target = check_output_path(path, overwrite=overwrite, inputs=())
-    meta = _models_meta(ds, target.name)
+    meta = _models_meta(ds, target.name, dm.ImageSourceCatalogModel)
     model = dm.ImageSourceCatalogModel.create_minimal({"meta": meta})
     if len(table) == 0:
         model.source_catalog = model.create_empty_catalog()
@@ -109,7 +128,7 @@ def write_segmentation(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bo
             "the Dataset has no 'segmentation' variable; run ds.roman.source_catalog() first"
         )
     target = check_output_path(path, overwrite=overwrite, inputs=())
-    meta = _models_meta(ds, target.name)
+    meta = _models_meta(ds, target.name, dm.SegmentationMapModel)
     model = dm.SegmentationMapModel.create_minimal({"meta": meta})
     model.data = np.asarray(ds["segmentation"].transpose("y", "x").values, dtype=np.uint32)
     if "detection_image" in ds:

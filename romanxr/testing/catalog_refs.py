@@ -1,8 +1,8 @@
 """Synthetic references and truth for source_catalog and tweakreg.
 
 * :func:`make_epsf_reference`: an EPSF reference (valid roman_datamodels ``EpsfRefModel``) for
-  the simulator's Gaussian PSF, integrated over a pixel and sampled ``oversample`` times finer
-  at a 3x3 grid of detector positions.
+  the simulator's Gaussian PSF, sampled ``oversample`` times finer than the pixels at a 3x3
+  grid of detector positions.
 * :func:`make_apcorr_reference`: an APCORR reference whose encircled-energy curve (radius in
   arcsec) is that PSF's.
 * :func:`add_catalog_references`: both, added to a :class:`~romanxr.testing.ReferenceSet` (so
@@ -37,12 +37,9 @@ PIXEL_SCALE = 0.11  # arcsec
 GRID = (0.0, 2043.5, 4087.0)
 
 
-def _erf_box(offset: np.ndarray, sigma: float) -> np.ndarray:
-    """Fraction of a 1-D Gaussian of width ``sigma`` inside a unit pixel centred at ``offset``."""
-    from scipy.special import erf
-
-    s = sigma * math.sqrt(2.0)
-    return 0.5 * (erf((offset + 0.5) / s) - erf((offset - 0.5) / s))
+def _gauss(offset: np.ndarray, sigma: float) -> np.ndarray:
+    """1-D Gaussian density of width ``sigma`` (per pixel) at ``offset`` pixels."""
+    return np.exp(-(offset**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
 
 
 def _common(model: Any, detector: str, description: str, optical_element: str | None) -> None:
@@ -76,7 +73,9 @@ def make_epsf_reference(
     """Write an EPSF reference for a Gaussian PSF of ``psf_sigma`` pixels.
 
     The stamps (``(2 * half_width * oversample + 1)`` square, ``oversample`` samples per
-    pixel) hold the pixel-integrated PSF, so each sums to ``oversample**2``; shape
+    pixel) hold the star's pixel value as a function of its offset from the pixel centre:
+    the simulator samples its Gaussian stars at pixel centres, so that is the Gaussian itself
+    (per pixel area), and each stamp sums to ``oversample**2``; shape
     ``(1 focus, 2 spectral types, 9 positions, n, n)``, the same at every position and type.
     ``jitter_major``/``jitter_minor`` are ``jitter_mas`` (set the exposure's guide-star jitter
     to the same value and romancal's jitter re-convolution changes nothing).
@@ -85,7 +84,7 @@ def make_epsf_reference(
 
     n = 2 * half_width * oversample + 1
     offsets = (np.arange(n) - (n - 1) / 2) / oversample
-    profile = _erf_box(offsets, psf_sigma)
+    profile = _gauss(offsets, psf_sigma)
     stamp = np.outer(profile, profile).astype(np.float32)
     xs, ys = np.meshgrid(GRID, GRID)
     npos = xs.size

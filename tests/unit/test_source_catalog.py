@@ -1,0 +1,219 @@
+"""source_catalog on small synthetic images: what it finds, laziness, input safety, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from romanxr.errors import ConfigError, InputError, ReferenceMismatchError
+from romanxr.steps.source_catalog import catalog_table, source_catalog
+from tests.unit.detector_helpers import raise_if_dask_computes
+
+SHAPE = (96, 96)
+SIGMA = 1.2
+#: star positions (x, y, total flux in DN/s) on the test image
+STARS = np.array(
+    [(20.3, 22.7, 4000.0), (70.6, 30.2, 2500.0), (45.1, 70.9, 6000.0), (80.2, 80.4, 1500.0)]
+)
+TO_MJYSR = 0.4
+PIXEL_AREA = (0.11 / 206264.80624709636) ** 2
+
+
+def _wcs(shape):
+    from astropy import coordinates as coord
+    from astropy import units as u
+    from astropy.modeling import models
+    from gwcs import coordinate_frames as cf
+    from gwcs import wcs as gwcs_wcs
+
+    ny, nx = shape
+    scale = 0.11 / 3600
+    transform = (
+        (models.Shift(-(nx - 1) / 2) & models.Shift(-(ny - 1) / 2))
+        | (models.Scale(scale) & models.Scale(scale))
+        | models.Pix2Sky_TAN()
+        | models.RotateNative2Celestial(150.0, 2.0, 180.0)
+    )
+    detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
+    sky = cf.CelestialFrame(reference_frame=coord.ICRS(), name="world", unit=(u.deg, u.deg))
+    wcs = gwcs_wcs.WCS([(detector, transform), (sky, None)])
+    wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    wcs.array_shape = shape
+    return wcs
+
+
+def make_image(*, seed=0, chunks=None, exposure_type="WFI_IMAGE"):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    data = np.full(SHAPE, 5.0)
+    for x, y, f in STARS:
+        data += (
+            f / (2 * np.pi * SIGMA**2) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * SIGMA**2))
+        )
+    err = np.sqrt(0.25 + data * 0.01)
+    data = data + rng.normal(0.0, 0.5, SHAPE)
+    dq = np.zeros(SHAPE, np.uint32)
+    dq[5, 5] = 1  # DO_NOT_USE: masked
+    data[5, 5] = np.nan
+    meta = {
+        "filename": "r0000101001001001001_0001_wfi01_cal.asdf",
+        "exposure": {"type": exposure_type},
+        "instrument": {"name": "WFI", "detector": "WFI01", "optical_element": "F158"},
+        "photometry": {"conversion_megajanskys": TO_MJYSR, "pixel_area": PIXEL_AREA},
+        "wcs": _wcs(SHAPE),
+        "cal_step": {},
+    }
+    ds = xr.Dataset(
+        {
+            "data": (("y", "x"), data.astype(np.float32)),
+            "err": (("y", "x"), err.astype(np.float16)),
+            "dq": (("y", "x"), dq),
+        },
+        coords={"y": np.arange(4, 4 + SHAPE[0]), "x": np.arange(4, 4 + SHAPE[1])},
+        attrs={"meta": meta},
+    )
+    return ds.chunk(chunks) if chunks else ds
+
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory):
+    from romanxr.testing.catalog_refs import make_apcorr_reference, make_epsf_reference
+
+    tmp = tmp_path_factory.mktemp("catrefs")
+    return {
+        "override_apcorr": str(make_apcorr_reference(tmp / "apcorr.asdf", psf_sigma=SIGMA)),
+        "override_epsf": str(make_epsf_reference(tmp / "epsf.asdf", psf_sigma=SIGMA)),
+    }
+
+
+PARAMS = {"bkg_boxsize": 32, "npixels": 5, "snr_threshold": 5.0}
+
+
+def _matched(table):
+    x = np.asarray(table["x_centroid"])
+    y = np.asarray(table["y_centroid"])
+    order = [int(np.argmin(np.hypot(x - sx, y - sy))) for sx, sy, _ in STARS]
+    return table[order]
+
+
+def test_finds_the_stars_with_their_positions_and_fluxes(refs):
+    out = source_catalog(make_image(), **PARAMS, **refs)
+    table = catalog_table(out)
+    assert len(table) == len(STARS)
+    rows = _matched(table)
+    np.testing.assert_allclose(rows["x_centroid"], STARS[:, 0], atol=0.05)
+    np.testing.assert_allclose(rows["x_psf"], STARS[:, 0], atol=0.02)
+    np.testing.assert_allclose(rows["y_psf"], STARS[:, 1], atol=0.02)
+    # DN/s -> nJy: times the MJy/sr conversion and the pixel area
+    njy = STARS[:, 2] * TO_MJYSR * PIXEL_AREA * 1e6 * 1e-26 / 1e-35
+    np.testing.assert_allclose(rows["psf_flux"], njy, rtol=0.01)
+    assert str(table["psf_flux"].unit) == "nJy" and str(table["x_centroid"].unit) == "pix"
+    # the 1.6" aperture (14.5 px) holds all of a sigma=1.2 px star
+    np.testing.assert_allclose(rows["aper16_flux"], njy, rtol=0.02)
+    # sky positions through the WCS
+    ra, _ = out.attrs["meta"]["wcs"](rows["x_centroid"], rows["y_centroid"])
+    np.testing.assert_allclose(rows["ra_centroid"], ra, atol=1e-10)
+    # segmentation labels are the catalog labels, masked pixel not a source
+    seg = out["segmentation"].values
+    assert set(np.unique(seg)) == {0, *table["label"]}
+    assert seg.dtype == np.uint32 and seg[5, 5] == 0
+    assert not table["is_extended"].any()
+    assert out.attrs["meta"]["cal_step"]["source_catalog"] == "COMPLETE"
+    assert out.attrs["meta"]["ref_file"]["apcorr"] == "apcorr.asdf"
+
+
+def test_dask_input_is_lazy_same_result_and_measured_once(refs):
+    eager = catalog_table(source_catalog(make_image(), **PARAMS, **refs))
+    lazy_in = make_image(chunks={"y": 48, "x": 48})
+    with raise_if_dask_computes():
+        out = source_catalog(lazy_in, **PARAMS, **refs)
+    assert out["segmentation"].chunks is not None
+    assert out["segmentation"].chunks == lazy_in["data"].chunks
+    seg = out["segmentation"].values  # measures
+    table = out.roman.catalog  # the same measurement, not a second one
+    assert table is catalog_table(out)
+    np.testing.assert_array_equal(table["psf_flux"], eager["psf_flux"])
+    assert seg.max() == len(table)
+
+
+def test_input_is_not_modified(refs):
+    ds = make_image()
+    wcs = ds.attrs["meta"]["wcs"]
+    before = ds.copy(deep=True)
+    source_catalog(ds, **PARAMS, **refs)
+    # (a deep copy of a gwcs does not compare equal to it: compare the rest)
+    xr.testing.assert_identical(ds.drop_attrs(), before.drop_attrs())
+    assert ds.attrs["meta"]["wcs"] is wcs
+    assert set(ds.attrs) == {"meta"} and ds.attrs["meta"]["cal_step"] == {}
+    assert set(ds.attrs["meta"]) == set(before.attrs["meta"])
+
+
+def test_non_imaging_exposure_is_skipped_without_references():
+    out = source_catalog(make_image(exposure_type="WFI_SPECTRAL"), override_apcorr="/nonexistent")
+    assert out.attrs["meta"]["cal_step"]["source_catalog"] == "SKIPPED"
+    assert "segmentation" not in out
+
+
+def test_fit_psf_false_needs_no_epsf_and_has_no_psf_columns(refs):
+    out = source_catalog(
+        make_image(), **PARAMS, fit_psf=False, override_apcorr=refs["override_apcorr"]
+    )
+    table = catalog_table(out)
+    assert "psf_flux" not in table.colnames and "aper02_flux" in table.colnames
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("npixels", 0), ("kernel_fwhm", -1.0), ("bkg_boxsize", 2.5), ("snr_threshold", "x")],
+)
+def test_bad_parameter_is_a_config_error_naming_it(name, value, refs):
+    with pytest.raises(ConfigError, match=name):
+        source_catalog(make_image(), **{**PARAMS, name: value}, **refs)
+
+
+def test_missing_wcs_names_the_field_and_the_fix(refs):
+    ds = make_image()
+    ds.attrs["meta"] = {**ds.attrs["meta"], "wcs": None}
+    with pytest.raises(InputError, match=r"meta\.wcs.*assign_wcs"):
+        source_catalog(ds, **refs)
+
+
+def test_apcorr_without_the_element_names_file_and_option(tmp_path, refs):
+    from romanxr.testing.catalog_refs import make_apcorr_reference
+
+    other = make_apcorr_reference(tmp_path / "f062_only.asdf", elements=("F062",))
+    with pytest.raises(ReferenceMismatchError, match=r"f062_only\.asdf.*F158.*override_apcorr"):
+        source_catalog(
+            make_image(), override_apcorr=str(other), override_epsf=refs["override_epsf"]
+        )
+
+
+def test_dataset_without_catalog_says_what_to_do():
+    with pytest.raises(InputError, match="source_catalog"):
+        catalog_table(make_image())
+
+
+def test_written_products_read_back_and_validate(tmp_path, refs):
+    import pandas as pd
+    import roman_datamodels.datamodels as dm
+
+    from romanxr.io.catalog_io import read_catalog
+
+    out = source_catalog(make_image(), **PARAMS, **refs)
+    cat, segm = out.roman.to_catalog_files(tmp_path / "r0001_wfi01_cal.asdf")
+    assert cat.name == "r0001_wfi01_cat.parquet" and segm.name == "r0001_wfi01_segm.asdf"
+    frame = pd.read_parquet(cat)
+    assert len(frame) == len(STARS)
+    back = read_catalog(cat)
+    assert str(back["aper04_flux"].unit) == "nJy"
+    np.testing.assert_array_equal(back["psf_flux"], catalog_table(out)["psf_flux"])
+    with dm.open(segm) as model:
+        model.validate()
+        assert type(model) is dm.SegmentationMapModel
+        np.testing.assert_array_equal(model.data, out["segmentation"].values)
+    # nothing is overwritten unasked
+    from romanxr.errors import OutputError
+
+    with pytest.raises(OutputError):
+        out.roman.to_catalog_files(tmp_path / "r0001_wfi01_cal.asdf")
