@@ -90,8 +90,10 @@ def load_reference(
                     dims = ("coeff", "y", "x")
                 elif len(shape) == 2:
                     dims = ("y", "x")
-                else:
+                elif len(shape) == 1:
                     dims = (f"{key}_index",)
+                else:  # e.g. the epsf stamps: (focus, spectral type, position, y, x)
+                    dims = tuple(f"{key}_axis{i}" for i in range(len(shape)))
                 variables[key] = _lazy(str(path), key, node, dims)
             else:
                 attrs[key] = _materialize(node)
