@@ -33,6 +33,7 @@ from romanxr.steps import refpix as _refpix
 from romanxr.steps import saturated_exposure as _saturated_exposure
 from romanxr.steps import saturation as _saturation
 from romanxr.steps import source_catalog as _source_catalog
+from romanxr.steps import tweakreg as _tweakreg
 from romanxr.steps import wfi18_transient as _wfi18_transient
 
 __all__ = ["RomanAccessor"]
@@ -113,6 +114,7 @@ class RomanAccessor:
     photom = _forward(_photom.photom)
     flatfield = _forward(_flatfield.flatfield)
     source_catalog = _forward(_source_catalog.source_catalog)
+    tweakreg = _forward(_tweakreg.tweakreg)
 
     @property
     def catalog(self) -> Any:

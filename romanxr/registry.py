@@ -285,6 +285,19 @@ STEPS: tuple[StepSpec, ...] = (
         romancal_class="romancal.source_catalog.source_catalog_step.SourceCatalogStep",
         opt_in=True,
     ),
+    # opt-in: it needs a local reference catalogue (abs_refcat); asking for it runs
+    # source_catalog too
+    StepSpec(
+        "tweakreg",
+        "tweakreg",
+        "tweakreg",
+        "tweakreg",
+        "tweakreg",
+        level="image",
+        imaging_only=True,
+        romancal_class="romancal.tweakreg.tweakreg_step.TweakRegStep",
+        opt_in=True,
+    ),
 )
 
 #: Every reference type a step reads, once each, in pipeline order.
@@ -292,8 +305,8 @@ ALL_REFTYPES: tuple[str, ...] = tuple(dict.fromkeys(r for s in STEPS for r in s.
 
 #: Steps of romancal's ExposurePipeline that romanxr does not run (normalized spelling ->
 #: romancal's name): their options are accepted and ignored with a log message, so that
-#: pasted ``strun`` arguments and stpipe parameter files work.
-NOT_RUN_STEPS = {"tweakreg": "tweakreg"}
+#: pasted ``strun`` arguments and stpipe parameter files work. (None left.)
+NOT_RUN_STEPS: dict[str, str] = {}
 
 
 def _spellings(spec: StepSpec) -> tuple[str, ...]:

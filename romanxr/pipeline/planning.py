@@ -143,6 +143,7 @@ def plan(
         _decide(spec, options.get(spec.name, {}), exposure, spec.name in saves) for spec in selected
     ]
     runs = fold_jump(runs, options)
+    runs = _catalog_for_tweakreg(runs)
     _check_levels(runs, exposure)
     if check_saturated:
         runs = _saturated_exit(runs)
@@ -271,6 +272,18 @@ def _merge_jump_into_ramp_fit(
             )
         merged[name] = value
     return merged
+
+
+def _catalog_for_tweakreg(runs: Sequence[StepRun]) -> list[StepRun]:
+    """tweakreg aligns the source catalog: when it runs, an opt-in source_catalog nobody
+    asked for runs too (with its defaults)."""
+    runs = list(runs)
+    index = {r.name: i for i, r in enumerate(runs)}
+    if "tweakreg" in index and "source_catalog" in index:
+        tweak, cat = runs[index["tweakreg"]], runs[index["source_catalog"]]
+        if tweak.action == RUN and cat.action == OFF:
+            runs[index["source_catalog"]] = replace(cat, action=RUN, reason="")
+    return runs
 
 
 def _check_levels(runs: Sequence[StepRun], ds: xr.Dataset) -> None:

@@ -32,7 +32,7 @@ from romanxr.errors import ConfigError, InputError, ReferenceMismatchError
 from romanxr.refs import ReferenceResolver, ResolvedReference, resolve_reference
 from romanxr.steps._common import finish_step
 
-__all__ = ["catalog_table", "source_catalog"]
+__all__ = ["catalog_table", "replace_catalog", "source_catalog"]
 
 STEP = "source_catalog"
 #: ``attrs`` key naming the catalog of a Dataset (a token, see :func:`catalog_table`)
@@ -399,6 +399,26 @@ def catalog_table(ds: xr.Dataset) -> Any:
         "ds.roman.source_catalog() first, or read a written catalog with "
         "romanxr.io.catalog_io.read_catalog('<name>_cat.parquet')"
     )
+
+
+def replace_catalog(ds: xr.Dataset, table: Any) -> None:
+    """Make ``table`` the catalog of ``ds`` (a Dataset just made by a step: its attrs are
+    its own), e.g. with sky columns from a corrected WCS. The segmentation map stays."""
+    from dask.base import tokenize
+
+    info = dict(ds.attrs.get(ATTRS_KEY) or {})
+    old = info.get("key")
+    with _LOCK:
+        done = _RESULTS.get(old) if old else None
+    if done is None:  # the old catalog was measured just now; keep it as it was
+        done = {"segmentation": None, "detection": None}
+    key = f"{STEP}-{tokenize(old, 'replaced', id(table))}"
+    with _LOCK:
+        _RESULTS[key] = {**done, "table": table}
+        while len(_RESULTS) > _KEEP:
+            _RESULTS.popitem(last=False)
+    info["key"] = key
+    ds.attrs[ATTRS_KEY] = info
 
 
 def catalog_paths(cal_path: str | os.PathLike, suffix: str = "cat") -> tuple[Path, Path]:

@@ -83,6 +83,7 @@ def test_step_order_is_romancal_order():
         "photom",
         "flatfield",
         "source_catalog",
+        "tweakreg",
     ]
 
 

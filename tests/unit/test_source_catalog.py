@@ -20,27 +20,31 @@ TO_MJYSR = 0.4
 PIXEL_AREA = (0.11 / 206264.80624709636) ** 2
 
 
+WCSINFO = {
+    "v2_ref": -503.0,
+    "v3_ref": -318.0,
+    "ra_ref": 150.0,
+    "dec_ref": 2.0,
+    "roll_ref": 0.15,
+    "vparity": -1,
+    "v3yangle": -60.0,
+}
+
+
 def _wcs(shape):
-    from astropy import coordinates as coord
-    from astropy import units as u
+    """A Roman gwcs (detector -> v2v3 -> world) of 0.11"/pixel without distortion."""
     from astropy.modeling import models
-    from gwcs import coordinate_frames as cf
-    from gwcs import wcs as gwcs_wcs
+
+    from romanxr.wcs import build_wcs
 
     ny, nx = shape
-    scale = 0.11 / 3600
-    transform = (
+    distortion = (
         (models.Shift(-(nx - 1) / 2) & models.Shift(-(ny - 1) / 2))
-        | (models.Scale(scale) & models.Scale(scale))
-        | models.Pix2Sky_TAN()
-        | models.RotateNative2Celestial(150.0, 2.0, 180.0)
+        | (models.Scale(0.11) & models.Scale(0.11))
+        | (models.Shift(WCSINFO["v2_ref"]) & models.Shift(WCSINFO["v3_ref"]))
     )
-    detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
-    sky = cf.CelestialFrame(reference_frame=coord.ICRS(), name="world", unit=(u.deg, u.deg))
-    wcs = gwcs_wcs.WCS([(detector, transform), (sky, None)])
-    wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
-    wcs.array_shape = shape
-    return wcs
+    meta = {"wcsinfo": WCSINFO, "velocity_aberration": {"scale_factor": 1.0}}
+    return build_wcs(distortion, meta, shape)
 
 
 def make_image(*, seed=0, chunks=None, exposure_type="WFI_IMAGE"):
@@ -62,6 +66,7 @@ def make_image(*, seed=0, chunks=None, exposure_type="WFI_IMAGE"):
         "instrument": {"name": "WFI", "detector": "WFI01", "optical_element": "F158"},
         "photometry": {"conversion_megajanskys": TO_MJYSR, "pixel_area": PIXEL_AREA},
         "wcs": _wcs(SHAPE),
+        "wcsinfo": dict(WCSINFO),
         "cal_step": {},
     }
     ds = xr.Dataset(
@@ -217,3 +222,68 @@ def test_written_products_read_back_and_validate(tmp_path, refs):
 
     with pytest.raises(OutputError):
         out.roman.to_catalog_files(tmp_path / "r0001_wfi01_cal.asdf")
+
+
+# ------------------------------------------------------------------------------------------
+# tweakreg: options and failures (the alignment itself: tests/parity)
+
+
+def test_tweakreg_default_catalogue_fails_fast_offline_naming_the_option(refs):
+    import time
+
+    from romanxr.steps.tweakreg import tweakreg
+
+    cat = source_catalog(make_image(), **PARAMS, **refs)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"abs_refcat.*--steps\.tweakreg\.abs_refcat"):
+        tweakreg(cat)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_tweakreg_needs_a_source_catalog_and_an_existing_file(tmp_path):
+    from romanxr.steps.tweakreg import tweakreg
+
+    with pytest.raises(ConfigError, match="no such file"):
+        tweakreg(make_image(), abs_refcat=str(tmp_path / "missing.ecsv"))
+    refcat = tmp_path / "ref.ecsv"
+    _write_refcat(refcat, np.array([150.0]), np.array([2.0]))
+    with pytest.raises(InputError, match="source_catalog"):
+        tweakreg(make_image(), abs_refcat=str(refcat))
+
+
+def _write_refcat(path, ra, dec):
+    from astropy.table import Table
+
+    Table({"ra": ra, "dec": dec}).write(path, format="ascii.ecsv")
+
+
+def test_tweakreg_with_too_few_sources_is_failed_and_keeps_the_wcs(tmp_path, refs):
+    from romanxr.steps.tweakreg import tweakreg
+
+    cat = source_catalog(make_image(), **PARAMS, **refs)
+    table = catalog_table(cat)
+    refcat = tmp_path / "ref.ecsv"
+    _write_refcat(refcat, np.asarray(table["ra"]), np.asarray(table["dec"]))
+    out = tweakreg(cat, abs_refcat=str(refcat))  # 4 stars < abs_minobj=10
+    meta = out.attrs["meta"]
+    assert meta["cal_step"]["tweakreg"] == "FAILED"
+    assert meta["wcs_fit_results"]["status"] == "FAILED"
+    assert "too few" in meta["wcs_fit_results"]["reason"]
+    x, y = np.array([0.0, 50.0, 95.0]), np.array([0.0, 40.0, 95.0])
+    np.testing.assert_array_equal(meta["wcs"](x, y), cat.attrs["meta"]["wcs"](x, y))
+    assert meta["wcs"].name == cat.attrs["meta"]["wcs"].name
+    assert "tweakreg" not in cat.attrs["meta"]["cal_step"]  # input untouched
+
+
+def test_tweakreg_checks_separation_against_tolerance(tmp_path):
+    from romanxr.steps.tweakreg import tweakreg
+
+    with pytest.raises(ConfigError, match="abs_separation"):
+        tweakreg(make_image(), abs_refcat="x.ecsv", abs_separation=0.5, abs_tolerance=0.7)
+
+
+def test_tweakreg_skips_non_imaging_exposures():
+    from romanxr.steps.tweakreg import tweakreg
+
+    out = tweakreg(make_image(exposure_type="WFI_SPECTRAL"))
+    assert out.attrs["meta"]["cal_step"]["tweakreg"] == "SKIPPED"

@@ -1,13 +1,13 @@
-"""source_catalog parity with romancal 1.1.0, and the catalog against the simulation's truth.
+"""source_catalog and tweakreg parity with romancal 1.1.0; the catalog against the truth.
 
-One simulated 264x264 exposure (256x256... science area 256x256 minus nothing: the frame
-includes the 4-pixel border) with ~100 Gaussian stars is calibrated by romanxr; romancal's
-SourceCatalogStep and romanxr's source_catalog then run on that same cal.asdf with the same
-EPSF and APCORR references (romancal reads them from the local CRDS cache; it has no
-``override_epsf``), fully offline.
+One simulated 264x264 exposure (256x256 science pixels, ~110 Gaussian stars) is calibrated by
+romanxr; romancal's SourceCatalogStep and romanxr's source_catalog then run on that same
+cal.asdf with the same EPSF and APCORR references (romancal reads them from the local CRDS
+cache; it has no ``override_epsf``), fully offline. tweakreg: the stars' true positions, moved
+by a known shift and rotation, are the reference catalogue; romanxr's tweakreg and romancal's
+TweakRegStep both align the image to it.
 
-Measured (``pytest tests/parity/test_parity_source_catalog.py -m oracle``): the same sources,
-the same segmentation map, every column within float32 rounding (see the report).
+Run: ``pytest tests/parity/test_parity_catalog_tweakreg.py -m oracle`` (about 15 s).
 """
 
 from __future__ import annotations
@@ -159,3 +159,101 @@ def test_against_truth_completeness_spurious_and_flux_bias(run, catalogs):
     assert isolated.sum() >= 40
     ratio = flux[nearest[isolated]] / truth[isolated]
     assert abs(np.median(ratio) - 1) < 0.01
+
+
+# ------------------------------------------------------------------------------------------
+# tweakreg: a reference catalogue off by a known shift and rotation
+
+SHIFT_ARCSEC = (0.3, 0.0)
+ROTATION_DEG = 0.01
+
+
+@pytest.fixture(scope="module")
+def aligned(run, catalogs, tmp_path_factory):
+    from romanxr.steps.tweakreg import tweakreg
+    from romanxr.testing.catalog_refs import truth_catalog, write_reference_catalog
+
+    ds = catalogs[4]
+    wcs = ds.attrs["meta"]["wcs"]
+    truth = truth_catalog(run["sources"], wcs, origin=(4, 4))
+    centre = (float(np.mean(truth["ra"])), float(np.mean(truth["dec"])))
+    refcat = write_reference_catalog(
+        truth,
+        tmp_path_factory.mktemp("refcat") / "truth_refcat.ecsv",
+        shift_arcsec=SHIFT_ARCSEC,
+        rotation_deg=ROTATION_DEG,
+        centre=centre,
+    )
+    return {"out": tweakreg(ds, abs_refcat=str(refcat)), "refcat": refcat, "centre": centre}
+
+
+def _grid(ny=256, nx=256, step=8):
+    yy, xx = np.mgrid[0:ny:step, 0:nx:step].astype(float)
+    return xx.ravel(), yy.ravel()
+
+
+def _sep_mas(ra1, dec1, ra2, dec2):
+    from astropy.coordinates import SkyCoord
+
+    return SkyCoord(ra1, dec1, unit="deg").separation(SkyCoord(ra2, dec2, unit="deg")).mas
+
+
+def test_tweakreg_recovers_the_injected_pointing_error(catalogs, aligned):
+    from romanxr.testing.catalog_refs import offset_sky
+
+    before = catalogs[4].attrs["meta"]["wcs"]
+    out = aligned["out"]
+    assert out.attrs["meta"]["cal_step"]["tweakreg"] == "COMPLETE"
+    fit = out.attrs["meta"]["wcs_fit_results"]
+    assert fit["status"] == "SUCCESS" and fit["nmatches"] >= 30
+    after = out.attrs["meta"]["wcs"]
+    assert after.name.startswith("FIT-LVL2-")
+    x, y = _grid()
+    ra0, dec0 = before(x, y)
+    ra_t, dec_t = offset_sky(
+        ra0, dec0, centre=aligned["centre"], shift_arcsec=SHIFT_ARCSEC, rotation_deg=ROTATION_DEG
+    )
+    ra1, dec1 = after(x, y)
+    rms_before = np.sqrt(np.mean(_sep_mas(ra0, dec0, ra_t, dec_t) ** 2))
+    rms_after = np.sqrt(np.mean(_sep_mas(ra1, dec1, ra_t, dec_t) ** 2))
+    assert rms_before > 250  # the injected error
+    assert rms_after < 5.0
+    # the catalog's sky columns follow the new WCS; s_region too
+    table = out.roman.catalog
+    ra_c, _ = after(np.asarray(table["x_centroid"]), np.asarray(table["y_centroid"]))
+    np.testing.assert_allclose(table["ra_centroid"], ra_c, atol=1e-10)
+    assert (
+        out.attrs["meta"]["wcsinfo"]["s_region"] != catalogs[4].attrs["meta"]["wcsinfo"]["s_region"]
+    )
+
+
+def test_tweakreg_matches_romancal(run, catalogs, aligned):
+    from romancal.tweakreg import TweakRegStep
+
+    ours = aligned["out"].attrs["meta"]["wcs"]
+    with run["cache"].activate(), dm.open(run["cal"]) as model:
+        model.meta["source_catalog"] = {"tweakreg_catalog": catalogs[2]}  # romancal's catalog
+        library = TweakRegStep.call(model, abs_refcat=str(aligned["refcat"]))
+        with library:
+            theirs_model = library.borrow(0)
+            assert theirs_model.meta.cal_step.tweakreg == "COMPLETE"
+            x, y = _grid()
+            ra2, dec2 = theirs_model.meta.wcs(x, y)
+            library.shelve(theirs_model, 0, modify=False)
+    ra1, dec1 = ours(x, y)
+    assert _sep_mas(ra1, dec1, ra2, dec2).max() < 1.0
+
+
+def test_aligned_cal_validates_and_its_wcs_is_the_fitted_one(aligned, tmp_path):
+    from romanxr.io.asdf_writer import to_asdf
+
+    out = aligned["out"]
+    path = to_asdf(out, tmp_path / "r_cal.asdf")
+    with dm.open(path) as model:
+        model.validate()
+        assert model.meta.cal_step.tweakreg == "COMPLETE"
+        assert model.meta.wcs_fit_results["status"] == "SUCCESS"
+        x, y = _grid()
+        ra, dec = model.meta.wcs(x, y)
+    ra1, dec1 = out.attrs["meta"]["wcs"](x, y)
+    assert _sep_mas(ra, dec, ra1, dec1).max() < 1e-3
