@@ -32,6 +32,7 @@ from romanxr.registry import STEPS, StepSpec, get_step
 
 __all__ = [
     "FOLD",
+    "OFF",
     "RUN",
     "SKIP",
     "PlannedReference",
@@ -185,7 +186,7 @@ def _check_first(ds: xr.Dataset, first: StepSpec, where: str) -> None:
     if first.level == "ramp" and not is_ramp:
         raise InputError(
             f"{where}step {first.name!r} needs a ramp but this is a Level-2 image; start at an "
-            "image step (dark_current, assign_wcs, photom, flatfield)"
+            "image step (dark_current, assign_wcs, photom, flatfield, source_catalog, tweakreg)"
         )
     if first.name == "dq_init" and is_ramp and not is_raw:
         raise InputError(
@@ -276,9 +277,14 @@ def _merge_jump_into_ramp_fit(
 
 def _catalog_for_tweakreg(runs: Sequence[StepRun]) -> list[StepRun]:
     """tweakreg aligns the source catalog: when it runs, an opt-in source_catalog nobody
-    asked for runs too (with its defaults)."""
+    asked for runs too (with its defaults). Its reference catalogue is checked here, so that
+    a bad ``abs_refcat`` (a catalogue-service name offline) fails before any work."""
     runs = list(runs)
     index = {r.name: i for i, r in enumerate(runs)}
+    if "tweakreg" in index and runs[index["tweakreg"]].action == RUN:
+        from romanxr.steps.tweakreg import DEFAULT_ABS_REFCAT, check_abs_refcat
+
+        check_abs_refcat(runs[index["tweakreg"]].arguments.get("abs_refcat", DEFAULT_ABS_REFCAT))
     if "tweakreg" in index and "source_catalog" in index:
         tweak, cat = runs[index["tweakreg"]], runs[index["source_catalog"]]
         if tweak.action == RUN and cat.action == OFF:

@@ -24,7 +24,7 @@ from romanxr.dataset import get_meta, is_imaging, validate_exposure
 from romanxr.errors import ConfigError, InputError
 from romanxr.steps._common import finish_step
 
-__all__ = ["tweakreg"]
+__all__ = ["check_abs_refcat", "read_reference_catalog", "tweakreg"]
 
 log = logging.getLogger("romanxr")
 
@@ -133,7 +133,7 @@ update_source_catalog_coordinates, vo_timeout
     _check_options(parameters)
     if not is_imaging(ds):
         return finish_step(ds, ds, STEP, "SKIPPED", parameters=parameters)
-    refcat_path = _refcat_path(abs_refcat)
+    refcat_path = check_abs_refcat(abs_refcat)
     meta = get_meta(ds)
     wcs = meta.get("wcs")
     if wcs is None:
@@ -199,7 +199,15 @@ def _check_options(p: dict[str, Any]) -> None:
         )
 
 
-def _refcat_path(abs_refcat: str) -> str:
+def check_abs_refcat(abs_refcat: str) -> str:
+    """The path of a usable reference catalogue file (no network, no reading).
+
+    Raises
+    ------
+    ConfigError
+        A catalogue-service name (the default ``GAIADR3_S3``), empty, or no such file; the
+        message names the option to set.
+    """
     text = str(abs_refcat or "").strip()
     if not text or text.upper() in SERVICE_CATALOGS:
         raise ConfigError(

@@ -257,3 +257,36 @@ def test_aligned_cal_validates_and_its_wcs_is_the_fitted_one(aligned, tmp_path):
         ra, dec = model.meta.wcs(x, y)
     ra1, dec1 = out.attrs["meta"]["wcs"](x, y)
     assert _sep_mas(ra, dec, ra1, dec1).max() < 1e-3
+
+
+def test_pipeline_writes_catalog_products_and_the_aligned_cal(run, aligned, tmp_path):
+    """calibrate from the cal.asdf with the two steps: products beside the output with
+    romancal's names; the same fit as the step on its own."""
+    import pandas as pd
+
+    from romanxr.pipeline import calibrate
+
+    out_path = tmp_path / "r_cal.asdf"
+    with run["cache"].activate():
+        out = calibrate(
+            run["cal"],
+            start_at="source_catalog",
+            steps={"source_catalog": OPTIONS, "tweakreg": {"abs_refcat": str(aligned["refcat"])}},
+            output=out_path,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r_cal.asdf",
+        "r_cat.parquet",
+        "r_segm.asdf",
+    ]
+    assert len(pd.read_parquet(tmp_path / "r_cat.parquet")) == len(out.roman.catalog)
+    with dm.open(tmp_path / "r_segm.asdf") as segm:
+        segm.validate()
+    with dm.open(out_path) as model:
+        model.validate()
+        assert model.meta.cal_step.source_catalog == "COMPLETE"
+        assert model.meta.cal_step.tweakreg == "COMPLETE"
+        x, y = _grid()
+        ra, dec = model.meta.wcs(x, y)
+    ra1, dec1 = aligned["out"].attrs["meta"]["wcs"](x, y)
+    assert _sep_mas(ra, dec, ra1, dec1).max() < 1e-3

@@ -287,3 +287,33 @@ def test_tweakreg_skips_non_imaging_exposures():
 
     out = tweakreg(make_image(exposure_type="WFI_SPECTRAL"))
     assert out.attrs["meta"]["cal_step"]["tweakreg"] == "SKIPPED"
+
+
+# ------------------------------------------------------------------------------------------
+# the plan: both steps are opt-in; asking for tweakreg runs source_catalog too
+
+
+def test_plan_leaves_the_catalog_steps_off_unless_asked(tmp_path):
+    from romanxr.pipeline import OFF, RUN, plan
+
+    image = make_image()
+    runs = {r.name: r for r in plan({}, image, start_at="source_catalog")}
+    assert runs["source_catalog"].action == OFF and runs["tweakreg"].action == OFF
+    refcat = tmp_path / "ref.ecsv"
+    _write_refcat(refcat, np.array([150.0]), np.array([2.0]))
+    runs = {
+        r.name: r
+        for r in plan({"tweakreg": {"abs_refcat": str(refcat)}}, image, start_at="source_catalog")
+    }
+    assert runs["source_catalog"].action == RUN and runs["tweakreg"].action == RUN
+    runs = {
+        r.name: r for r in plan({"source_catalog": {"npixels": 5}}, image, start_at="flatfield")
+    }
+    assert runs["source_catalog"].action == RUN and runs["tweakreg"].action == OFF
+
+
+def test_pipeline_with_tweakreg_on_the_default_catalogue_fails_before_any_work():
+    from romanxr.pipeline import plan
+
+    with pytest.raises(ConfigError, match=r"--steps\.tweakreg\.abs_refcat"):
+        plan({"tweakreg": {"skip": False}}, make_image(), start_at="source_catalog")
