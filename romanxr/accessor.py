@@ -18,7 +18,6 @@ from romanxr import plot as _plot
 from romanxr import summary as _summary
 from romanxr import wcs as _wcs
 from romanxr.io import asdf_writer as _asdf_writer
-from romanxr.io import catalog_io as _catalog_io
 from romanxr.io import zarr_io as _zarr_io
 from romanxr.steps import assign_wcs as _assign_wcs
 from romanxr.steps import dark_current as _dark_current
@@ -131,4 +130,4 @@ class RomanAccessor:
     jump_indices = _forward(_ramp_fit.jump_indices)
     to_asdf = _forward(_asdf_writer.to_asdf)
     to_zarr = _forward(_zarr_io.to_zarr)
-    to_catalog_files = _forward(_catalog_io.to_catalog_files)
+    to_catalog_files = _forward(_source_catalog.to_catalog_files)

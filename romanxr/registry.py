@@ -74,6 +74,9 @@ class StepSpec:
     ignored_parameters : frozenset of str
         romancal parameters without a romanxr equivalent: accepted and ignored (with a log
         message) so that pasted ``strun`` arguments and romancal parameter files work.
+    precheck : str or None
+        A function of the step module that the plan calls with the step's arguments, to
+        reject options before any work (tweakreg: its reference catalogue).
     opt_in : bool
         Runs only when asked for: some option of the step is given (``skip=False``, or any
         parameter). Otherwise the plan leaves it out and ``meta.cal_step`` keeps INCOMPLETE.
@@ -92,10 +95,16 @@ class StepSpec:
     romancal_class: str | None = None
     ignored_parameters: frozenset[str] = frozenset()
     opt_in: bool = False
+    precheck: str | None = None
 
     def load(self) -> Callable[..., xr.Dataset]:
         """Import and return the step function."""
         return _load(self.module, self.function)
+
+    def check_arguments(self, arguments: dict[str, Any]) -> None:
+        """Run the step's :attr:`precheck` (if any) on its planned arguments."""
+        if self.precheck:
+            _load(self.module, self.precheck)(arguments)
 
     @property
     def key(self) -> str:
@@ -297,6 +306,7 @@ STEPS: tuple[StepSpec, ...] = (
         imaging_only=True,
         romancal_class="romancal.tweakreg.tweakreg_step.TweakRegStep",
         opt_in=True,
+        precheck="check_arguments",
     ),
 )
 

@@ -20,7 +20,7 @@ import xarray as xr
 from romanxr.errors import InputError, OutputError
 from romanxr.io.atomic import check_output_path, temporary_name
 
-__all__ = ["read_catalog", "to_catalog_files", "write_catalog", "write_segmentation"]
+__all__ = ["catalog_paths", "read_catalog", "write_catalog", "write_segmentation"]
 
 
 def _fill(meta: dict, defaults: dict) -> dict:
@@ -137,28 +137,20 @@ def write_segmentation(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bo
     return _replace(lambda tmp: model.save(tmp), target)
 
 
-def to_catalog_files(
-    ds: xr.Dataset,
-    cal_path: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-) -> tuple[Path, Path]:
-    """Write the catalog and segmentation map of ``ds`` beside ``cal_path`` with romancal's
-    names: ``<name>_cat.parquet`` (``cat``: the step's ``suffix``) and ``<name>_segm.asdf``.
+def catalog_paths(cal_path: str | os.PathLike, suffix: str = "cat") -> tuple[Path, Path]:
+    """``(<name>_<suffix>.parquet, <name>_segm.asdf)`` beside ``cal_path``.
 
-    Returns
-    -------
-    (Path, Path)
-        The catalog and the segmentation-map files.
+    ``<name>`` is the file name without its extension and its last ``_cal``/``_uncal``
+    suffix (``r0001_wfi01_cal.asdf`` -> ``r0001_wfi01_cat.parquet``), as romancal names them.
     """
-    from romanxr.steps.source_catalog import ATTRS_KEY, catalog_paths, catalog_table
-
-    suffix = (ds.attrs.get(ATTRS_KEY) or {}).get("suffix", "cat")
-    cat_path, segm_path = catalog_paths(cal_path, suffix)
-    table = catalog_table(ds)
-    write_catalog(table, ds, cat_path, overwrite=overwrite)
-    write_segmentation(ds, segm_path, overwrite=overwrite)
-    return cat_path, segm_path
+    source = Path(cal_path)
+    stem = source.name
+    for ext in (".asdf", ".zarr"):
+        stem = stem.removesuffix(ext)
+    base, _, last = stem.rpartition("_")
+    if base and last in ("cal", "uncal"):
+        stem = base
+    return source.with_name(f"{stem}_{suffix}.parquet"), source.with_name(f"{stem}_segm.asdf")
 
 
 def read_catalog(path: str | os.PathLike) -> Any:

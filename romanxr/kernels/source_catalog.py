@@ -38,6 +38,7 @@ __all__ = [
     "ee_spline",
     "gridded_psf",
     "measure",
+    "pixel_scale_angle",
     "source_mask",
 ]
 
@@ -197,7 +198,7 @@ def _f32(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def _pixel_scale_angle(wcs: Any, shape: tuple[int, int]) -> tuple[float, float]:
+def pixel_scale_angle(wcs: Any, shape: tuple[int, int]) -> tuple[float, float]:
     """Pixel scale (arcsec, along North) and the angle (deg) from +x counter-clockwise to
     North, at the image centre: step 1 arcsec North on the sky and map it back to pixels."""
     import astropy.units as u
@@ -308,7 +309,7 @@ def _catalog(
     flux = (subtracted * np.float32(inputs.to_mjysr)).astype(subtracted.dtype) * np.float32(to_njy)
     flux_err = (err * np.float32(inputs.to_mjysr)).astype(err.dtype) * np.float32(to_njy)
     conv = detection * inputs.to_mjysr * to_njy
-    scale, angle = _pixel_scale_angle(inputs.wcs, subtracted.shape)
+    scale, angle = pixel_scale_angle(inputs.wcs, subtracted.shape)
     area_arcsec2 = inputs.pixel_area_sr * (180 / math.pi * 3600) ** 2
     scale_from_area = math.sqrt(area_arcsec2)
 

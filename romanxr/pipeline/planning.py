@@ -282,9 +282,7 @@ def _catalog_for_tweakreg(runs: Sequence[StepRun]) -> list[StepRun]:
     runs = list(runs)
     index = {r.name: i for i, r in enumerate(runs)}
     if "tweakreg" in index and runs[index["tweakreg"]].action == RUN:
-        from romanxr.steps.tweakreg import DEFAULT_ABS_REFCAT, check_abs_refcat
-
-        check_abs_refcat(runs[index["tweakreg"]].arguments.get("abs_refcat", DEFAULT_ABS_REFCAT))
+        runs[index["tweakreg"]].spec.check_arguments(runs[index["tweakreg"]].arguments)
     if "tweakreg" in index and "source_catalog" in index:
         tweak, cat = runs[index["tweakreg"]], runs[index["source_catalog"]]
         if tweak.action == RUN and cat.action == OFF:

@@ -7,13 +7,13 @@ makes the catalog available as an :class:`astropy.table.Table`::
     cal = image.roman.source_catalog()          # lazy: nothing measured yet
     table = cal.roman.catalog                    # measures (once) and returns the Table
     table.to_pandas()                            # or any Table operation
-    cal.roman.to_catalog_files("out/r0001_cal.asdf")   # _cat.parquet and _segm.asdf
+    cal.roman.to_catalog_files("out/r0001_cal.asdf")   # r0001_cat.parquet, r0001_segm.asdf
 
 The catalog is computed when the image is: one task takes the whole image (detection and
 photometry need all of it), and computing either ``segmentation`` or the Table runs it once for
 both (the result is kept for the few most recent catalogs of the session). A catalog is not
 part of ``cal.asdf``: it is written to ``_cat.parquet`` beside it, the segmentation map to
-``_segm.asdf`` (see :mod:`romanxr.io.catalog_io`).
+``_segm.asdf`` (:func:`to_catalog_files`, ``ds.roman.to_catalog_files``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from romanxr.errors import ConfigError, InputError, ReferenceMismatchError
 from romanxr.refs import ReferenceResolver, ResolvedReference, resolve_reference
 from romanxr.steps._common import finish_step
 
-__all__ = ["catalog_table", "replace_catalog", "source_catalog"]
+__all__ = ["catalog_table", "replace_catalog", "source_catalog", "to_catalog_files"]
 
 STEP = "source_catalog"
 #: ``attrs`` key naming the catalog of a Dataset (a token, see :func:`catalog_table`)
@@ -215,11 +215,11 @@ def _flux_conversion(meta: dict) -> tuple[float, float]:
     if conv is None or not np.isfinite(conv) or conv <= 0:
         conv = 1.0  # not photom-calibrated: fluxes stay in DN/s-based units
     if area is None or not np.isfinite(area) or area <= 0:
-        from romanxr.kernels.source_catalog import _pixel_scale_angle
+        from romanxr.kernels.source_catalog import pixel_scale_angle
 
         wcs = meta["wcs"]
         shape = tuple(int(v) for v in wcs.array_shape) if wcs.array_shape else (4088, 4088)
-        scale, _ = _pixel_scale_angle(wcs, shape)
+        scale, _ = pixel_scale_angle(wcs, shape)
         area = (scale / 206264.80624709636) ** 2
     return float(conv), float(area)
 
@@ -421,9 +421,26 @@ def replace_catalog(ds: xr.Dataset, table: Any) -> None:
     ds.attrs[ATTRS_KEY] = info
 
 
-def catalog_paths(cal_path: str | os.PathLike, suffix: str = "cat") -> tuple[Path, Path]:
-    """``(<name>_<suffix>.parquet, <name>_segm.asdf)`` beside ``cal_path`` (Roman naming)."""
-    from romanxr.pipeline.products import output_name
+def to_catalog_files(
+    ds: xr.Dataset,
+    cal_path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Write the catalog and segmentation map of ``ds`` beside ``cal_path`` with romancal's
+    names: ``<name>_cat.parquet`` (``cat``: the step's ``suffix``) and ``<name>_segm.asdf``
+    (see :mod:`romanxr.io.catalog_io`).
 
-    source = Path(cal_path)
-    return output_name(source, suffix, ".parquet"), output_name(source, "segm", ".asdf")
+    Returns
+    -------
+    (Path, Path)
+        The catalog and the segmentation-map files.
+    """
+    from romanxr.io.catalog_io import catalog_paths, write_catalog, write_segmentation
+
+    suffix = (ds.attrs.get(ATTRS_KEY) or {}).get("suffix", "cat")
+    cat_path, segm_path = catalog_paths(cal_path, suffix)
+    table = catalog_table(ds)
+    write_catalog(table, ds, cat_path, overwrite=overwrite)
+    write_segmentation(ds, segm_path, overwrite=overwrite)
+    return cat_path, segm_path

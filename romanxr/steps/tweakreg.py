@@ -24,7 +24,7 @@ from romanxr.dataset import get_meta, is_imaging, validate_exposure
 from romanxr.errors import ConfigError, InputError
 from romanxr.steps._common import finish_step
 
-__all__ = ["check_abs_refcat", "read_reference_catalog", "tweakreg"]
+__all__ = ["check_abs_refcat", "check_arguments", "read_reference_catalog", "tweakreg"]
 
 log = logging.getLogger("romanxr")
 
@@ -197,6 +197,12 @@ def _check_options(p: dict[str, Any]) -> None:
             f"abs_tolerance={p['abs_tolerance']} (else sources are confused); raise "
             "abs_separation or lower abs_tolerance"
         )
+
+
+def check_arguments(arguments: dict[str, Any]) -> None:
+    """The pipeline's check before any work: a usable ``abs_refcat`` (see
+    :func:`check_abs_refcat`)."""
+    check_abs_refcat(arguments.get("abs_refcat", DEFAULT_ABS_REFCAT))
 
 
 def check_abs_refcat(abs_refcat: str) -> str:
