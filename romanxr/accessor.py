@@ -31,6 +31,8 @@ from romanxr.steps import ramp_fit as _ramp_fit
 from romanxr.steps import refpix as _refpix
 from romanxr.steps import saturated_exposure as _saturated_exposure
 from romanxr.steps import saturation as _saturation
+from romanxr.steps import source_catalog as _source_catalog
+from romanxr.steps import tweakreg as _tweakreg
 from romanxr.steps import wfi18_transient as _wfi18_transient
 
 __all__ = ["RomanAccessor"]
@@ -110,6 +112,15 @@ class RomanAccessor:
     assign_wcs = _forward(_assign_wcs.assign_wcs)
     photom = _forward(_photom.photom)
     flatfield = _forward(_flatfield.flatfield)
+    source_catalog = _forward(_source_catalog.source_catalog)
+    tweakreg = _forward(_tweakreg.tweakreg)
+
+    @property
+    def catalog(self) -> Any:
+        """The source catalog of an image made by ``source_catalog`` (an astropy Table;
+        measured now if it has not been yet). See
+        :func:`romanxr.steps.source_catalog.catalog_table`."""
+        return _source_catalog.catalog_table(self._ds)
 
     # ---- whole pipeline, checks, coordinates, writers
     calibrate = _forward(_pipeline.calibrate)
@@ -119,3 +130,4 @@ class RomanAccessor:
     jump_indices = _forward(_ramp_fit.jump_indices)
     to_asdf = _forward(_asdf_writer.to_asdf)
     to_zarr = _forward(_zarr_io.to_zarr)
+    to_catalog_files = _forward(_source_catalog.to_catalog_files)

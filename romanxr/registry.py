@@ -74,6 +74,12 @@ class StepSpec:
     ignored_parameters : frozenset of str
         romancal parameters without a romanxr equivalent: accepted and ignored (with a log
         message) so that pasted ``strun`` arguments and romancal parameter files work.
+    precheck : str or None
+        A function of the step module that the plan calls with the step's arguments, to
+        reject options before any work (tweakreg: its reference catalogue).
+    opt_in : bool
+        Runs only when asked for: some option of the step is given (``skip=False``, or any
+        parameter). Otherwise the plan leaves it out and ``meta.cal_step`` keeps INCOMPLETE.
     """
 
     name: str
@@ -88,10 +94,17 @@ class StepSpec:
     reftypes: tuple[str, ...] = ()
     romancal_class: str | None = None
     ignored_parameters: frozenset[str] = frozenset()
+    opt_in: bool = False
+    precheck: str | None = None
 
     def load(self) -> Callable[..., xr.Dataset]:
         """Import and return the step function."""
         return _load(self.module, self.function)
+
+    def check_arguments(self, arguments: dict[str, Any]) -> None:
+        """Run the step's :attr:`precheck` (if any) on its planned arguments."""
+        if self.precheck:
+            _load(self.module, self.precheck)(arguments)
 
     @property
     def key(self) -> str:
@@ -268,6 +281,33 @@ STEPS: tuple[StepSpec, ...] = (
         reftypes=("flat",),
         romancal_class="romancal.flatfield.flat_field_step.FlatFieldStep",
     ),
+    # opt-in for now: it needs APCORR/EPSF references that not every CRDS cache carries
+    StepSpec(
+        "source_catalog",
+        "source_catalog",
+        "source_catalog",
+        "source_catalog",
+        "cat",
+        level="image",
+        imaging_only=True,
+        reftypes=("apcorr", "epsf"),
+        romancal_class="romancal.source_catalog.source_catalog_step.SourceCatalogStep",
+        opt_in=True,
+    ),
+    # opt-in: it needs a local reference catalogue (abs_refcat); asking for it runs
+    # source_catalog too
+    StepSpec(
+        "tweakreg",
+        "tweakreg",
+        "tweakreg",
+        "tweakreg",
+        "tweakreg",
+        level="image",
+        imaging_only=True,
+        romancal_class="romancal.tweakreg.tweakreg_step.TweakRegStep",
+        opt_in=True,
+        precheck="check_arguments",
+    ),
 )
 
 #: Every reference type a step reads, once each, in pipeline order.
@@ -275,8 +315,8 @@ ALL_REFTYPES: tuple[str, ...] = tuple(dict.fromkeys(r for s in STEPS for r in s.
 
 #: Steps of romancal's ExposurePipeline that romanxr does not run (normalized spelling ->
 #: romancal's name): their options are accepted and ignored with a log message, so that
-#: pasted ``strun`` arguments and stpipe parameter files work.
-NOT_RUN_STEPS = {"sourcecatalog": "source_catalog", "tweakreg": "tweakreg"}
+#: pasted ``strun`` arguments and stpipe parameter files work. (None left.)
+NOT_RUN_STEPS: dict[str, str] = {}
 
 
 def _spellings(spec: StepSpec) -> tuple[str, ...]:

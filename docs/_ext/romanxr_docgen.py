@@ -38,7 +38,10 @@ PUBLIC_MODULES = (
     "romanxr.steps.assign_wcs",
     "romanxr.steps.photom",
     "romanxr.steps.flatfield",
+    "romanxr.steps.source_catalog",
+    "romanxr.steps.tweakreg",
     "romanxr.steps.saturated_exposure",
+    "romanxr.io.catalog_io",
     "romanxr.refs",
     "romanxr.wcs",
     "romanxr.plot",
@@ -48,6 +51,7 @@ PUBLIC_MODULES = (
     "romanxr.errors",
     "romanxr.testing",
     "romanxr.testing.crds_cache",
+    "romanxr.testing.catalog_refs",
     "romanxr.cli",
     "romanxr.demo",
 )
@@ -73,6 +77,10 @@ STEP_DQ = {
     "assign_wcs": "none",
     "photom": "none (metadata only)",
     "flatfield": "``dq``: the FLAT reference dq, NO_FLAT_FIELD where the flat is invalid",
+    "source_catalog": "reads DO_NOT_USE (masked pixels; ``warning_flags`` of a source whose "
+    "centre pixel has it); sets none",
+    "tweakreg": "reads the catalog's ``warning_flags`` (DO_NOT_USE sources are not matched); "
+    "sets none",
 }
 
 

@@ -19,6 +19,7 @@ from romanxr.pipeline.executor import execute
 from romanxr.pipeline.options import StepOptions, effective_parameters, resolve_step_options
 from romanxr.pipeline.planning import (
     FOLD,
+    OFF,
     RUN,
     SKIP,
     PlannedReference,
@@ -37,6 +38,7 @@ from romanxr.pipeline.products import (
 
 __all__ = [
     "FOLD",
+    "OFF",
     "RUN",
     "SKIP",
     "PlannedReference",

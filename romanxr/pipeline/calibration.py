@@ -157,6 +157,11 @@ def calibrate(
     if out_path is not None:
         log.info("writing %s", out_path)
         write(ds, out_path, overwrite=overwrite)
+        if "source_catalog" in ds.attrs:  # the catalog products go beside it, romancal's names
+            from romanxr.steps.source_catalog import to_catalog_files
+
+            log.info("writing the catalog and segmentation map of %s", out_path.name)
+            to_catalog_files(ds, out_path, overwrite=overwrite)
     return ds
 
 

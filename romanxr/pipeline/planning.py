@@ -32,6 +32,7 @@ from romanxr.registry import STEPS, StepSpec, get_step
 
 __all__ = [
     "FOLD",
+    "OFF",
     "RUN",
     "SKIP",
     "PlannedReference",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: :attr:`StepRun.action` values
-RUN, SKIP, FOLD = "run", "skip", "fold"
+RUN, SKIP, FOLD, OFF = "run", "skip", "fold", "off"
 
 #: after this step the pipeline checks whether every pixel is saturated
 SATURATION_CHECK_AFTER = "saturation"
@@ -56,10 +57,11 @@ class StepRun:
     ----------
     spec : StepSpec
         The step.
-    action : {"run", "skip", "fold"}
+    action : {"run", "skip", "fold", "off"}
         ``run``: call the step function. ``skip``: pass the data on, with ``meta.cal_step``
         SKIPPED when the step has a cal_step key. ``fold``: the step's work is done by a later
-        step (the jump search inside ``ramp_fit``).
+        step (the jump search inside ``ramp_fit``). ``off``: an opt-in step nobody asked for:
+        nothing happens, nothing is recorded.
     reason : str
         Why the step is skipped or folded (empty when it runs).
     arguments : dict
@@ -142,6 +144,7 @@ def plan(
         _decide(spec, options.get(spec.name, {}), exposure, spec.name in saves) for spec in selected
     ]
     runs = fold_jump(runs, options)
+    runs = _catalog_for_tweakreg(runs)
     _check_levels(runs, exposure)
     if check_saturated:
         runs = _saturated_exit(runs)
@@ -183,7 +186,7 @@ def _check_first(ds: xr.Dataset, first: StepSpec, where: str) -> None:
     if first.level == "ramp" and not is_ramp:
         raise InputError(
             f"{where}step {first.name!r} needs a ramp but this is a Level-2 image; start at an "
-            "image step (dark_current, assign_wcs, photom, flatfield)"
+            "image step (dark_current, assign_wcs, photom, flatfield, source_catalog, tweakreg)"
         )
     if first.name == "dq_init" and is_ramp and not is_raw:
         raise InputError(
@@ -201,6 +204,9 @@ def _decide(spec: StepSpec, given: Mapping[str, Any], ds: xr.Dataset, save: bool
     if skip:
         reason = f"steps.{spec.name}.skip is set"
         return StepRun(spec, SKIP, reason, arguments, record, save=save)
+    if spec.opt_in and not given:
+        reason = f"runs only when asked (--steps.{spec.name}.skip=false or any of its options)"
+        return StepRun(spec, OFF, reason, arguments, record, save=save)
     if not spec.applies_to(ds):
         reason = f"not an imaging exposure ({exposure_type(ds) or 'no meta.exposure.type'})"
         return StepRun(spec, SKIP, reason, arguments, record, save=save)
@@ -269,11 +275,27 @@ def _merge_jump_into_ramp_fit(
     return merged
 
 
+def _catalog_for_tweakreg(runs: Sequence[StepRun]) -> list[StepRun]:
+    """tweakreg aligns the source catalog: when it runs, an opt-in source_catalog nobody
+    asked for runs too (with its defaults). Its reference catalogue is checked here, so that
+    a bad ``abs_refcat`` (a catalogue-service name offline) fails before any work."""
+    runs = list(runs)
+    index = {r.name: i for i, r in enumerate(runs)}
+    if "tweakreg" in index and runs[index["tweakreg"]].action == RUN:
+        runs[index["tweakreg"]].spec.check_arguments(runs[index["tweakreg"]].arguments)
+    if "tweakreg" in index and "source_catalog" in index:
+        tweak, cat = runs[index["tweakreg"]], runs[index["source_catalog"]]
+        if tweak.action == RUN and cat.action == OFF:
+            runs[index["source_catalog"]] = replace(cat, action=RUN, reason="")
+    return runs
+
+
 def _check_levels(runs: Sequence[StepRun], ds: xr.Dataset) -> None:
     """An image step that is not skipped needs an image: ramp_fit must have run before it."""
     is_ramp = "resultant" in (ds["data"].dims if "data" in ds else ())
     for run in runs:
-        if run.spec.level == "image" and not run.record.get("skip") and is_ramp:
+        off = run.action == OFF or run.record.get("skip")
+        if run.spec.level == "image" and not off and is_ramp:
             raise InputError(
                 f"step {run.name!r} needs a Level-2 image but the data are still a ramp; "
                 "run ramp_fit first (or --start-at an earlier step)"

@@ -78,15 +78,7 @@ def load_reference(
                 continue
             node = roman[key]
             if hasattr(node, "shape") and hasattr(node, "dtype"):
-                shape = tuple(node.shape)
-                if file_reftype == "refpix" and len(shape) == 2:
-                    dims: tuple[str, ...] = ("channel", "frequency")
-                elif len(shape) == 3:
-                    dims = ("coeff", "y", "x")
-                elif len(shape) == 2:
-                    dims = ("y", "x")
-                else:
-                    dims = (f"{key}_index",)
+                dims = _array_dims(file_reftype, key, tuple(node.shape))
                 variables[key] = lazy_variable(str(path), ("roman", key), node, dims)
             else:
                 attrs[key] = _materialize(node)
@@ -100,6 +92,15 @@ def load_reference(
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
     ds.encoding["source"] = str(path)
     return ds
+
+
+def _array_dims(reftype: str, key: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """The dims a reference array gets, from its reference type and number of axes."""
+    if reftype == "refpix" and len(shape) == 2:
+        return ("channel", "frequency")
+    by_rank = {3: ("coeff", "y", "x"), 2: ("y", "x"), 1: (f"{key}_index",)}
+    # anything else, e.g. the epsf stamps: (focus, spectral type, position, y, x)
+    return by_rank.get(len(shape), tuple(f"{key}_axis{i}" for i in range(len(shape))))
 
 
 def align_to_exposure(

@@ -71,6 +71,8 @@ REFERENCE_MODELS = {
     "distortion": "DistortionRefModel",
     "photom": "WfiImgPhotomRefModel",
     "flat": "FlatRefModel",
+    "apcorr": "ApcorrRefModel",
+    "epsf": "EpsfRefModel",
 }
 
 _CONTEXT_RE = re.compile(r"^roman_(\d{4})\.pmap$")

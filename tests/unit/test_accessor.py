@@ -13,7 +13,7 @@ from romanxr import pipeline, summary, wcs
 from romanxr.accessor import RomanAccessor
 from romanxr.io import asdf_writer, zarr_io
 from romanxr.registry import STEPS
-from romanxr.steps import ramp_fit, saturated_exposure, wfi18_transient
+from romanxr.steps import ramp_fit, saturated_exposure, source_catalog, wfi18_transient
 from tests.unit._ramp_factory import make_ramp
 
 #: accessor methods that are not pipeline steps -> the function each forwards to
@@ -26,8 +26,9 @@ OTHERS = {
     "jump_indices": ramp_fit.jump_indices,
     "to_asdf": asdf_writer.to_asdf,
     "to_zarr": zarr_io.to_zarr,
+    "to_catalog_files": source_catalog.to_catalog_files,
 }
-PROPERTIES = {"meta", "plot"}
+PROPERTIES = {"meta", "plot", "catalog"}
 
 
 def forwarded() -> dict:
