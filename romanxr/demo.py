@@ -8,7 +8,27 @@ import contextlib
 import time
 from pathlib import Path
 
-__all__ = ["run_demo"]
+__all__ = ["describe_truth", "run_demo"]
+
+
+def describe_truth(name: str, truth: object) -> str:
+    """One line on what a simulated exposure holds, counted from its truth record.
+
+    Parameters
+    ----------
+    name : str
+        The file name to print.
+    truth : romanxr.testing.simulate.SimulationTruth
+        The simulation's truth (``jumps`` and ``sources`` are dicts of equal-length arrays).
+    """
+    ny, nx = truth.first_saturated_read.shape
+    jumps = len(truth.jumps["y"])
+    stars = len(truth.sources["flux"])
+    saturating = int(truth.sources["saturating"].sum())
+    return (
+        f"{name} ({ny}x{nx}, {len(truth.read_pattern)} resultants, {stars} stars of which "
+        f"{saturating} saturate, {jumps} cosmic-ray jumps)"
+    )
 
 
 def run_demo(
@@ -57,8 +77,7 @@ def run_demo(
     cache = build_local_crds_cache(folder / "crds_cache", references)
     sim = simulate_exposure(detector, seed=seed, path=folder)
     print(
-        f"simulated {sim.path.name} ({size}x{size}, {len(sim.truth.read_pattern)} resultants, "
-        f"{len(sim.truth.jumps)} cosmic-ray jumps) in {time.perf_counter() - t0:.1f} s"
+        f"simulated {describe_truth(sim.path.name, sim.truth)} in {time.perf_counter() - t0:.1f} s"
     )
 
     with cache.activate():  # CRDS_PATH etc. point at the local cache, no server
@@ -93,6 +112,10 @@ def run_demo(
     import numpy as np
 
     print(f"median(calibrated / true rate) over good pixels: {float(np.nanmedian(ratio)):.4f}")
+    print("\nTo calibrate with these references again (in a shell):")
+    for name, value in sorted(cache.environ().items()):
+        print(f"  export {name}={value}")
+    print(f"  romanxr calibrate {sim.path}")
     return {
         "uncal": sim.path,
         "cal": out,
