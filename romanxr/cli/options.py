@@ -137,6 +137,30 @@ def add_output(p: argparse.ArgumentParser, default: str = "the input's name with
     )
 
 
+def add_overwrite(p: argparse.ArgumentParser) -> None:
+    """``--overwrite``/``--no-overwrite``: outputs are replaced by default, as strun does.
+
+    The replacement is atomic (a complete new file takes the old one's name), so a failed
+    run leaves the old output in place.
+    """
+    p.add_argument(
+        "--overwrite",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replace existing outputs, as strun does (default); --no-overwrite refuses "
+        "before computing anything",
+    )
+
+
+def keep_existing(args: argparse.Namespace, out: Path) -> None:
+    """With ``--no-overwrite``, refuse an existing output before anything is computed."""
+    if not args.overwrite and out.exists():
+        raise OutputError(
+            f"{out} already exists and --no-overwrite keeps it; remove the option to replace "
+            "it (as strun does), or choose another name with -o/--output-dir"
+        )
+
+
 def add_config(p: argparse.ArgumentParser, what: str = "command line wins") -> None:
     """``--config FILE``: step parameters from a TOML/YAML/stpipe file."""
     p.add_argument("--config", help=f"TOML/YAML/stpipe parameter file ({what})")

@@ -7,6 +7,7 @@ Nothing is computed and no reference file is read: each one is only resolved (th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     resolver = ReferenceResolver(context=args.crds_context, option_hints=override_options())
     failures = 0
     unconfigured = 0  # lookups that failed only because CRDS is not set up: one message
+    first_unconfigured: Exception | None = None
     print(f"{'step':16s} {'reftype':22s} reference  [source]")
     for run in runs:
         if run.action != RUN:
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
                 failures += 1
                 if isinstance(found.error, CrdsConfigurationError):
                     unconfigured += 1
+                    first_unconfigured = first_unconfigured or found.error
                     option = f"--steps.{run.name}.override_{found.reftype}"
                     print(f"{run.name:16s} {found.reftype:22s} CRDS not configured ({option})")
                 else:
@@ -71,8 +74,16 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
             where = ref.source + (f" {ref.context}" if ref.context else "")
             print(f"{run.name:16s} {found.reftype:22s} {ref.path or 'N/A'}  [{where}]")
     if unconfigured:
-        print(CRDS_NOT_CONFIGURED, file=sys.stderr)
+        print(_crds_message(first_unconfigured, unconfigured), file=sys.stderr)
     return EXIT_CODES["reference"] if failures else 0
+
+
+def _crds_message(first: Exception | None, count: int) -> str:
+    """The one explanation printed when lookups failed because CRDS is not set up."""
+    if not os.environ.get("CRDS_PATH") and not os.environ.get("CRDS_SERVER_URL"):
+        return CRDS_NOT_CONFIGURED
+    others = f"\n(the same holds for the {count - 1} other references above)" if count > 1 else ""
+    return f"romanxr: {first}{others}"
 
 
 #: printed once by ``romanxr refs`` when lookups failed because CRDS is not set up
