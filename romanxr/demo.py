@@ -5,6 +5,7 @@ cal.asdf and a quicklook PNG. Run it with ``romanxr demo`` (``make demo``)."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def run_demo(
     ----------
     folder : path
         Output folder (created): ``references/``, ``crds_cache/``, the uncal and cal files,
-        and ``quicklook.png``.
+        ``quicklook.png`` and ``crds.env`` (the shell settings that point crds at the cache).
     size : int
         Frame size in pixels including the 4-pixel reference border: a multiple of 256
         (refpix works on whole rows of an even number of 128-column channels).
@@ -112,9 +113,13 @@ def run_demo(
     import numpy as np
 
     print(f"median(calibrated / true rate) over good pixels: {float(np.nanmedian(ratio)):.4f}")
-    print("\nTo calibrate with these references again (in a shell):")
-    for name, value in sorted(cache.environ().items()):
-        print(f"  export {name}={value}")
+    env_file = folder / "crds.env"
+    env_file.write_text(
+        "# point crds at the demo's local cache (no server needed): source this file\n"
+        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(cache.environ().items()))
+    )
+    print("\nTo calibrate with these references again, in a shell:")
+    print(f"  source {env_file}")
     print(f"  romanxr calibrate {sim.path}")
     return {
         "uncal": sim.path,
@@ -122,4 +127,5 @@ def run_demo(
         "png": png,
         "references": folder / "references",
         "crds_cache": cache.path,
+        "crds_env": env_file,
     }
