@@ -5,10 +5,31 @@ cal.asdf and a quicklook PNG. Run it with ``romanxr demo`` (``make demo``)."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from pathlib import Path
 
-__all__ = ["run_demo"]
+__all__ = ["describe_truth", "run_demo"]
+
+
+def describe_truth(name: str, truth: object) -> str:
+    """One line on what a simulated exposure holds, counted from its truth record.
+
+    Parameters
+    ----------
+    name : str
+        The file name to print.
+    truth : romanxr.testing.simulate.SimulationTruth
+        The simulation's truth (``jumps`` and ``sources`` are dicts of equal-length arrays).
+    """
+    ny, nx = truth.first_saturated_read.shape
+    jumps = len(truth.jumps["y"])
+    stars = len(truth.sources["flux"])
+    saturating = int(truth.sources["saturating"].sum())
+    return (
+        f"{name} ({ny}x{nx}, {len(truth.read_pattern)} resultants, {stars} stars of which "
+        f"{saturating} saturate, {jumps} cosmic-ray jumps)"
+    )
 
 
 def run_demo(
@@ -20,7 +41,7 @@ def run_demo(
     ----------
     folder : path
         Output folder (created): ``references/``, ``crds_cache/``, the uncal and cal files,
-        and ``quicklook.png``.
+        ``quicklook.png`` and ``crds.env`` (the shell settings that point crds at the cache).
     size : int
         Frame size in pixels including the 4-pixel reference border: a multiple of 256
         (refpix works on whole rows of an even number of 128-column channels).
@@ -57,8 +78,7 @@ def run_demo(
     cache = build_local_crds_cache(folder / "crds_cache", references)
     sim = simulate_exposure(detector, seed=seed, path=folder)
     print(
-        f"simulated {sim.path.name} ({size}x{size}, {len(sim.truth.read_pattern)} resultants, "
-        f"{len(sim.truth.jumps)} cosmic-ray jumps) in {time.perf_counter() - t0:.1f} s"
+        f"simulated {describe_truth(sim.path.name, sim.truth)} in {time.perf_counter() - t0:.1f} s"
     )
 
     with cache.activate():  # CRDS_PATH etc. point at the local cache, no server
@@ -93,10 +113,19 @@ def run_demo(
     import numpy as np
 
     print(f"median(calibrated / true rate) over good pixels: {float(np.nanmedian(ratio)):.4f}")
+    env_file = folder / "crds.env"
+    env_file.write_text(
+        "# point crds at the demo's local cache (no server needed): source this file\n"
+        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(cache.environ().items()))
+    )
+    print("\nTo calibrate with these references again, in a shell:")
+    print(f"  source {env_file}")
+    print(f"  romanxr calibrate {sim.path}")
     return {
         "uncal": sim.path,
         "cal": out,
         "png": png,
         "references": folder / "references",
         "crds_cache": cache.path,
+        "crds_env": env_file,
     }

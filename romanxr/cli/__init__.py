@@ -85,7 +85,9 @@ def build_parser(epilogs: bool | Collection[str] = True) -> argparse.ArgumentPar
         formatter_class=fmt,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("--version", action="store_true", help="print romanxr's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CliParser)
+    parser.subcommand_parsers = {}  # type: ignore[attr-defined]
     for command in COMMANDS:
         wanted = epilogs if isinstance(epilogs, bool) else command.name in epilogs
         p = sub.add_parser(
@@ -96,7 +98,13 @@ def build_parser(epilogs: bool | Collection[str] = True) -> argparse.ArgumentPar
             epilog=command.epilog() if wanted and command.epilog else None,
         )
         command.add_arguments(p)
+        parser.subcommand_parsers[command.name] = p  # type: ignore[attr-defined]
     return parser
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string a parser accepts (for did-you-mean suggestions)."""
+    return [s for action in parser._actions for s in action.option_strings]
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -112,11 +120,11 @@ def _configure_logging(verbosity: int) -> None:
     )
 
 
-def _run(args: argparse.Namespace, extra: list[str]) -> int:
+def _run(args: argparse.Namespace, extra: list[str], known_options: list[str]) -> int:
     """Run the parsed subcommand; ``extra`` holds the ``--steps.<step>.<param>`` options."""
     command = _BY_NAME[args.command]
     default_step = getattr(args, command.step_argument) if command.step_argument else None
-    step_options = collect_step_options(extra, default_step)
+    step_options = collect_step_options(extra, default_step, known_options)
     if step_options and not command.takes_step_options:
         raise ConfigError(f"--steps options do not apply to {command.name!r}")
     if command.computes:
@@ -135,12 +143,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(epilogs=argv[:1] if asks_help else False)
         args, extra = parser.parse_known_args(argv)
+        if args.version:
+            from romanxr import __version__
+
+            print(f"romanxr {__version__}")
+            return 0
         if args.command is None:
+            # a mistyped top-level option (romanxr --verison) is named, with a suggestion
+            collect_step_options(extra, None, _option_strings(parser))
             parser.print_help(sys.stderr)
             return EXIT_CODES["usage"]
         verbosity = max(args.verbose, getattr(args, "verbose_sub", 0) or 0)
         _configure_logging(verbosity)
-        return _run(args, extra)
+        known = _option_strings(parser.subcommand_parsers[args.command]) + _option_strings(parser)
+        return _run(args, extra, known)
     except KeyboardInterrupt:
         print("romanxr: interrupted", file=sys.stderr)
         return 130

@@ -11,9 +11,11 @@ from romanxr.cli.options import (
     add_config,
     add_crds_context,
     add_output,
+    add_overwrite,
     add_progress,
     add_selection,
     add_verbose,
+    keep_existing,
     output_for,
     parse_bool,
     progress,
@@ -61,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="format of the output (default: by the -o suffix, else asdf)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_overwrite(p)
     add_selection(p)
     p.add_argument(
         "--save-results",
@@ -149,6 +151,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     save = step_list(args.save_intermediate)
     if args.dry_run:
         return dry_run(args, source, config, out, save, step_options)
+    keep_existing(args, out)
     with progress(args.progress):
         pipeline.calibrate(
             source,
@@ -190,7 +193,9 @@ def dry_run(
         print(line)
     writes = [intermediate_path(source, r.spec.suffix, out) for r in runs if r.save] + [out]
     for path in writes:
-        note = " (exists: needs --overwrite)" if path.exists() and not args.overwrite else ""
+        note = (
+            " (exists: refused with --no-overwrite)" if path.exists() and not args.overwrite else ""
+        )
         print(f"writes {path}{note}")
     return 0
 

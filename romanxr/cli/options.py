@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,30 @@ def add_output(p: argparse.ArgumentParser, default: str = "the input's name with
     )
 
 
+def add_overwrite(p: argparse.ArgumentParser) -> None:
+    """``--overwrite``/``--no-overwrite``: outputs are replaced by default, as strun does.
+
+    The replacement is atomic (a complete new file takes the old one's name), so a failed
+    run leaves the old output in place.
+    """
+    p.add_argument(
+        "--overwrite",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replace existing outputs, as strun does (default); --no-overwrite refuses "
+        "before computing anything",
+    )
+
+
+def keep_existing(args: argparse.Namespace, out: Path) -> None:
+    """With ``--no-overwrite``, refuse an existing output before anything is computed."""
+    if not args.overwrite and out.exists():
+        raise OutputError(
+            f"{out} already exists and --no-overwrite keeps it; remove the option to replace "
+            "it (as strun does), or choose another name with -o/--output-dir"
+        )
+
+
 def add_config(p: argparse.ArgumentParser, what: str = "command line wins") -> None:
     """``--config FILE``: step parameters from a TOML/YAML/stpipe file."""
     p.add_argument("--config", help=f"TOML/YAML/stpipe parameter file ({what})")
@@ -188,13 +212,43 @@ def join_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _unrecognized(unknown: list[str], known_options: Sequence[str]) -> UsageError:
+    """The usage error for arguments nobody takes, with a did-you-mean for near misses."""
+    import difflib
+
+    # compare with '-' and '_' alike (strun users type --output_dir), and answer in the
+    # spelling the user typed when the option has both
+    spellings: dict[str, list[str]] = {}
+    for option in known_options:
+        if option.startswith("--"):
+            spellings.setdefault(option[2:].replace("-", "_"), []).append(option)
+    notes = []
+    for token in unknown:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        best = difflib.get_close_matches(name[2:].replace("-", "_"), list(spellings), 1, 0.75)
+        if best:
+            options = spellings[best[0]]
+            dashed = "-" in name[2:] and "_" not in name[2:]
+            pick = next((o for o in options if ("-" in o[2:]) == dashed), options[0])
+            notes.append(
+                f"did you mean {pick}?" if len(unknown) == 1 else f"{name}: did you mean {pick}?"
+            )
+    hint = f" ({'; '.join(notes)})" if notes else ""
+    return UsageError(f"romanxr: unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 def collect_step_options(
-    extra: list[str], default_step: str | None = None
+    extra: list[str],
+    default_step: str | None = None,
+    known_options: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """Pull ``--steps.a.b=c`` (or ``--steps.a.b c``) out of the unparsed arguments.
 
     With ``default_step`` (``romanxr step``), ``--<param>=<value>`` also sets that step's
-    parameter. Anything else is a usage error.
+    parameter. Anything else is a usage error, which suggests the closest of
+    ``known_options`` (the subcommand's own options) for a mistyped one.
     """
     from romanxr.config import parse_step_option
 
@@ -217,7 +271,7 @@ def collect_step_options(
             unknown.append(token)
         i += 1
     if unknown:
-        raise UsageError(f"romanxr: unrecognized arguments: {' '.join(unknown)}")
+        raise _unrecognized(unknown, known_options)
     return options
 
 

@@ -7,6 +7,8 @@ Nothing is computed and no reference file is read: each one is only resolved (th
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 from romanxr.cli.options import (
@@ -30,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> int:
+    from romanxr.errors import CrdsConfigurationError
     from romanxr.pipeline import (
         RUN,
         SKIP,
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     runs = plan(options, ds, start_at=args.start_at, stop_after=args.stop_after, source=args.input)
     resolver = ReferenceResolver(context=args.crds_context, option_hints=override_options())
     failures = 0
+    unconfigured = 0  # lookups that failed only because CRDS is not set up: one message
+    first_unconfigured: Exception | None = None
     print(f"{'step':16s} {'reftype':22s} reference  [source]")
     for run in runs:
         if run.action != RUN:
@@ -57,12 +62,40 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
         for found in references_of(run, ds, resolver):
             if found.resolved is None:
                 failures += 1
-                print(f"{run.name:16s} {found.reftype:22s} ERROR: {found.error}")
+                if isinstance(found.error, CrdsConfigurationError):
+                    unconfigured += 1
+                    first_unconfigured = first_unconfigured or found.error
+                    option = f"--steps.{run.name}.override_{found.reftype}"
+                    print(f"{run.name:16s} {found.reftype:22s} CRDS not configured ({option})")
+                else:
+                    print(f"{run.name:16s} {found.reftype:22s} ERROR: {found.error}")
                 continue
             ref = found.resolved
             where = ref.source + (f" {ref.context}" if ref.context else "")
             print(f"{run.name:16s} {found.reftype:22s} {ref.path or 'N/A'}  [{where}]")
+    if unconfigured:
+        print(_crds_message(first_unconfigured, unconfigured), file=sys.stderr)
     return EXIT_CODES["reference"] if failures else 0
+
+
+def _crds_message(first: Exception | None, count: int) -> str:
+    """The one explanation printed when lookups failed because CRDS is not set up."""
+    if not os.environ.get("CRDS_PATH") and not os.environ.get("CRDS_SERVER_URL"):
+        return CRDS_NOT_CONFIGURED
+    others = f"\n(the same holds for the {count - 1} other references above)" if count > 1 else ""
+    return f"romanxr: {first}{others}"
+
+
+#: printed once by ``romanxr refs`` when lookups failed because CRDS is not set up
+CRDS_NOT_CONFIGURED = """\
+romanxr: CRDS is not configured (neither CRDS_PATH nor CRDS_SERVER_URL is set), so no reference
+could be looked up. Either point CRDS at a cache (one from `crds sync`, or the one `romanxr demo`
+made):
+    export CRDS_PATH=$PWD/demo-output/crds_cache
+or at a server:
+    export CRDS_SERVER_URL=https://roman-crds.stsci.edu CRDS_PATH=$HOME/crds_cache
+or give each reference file with the option named in its row above, e.g.
+    --steps.flatfield.override_flat=my_flat.asdf"""
 
 
 COMMAND = Command(

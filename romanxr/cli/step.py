@@ -10,8 +10,10 @@ from romanxr.cli.options import (
     Command,
     add_crds_context,
     add_output,
+    add_overwrite,
     add_progress,
     add_verbose,
+    keep_existing,
     output_for,
     progress,
 )
@@ -23,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("step", help="step name (romanxr steps lists them)")
     p.add_argument("input", help="input file")
     add_output(p, default="the input's name with the step's suffix")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_overwrite(p)
     add_crds_context(p)
     add_progress(p)
     add_verbose(p)
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     spec = get_step(args.step)
     source = Path(args.input)
     out = output_for(args, source, spec.suffix)
+    keep_existing(args, out)
     with progress(args.progress):
         pipeline.calibrate(
             source,

@@ -182,10 +182,15 @@ def test_single_steps_resume_and_overwrite(work, env, exposure):
 def test_progress_bar_and_overwrite(work, env):
     proc = run(["step", "dq_init", UNCAL_NAME, "--progress"], env, work)
     assert "Completed" in proc.stderr
-    proc = run(["step", "dq_init", UNCAL_NAME], env, work, expect=5)
-    assert "already exists" in proc.stderr
-    proc = run(["step", "dq_init", UNCAL_NAME, "--overwrite", "--no-progress"], env, work)
+    out = work / f"{STEM}_dqinit.asdf"
+    before = out.stat().st_mtime_ns
+    proc = run(["step", "dq_init", UNCAL_NAME, "--no-overwrite"], env, work, expect=5)
+    assert "already exists and --no-overwrite keeps it" in proc.stderr
+    assert out.stat().st_mtime_ns == before
+    # as strun does, an existing output is replaced by default
+    proc = run(["step", "dq_init", UNCAL_NAME, "--no-progress"], env, work)
     assert proc.stderr == ""  # no bar, no log output
+    assert out.stat().st_mtime_ns > before
 
 
 # ---------------------------------------------------------------- listing, refs, info
@@ -196,7 +201,7 @@ def test_calibrate_help_lists_every_parameter_of_every_step(env, tmp_path):
     text = proc.stdout
     for option in ("--steps", "--config", "--crds-context", "--save-intermediate", "-o"):
         assert option in text
-    for opt in ("--output-format", "--overwrite", "--start-at", "--stop-after", "--no-progress"):
+    for opt in ("--output-format", "--no-overwrite", "--start-at", "--stop-after", "--no-progress"):
         assert opt in text
     for spec in STEPS:
         for p in spec.parameters().values():
@@ -245,7 +250,11 @@ def test_refs_without_crds_is_a_reference_error(env, exposure, tmp_path):
         CRDS_MODE="local",
     )
     proc = run(["refs", exposure.uncal], bare, tmp_path, expect=4)
-    assert "ERROR" in proc.stdout
+    assert "CRDS not configured (--steps.flatfield.override_flat)" in proc.stdout
+    # the reason is said once, naming the cache that was tried
+    assert proc.stderr.count("romanxr: ") == 1
+    assert str(tmp_path / "empty") in proc.stderr
+    assert "other references above" in proc.stderr
 
 
 def test_info_on_uncal_ramp_and_cal(env, exposure, work):
@@ -306,7 +315,7 @@ def test_write_failure_exits_5(work, env):
     proc = run(["calibrate", UNCAL_NAME, "-o", "no/such/dir/x.asdf"], env, work, expect=5)
     assert "does not exist" in proc.stderr
     (work / CAL_NAME).write_text("old")
-    proc = run(["calibrate", UNCAL_NAME], env, work, expect=5)
+    proc = run(["calibrate", UNCAL_NAME, "--no-overwrite"], env, work, expect=5)
     assert "already exists" in proc.stderr
     assert (work / CAL_NAME).read_text() == "old"
 
