@@ -120,7 +120,10 @@ def scheduler(address: str | None, workers: int | None) -> Iterator[Any]:
         return
     with (
         LocalCluster(
-            n_workers=int(workers or 1), threads_per_worker=1, dashboard_address=None
+            # a free port for the dashboard: another cluster may hold the usual 8787
+            n_workers=int(workers or 1),
+            threads_per_worker=1,
+            dashboard_address=":0",
         ) as cluster,
         Client(cluster) as client,
     ):
