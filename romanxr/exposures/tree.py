@@ -103,10 +103,10 @@ def expand_inputs(source: Source) -> tuple[list[Path], str]:
 
 
 def node_identity(ds: xr.Dataset, path: str | os.PathLike) -> tuple[str, str]:
-    """``(exposure, detector)`` of an exposure: from its Roman file name (``meta.filename``,
-    else the file's name), the detector falling back on ``meta.instrument.detector``."""
+    """``(exposure, detector)`` of an exposure: from its Roman file name (the file's name,
+    else ``meta.filename``), the detector falling back on ``meta.instrument.detector``."""
     meta = ds.attrs.get("meta", {}) or {}
-    names = [str(meta.get("filename") or ""), Path(path).name]
+    names = [Path(path).name, str(meta.get("filename") or "")]
     for name in names:
         match = _ROMAN_NAME.match(name)
         if match:
