@@ -13,6 +13,7 @@ from typing import Any
 import xarray as xr
 
 from romanxr import pipeline
+from romanxr.errors import ConfigError
 from romanxr.exposures import tree as _tree
 from romanxr.exposures import writers as _writers
 from romanxr.registry import STEPS, StepSpec
@@ -86,6 +87,12 @@ class RomanTreeAccessor:
         :func:`romanxr.exposures.tree.map_nodes`: by default every member is planned and
         resolved first and one error lists every problem.
         """
+        for name in ("output", "save_results"):
+            if kwargs.get(name):
+                raise ConfigError(
+                    f"{name}= would send every node to one file; write the calibrated tree "
+                    "with .roman.to_asdf(folder) or .roman.to_zarr(store)"
+                )
         return _tree.map_nodes(
             self._tree,
             pipeline.calibrate,

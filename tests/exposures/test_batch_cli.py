@@ -123,3 +123,13 @@ def test_missing_members_are_all_named_with_exit_3(tmp_path, capsys, monkeypatch
     assert cli.main(["calibrate", "a_uncal.asdf", "b_uncal.asdf"]) == 3
     err = capsys.readouterr().err
     assert "a_uncal.asdf" in err and "b_uncal.asdf" in err and "2 member(s)" in err
+
+
+def test_save_intermediate_applies_to_every_member(batch, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in batch.members:
+        shutil.copy(path, data / path.name)
+    assert cli.main(["calibrate", str(data), "--save-intermediate", "dq_init"]) == 0
+    for path in batch.members:
+        assert (data / path.name.replace("_uncal", "_dqinit")).is_file()

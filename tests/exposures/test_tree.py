@@ -166,3 +166,11 @@ def test_continue_on_error_writes_the_good_members(six_with_one_truncated, solo,
             back = romanxr.open_cal(out / path.name.replace("_uncal", "_cal"), chunks=None)
             np.testing.assert_array_equal(back["data"].values, solo[path.name]["data"].values)
     assert "1 failed" in str(report)
+
+
+def test_calibrate_refuses_one_output_for_the_whole_tree(batch, tmp_path):
+    from romanxr.errors import ConfigError
+
+    tree = romanxr.open_exposures(batch.members)
+    with pytest.raises(ConfigError, match="to_asdf"):
+        tree.roman.calibrate(output=tmp_path / "x_cal.asdf")
