@@ -174,3 +174,20 @@ def test_calibrate_refuses_one_output_for_the_whole_tree(batch, tmp_path):
     tree = romanxr.open_exposures(batch.members)
     with pytest.raises(ConfigError, match="to_asdf"):
         tree.roman.calibrate(output=tmp_path / "x_cal.asdf")
+
+
+def test_a_member_without_references_is_listed_before_any_compute(batch, tmp_path):
+    from romanxr.testing import exposure_file_name, simulate_exposure
+
+    # WFI03 has no references in the batch's CRDS cache
+    stray = simulate_exposure((32, 256), seed=5, detector_name="WFI03", path=tmp_path)
+    assert stray.path.name == exposure_file_name("WFI03")
+    tree = romanxr.open_exposures([*batch.members, stray.path])
+    with raise_if_dask_computes(), pytest.raises(BatchError) as info:
+        tree.roman.calibrate()
+    assert list(info.value.problems) == [str(stray.path)]
+    with raise_if_dask_computes():
+        cal = tree.roman.calibrate(on_error="continue")
+    assert len(cal.leaves) == len(batch.members)
+    assert list(cal.roman.failures) == [str(stray.path)]
+    assert f"failed {stray.path}" in repr(cal.roman)
