@@ -31,7 +31,8 @@ ARROWS = {
     "testing": {"io", "refs", "kernels"},
     "plot": set(),
     "summary": {"registry"},
-    "romanxr": {"accessor", "io", "pipeline"},
+    "romanxr": {"accessor", "io", "pipeline", "_startup"},
+    "_startup": set(),
 }
 
 
