@@ -16,7 +16,7 @@ from typing import Any
 from romanxr.errors import FileFormatError, WrongProductError
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
 
-__all__ = ["block_list", "open_roman_tree"]
+__all__ = ["block_list", "file_identity", "open_roman_tree"]
 
 
 def block_list(af: Any, path: str) -> list:
@@ -55,7 +55,9 @@ def _check_blocks(af: Any, path: str) -> None:
 _VALIDATED: set[tuple[str, int, int, int]] = set()
 
 
-def _identity(path: str) -> tuple[str, int, int, int]:
+def file_identity(path: str) -> tuple[str, int, int, int]:
+    """``(real path, inode, size, mtime in ns)``: changes whenever the file is replaced or
+    rewritten (raises OSError if there is no such file)."""
     st = os.stat(path)
     return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -66,7 +68,7 @@ def _asdf_open(path: str) -> Any:
     # A file validated once in this process is not validated again while it is unchanged
     # (same inode, size and modification time): a calibration opens its ~12 reference files
     # every time, and their schema validation was ~0.3 s of a warm 512x512 run.
-    identity = _identity(path)
+    identity = file_identity(path)
     if identity in _VALIDATED:
         with asdf.config_context() as cfg:
             cfg.validate_on_read = False

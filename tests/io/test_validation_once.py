@@ -16,7 +16,7 @@ from romanxr.io import asdf_file
 def test_unchanged_file_validated_once_changed_file_again(tmp_uncal, monkeypatch):
     path = tmp_uncal()
     romanxr.open_uncal(path)
-    assert asdf_file._identity(str(path)) in asdf_file._VALIDATED
+    assert asdf_file.file_identity(str(path)) in asdf_file._VALIDATED
 
     calls = []
     original = asdf.AsdfFile._validate
