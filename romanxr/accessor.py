@@ -7,33 +7,15 @@ and the API reference show the real parameters.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
-from romanxr import pipeline as _pipeline
-from romanxr import plot as _plot
-from romanxr import summary as _summary
-from romanxr import wcs as _wcs
-from romanxr.io import asdf_writer as _asdf_writer
-from romanxr.io import zarr_io as _zarr_io
-from romanxr.steps import assign_wcs as _assign_wcs
-from romanxr.steps import dark_current as _dark_current
-from romanxr.steps import dark_decay as _dark_decay
-from romanxr.steps import dq_init as _dq_init
-from romanxr.steps import flatfield as _flatfield
-from romanxr.steps import jump as _jump
-from romanxr.steps import linearity as _linearity
-from romanxr.steps import photom as _photom
-from romanxr.steps import ramp_fit as _ramp_fit
-from romanxr.steps import refpix as _refpix
-from romanxr.steps import saturated_exposure as _saturated_exposure
-from romanxr.steps import saturation as _saturation
-from romanxr.steps import source_catalog as _source_catalog
-from romanxr.steps import tweakreg as _tweakreg
-from romanxr.steps import wfi18_transient as _wfi18_transient
+if TYPE_CHECKING:
+    from romanxr.plot import RomanPlotter
 
 __all__ = ["RomanAccessor"]
 
@@ -62,7 +44,29 @@ def _forward(func: Callable[..., Any], name: str | None = None) -> Callable[...,
     return method
 
 
-@xr.register_dataset_accessor("roman")
+class _Lazy:
+    """A forwarding method whose module is imported on first use (``"module:function"``).
+
+    ``import romanxr`` registers the accessor; the steps, their kernels (numba), dask and the
+    writers load only when a method is first looked up. The first lookup replaces this
+    descriptor on the class with the real method (:func:`_forward`), so later lookups cost
+    nothing and ``inspect.signature``, ``help`` and autodoc see the function's own.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        module, function = self.target.split(":")
+        func = getattr(importlib.import_module(f"romanxr.{module}"), function)
+        method = _forward(func, self.name)
+        setattr(RomanAccessor, self.name, method)
+        return method if obj is None else method.__get__(obj, owner)
+
+
 class RomanAccessor:
     """Roman calibration on an exposure Dataset: ``ds.roman.<step>(...)`` returns a new Dataset.
 
@@ -81,53 +85,61 @@ class RomanAccessor:
         return get_meta(self._ds)
 
     @property
-    def plot(self) -> _plot.RomanPlotter:
+    def plot(self) -> RomanPlotter:
         """Quicklook plots of this exposure (a :class:`romanxr.plot.RomanPlotter`).
 
         ``.plot.image()``, ``.plot.ramp(y, x, cal=...)`` and ``.plot.dq(bit=...)``; each
         returns the matplotlib Axes (needs matplotlib).
         """
-        return _plot.RomanPlotter(self._ds)
+        from romanxr.plot import RomanPlotter
 
-    summary = _forward(_summary.summarize, "summary")
+        return RomanPlotter(self._ds)
+
+    summary = _Lazy("summary:summarize")
 
     def __repr__(self) -> str:
-        return str(_summary.summarize(self._ds))
+        from romanxr.summary import summarize
+
+        return str(summarize(self._ds))
 
     def _repr_html_(self) -> str:
-        return _summary.summarize(self._ds)._repr_html_()
+        from romanxr.summary import summarize
+
+        return summarize(self._ds)._repr_html_()
 
     # ---- ramp-level steps, in pipeline order
-    dq_init = _forward(_dq_init.dq_init)
-    saturation = _forward(_saturation.saturation)
-    refpix = _forward(_refpix.refpix)
-    dark_decay = _forward(_dark_decay.dark_decay)
-    wfi18_transient = _forward(_wfi18_transient.wfi18_transient)
-    linearity = _forward(_linearity.linearity)
-    jump = _forward(_jump.jump)
-    ramp_fit = _forward(_ramp_fit.ramp_fit)
+    dq_init = _Lazy("steps.dq_init:dq_init")
+    saturation = _Lazy("steps.saturation:saturation")
+    refpix = _Lazy("steps.refpix:refpix")
+    dark_decay = _Lazy("steps.dark_decay:dark_decay")
+    wfi18_transient = _Lazy("steps.wfi18_transient:wfi18_transient")
+    linearity = _Lazy("steps.linearity:linearity")
+    jump = _Lazy("steps.jump:jump")
+    ramp_fit = _Lazy("steps.ramp_fit:ramp_fit")
 
     # ---- image-level steps
-    dark_current = _forward(_dark_current.dark_current)
-    assign_wcs = _forward(_assign_wcs.assign_wcs)
-    photom = _forward(_photom.photom)
-    flatfield = _forward(_flatfield.flatfield)
-    source_catalog = _forward(_source_catalog.source_catalog)
-    tweakreg = _forward(_tweakreg.tweakreg)
+    dark_current = _Lazy("steps.dark_current:dark_current")
+    assign_wcs = _Lazy("steps.assign_wcs:assign_wcs")
+    photom = _Lazy("steps.photom:photom")
+    flatfield = _Lazy("steps.flatfield:flatfield")
+    source_catalog = _Lazy("steps.source_catalog:source_catalog")
+    tweakreg = _Lazy("steps.tweakreg:tweakreg")
 
     @property
     def catalog(self) -> Any:
         """The source catalog of an image made by ``source_catalog`` (an astropy Table;
         measured now if it has not been yet). See
         :func:`romanxr.steps.source_catalog.catalog_table`."""
-        return _source_catalog.catalog_table(self._ds)
+        from romanxr.steps.source_catalog import catalog_table
+
+        return catalog_table(self._ds)
 
     # ---- whole pipeline, checks, coordinates, writers
-    calibrate = _forward(_pipeline.calibrate)
-    is_fully_saturated = _forward(_saturated_exposure.is_fully_saturated)
-    saturated_image = _forward(_saturated_exposure.saturated_image)
-    world_coords = _forward(_wcs.world_coords)
-    jump_indices = _forward(_ramp_fit.jump_indices)
-    to_asdf = _forward(_asdf_writer.to_asdf)
-    to_zarr = _forward(_zarr_io.to_zarr)
-    to_catalog_files = _forward(_source_catalog.to_catalog_files)
+    calibrate = _Lazy("pipeline:calibrate")
+    is_fully_saturated = _Lazy("steps.saturated_exposure:is_fully_saturated")
+    saturated_image = _Lazy("steps.saturated_exposure:saturated_image")
+    world_coords = _Lazy("wcs:world_coords")
+    jump_indices = _Lazy("steps.ramp_fit:jump_indices")
+    to_asdf = _Lazy("io.asdf_writer:to_asdf")
+    to_zarr = _Lazy("io.zarr_io:to_zarr")
+    to_catalog_files = _Lazy("steps.source_catalog:to_catalog_files")

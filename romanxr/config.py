@@ -11,6 +11,7 @@ Precedence, lowest first: step defaults < config file < keyword arguments / comm
 
 from __future__ import annotations
 
+import ast
 import difflib
 import inspect
 import re
@@ -30,6 +31,7 @@ __all__ = [
     "merge_step_options",
     "normalize_step_name",
     "parameter_specs",
+    "parameter_specs_from_source",
     "parse_step_option",
 ]
 
@@ -71,8 +73,7 @@ class ParameterSpec:
     help: str
 
 
-def _docstring_params(func: Any) -> dict[str, str]:
-    doc = inspect.getdoc(func) or ""
+def _docstring_params(doc: str) -> dict[str, str]:
     match = re.search(r"^Parameters\n-+\n(.*?)(?:^\w[\w ]*\n-+\n|\Z)", doc, re.S | re.M)
     if not match:
         return {}
@@ -90,14 +91,12 @@ def _docstring_params(func: Any) -> dict[str, str]:
     return helps
 
 
-def parameter_specs(func: Any) -> dict[str, ParameterSpec]:
-    """Parameters of a step function (keyword-only ones, minus internal plumbing)."""
-    helps = _docstring_params(func)
+def _specs(keywords: list[tuple[str, Any]], doc: str) -> dict[str, ParameterSpec]:
+    helps = _docstring_params(doc)
     specs: dict[str, ParameterSpec] = {}
-    for name, param in inspect.signature(func).parameters.items():
-        if param.kind is not inspect.Parameter.KEYWORD_ONLY or name in {"resolver"}:
+    for name, default in keywords:
+        if name in {"resolver"}:
             continue
-        default = None if param.default is inspect.Parameter.empty else param.default
         typ = type(default) if default is not None else (str if "override" in name else None)
         text = helps.get(name, "")
         if not text and name.startswith("override_"):
@@ -109,6 +108,47 @@ def parameter_specs(func: Any) -> dict[str, ParameterSpec]:
     for name, (default, text) in COMMON_PARAMETERS.items():
         specs.setdefault(name, ParameterSpec(name, default, bool, text))
     return specs
+
+
+def parameter_specs(func: Any) -> dict[str, ParameterSpec]:
+    """Parameters of a step function (keyword-only ones, minus internal plumbing)."""
+    keywords = [
+        (name, None if param.default is inspect.Parameter.empty else param.default)
+        for name, param in inspect.signature(func).parameters.items()
+        if param.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    return _specs(keywords, inspect.getdoc(func) or "")
+
+
+def parameter_specs_from_source(source: str, function: str) -> dict[str, ParameterSpec] | None:
+    """:func:`parameter_specs` of ``function`` read from its module's source, unimported.
+
+    ``romanxr calibrate -h`` lists every step's parameters; importing the steps for that
+    would import dask, scipy and the numba kernels (~1.5 s). None when the function is not
+    a top-level ``def`` of ``source`` or a default is not a literal: then import it.
+    """
+    body = ast.parse(source).body
+    # module constants used as defaults (``catalog: str = DEFAULT_CATALOG``)
+    constants = {
+        node.targets[0].id: node.value
+        for node in body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+    for node in body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            break
+    else:
+        return None
+    args = node.args
+    try:
+        defaults = [
+            None if d is None else ast.literal_eval(constants.get(getattr(d, "id", None), d))
+            for d in args.kw_defaults
+        ]
+    except ValueError:
+        return None
+    keywords = [(arg.arg, default) for arg, default in zip(args.kwonlyargs, defaults, strict=True)]
+    return _specs(keywords, ast.get_docstring(node) or "")
 
 
 _TRUE = {"true", "yes", "on", "1", "t", "y"}

@@ -23,13 +23,20 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import xarray as xr
-
-from romanxr.config import ParameterSpec, closest, normalize_step_name, parameter_specs
-from romanxr.dataset import is_imaging
+from romanxr.config import (
+    ParameterSpec,
+    closest,
+    normalize_step_name,
+    parameter_specs,
+    parameter_specs_from_source,
+)
 from romanxr.errors import ConfigError
+
+if TYPE_CHECKING:  # the registry is read by `romanxr -h`: no xarray at import
+    import xarray as xr
 
 __all__ = [
     "ALL_REFTYPES",
@@ -128,6 +135,8 @@ class StepSpec:
 
     def applies_to(self, ds: xr.Dataset) -> bool:
         """Whether the step runs on this exposure (``imaging_only`` steps: imaging only)."""
+        from romanxr.dataset import is_imaging
+
         return not self.imaging_only or is_imaging(ds)
 
     def apply(
@@ -152,6 +161,13 @@ def _load(module: str, function: str) -> Callable[..., xr.Dataset]:
 
 @functools.cache
 def _parameters(module: str, function: str) -> dict[str, ParameterSpec]:
+    # from the source when it can be (`romanxr calibrate -h` imports no step); the same specs
+    # as from the imported function (tests/unit/test_registry.py checks every step)
+    source = Path(__file__).with_name("steps") / f"{module}.py"
+    if source.is_file():
+        specs = parameter_specs_from_source(source.read_text(encoding="utf-8"), function)
+        if specs is not None:
+            return specs
     return parameter_specs(_load(module, function))
 
 

@@ -132,6 +132,10 @@ def _run(args: argparse.Namespace, extra: list[str], known_options: list[str]) -
         from romanxr.schedule import tune_allocator
 
         tune_allocator()
+        # a first run compiles the numba kernels (tens of seconds): say so after 2 s
+        from romanxr.cli.compiling import announce_compilation
+
+        announce_compilation()
     return command.run(args, step_options)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from romanxr.cli.options import Command, add_verbose
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["COMMAND"]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from romanxr.pipeline import RUN, StepRun
+if TYPE_CHECKING:  # `romanxr -h` must not import the pipeline
+    from romanxr.pipeline import StepRun
 
 __all__ = ["plan_lines", "wrap"]
 
@@ -19,6 +21,8 @@ def wrap(text: str, indent: int = 8) -> str:
 
 def action_text(run: StepRun) -> str:
     """``run``, ``skip (why)`` or ``fold (why)``, plus what happens after the step."""
+    from romanxr.pipeline.planning import RUN
+
     text = run.action if run.action == RUN else f"{run.action} ({run.reason})"
     if run.save:
         text += f"; its output is saved (_{run.spec.suffix})"

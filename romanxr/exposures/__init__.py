@@ -1,7 +1,7 @@
 """Many exposures at once: the 18 detectors of a WFI exposure, file lists, associations.
 
 :func:`open_exposures` opens them as one lazy :class:`xarray.DataTree`
-(``/<exposure>/<detector>``); importing this package registers the ``dt.roman`` accessor
+(``/<exposure>/<detector>``); ``import romanxr`` registers the ``dt.roman`` accessor
 (:class:`~romanxr.exposures.accessor.RomanTreeAccessor`): every step and ``calibrate`` over
 all nodes, the tree writers (:mod:`romanxr.exposures.writers`) and a summary. Associations are
 read by :mod:`romanxr.exposures.association`.

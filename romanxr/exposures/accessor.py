@@ -51,7 +51,6 @@ def _forward_step(spec: StepSpec) -> Callable[..., xr.DataTree]:
     return method
 
 
-@xr.register_datatree_accessor("roman")
 class RomanTreeAccessor:
     """Roman calibration on a tree of exposures (:func:`romanxr.open_exposures`).
 

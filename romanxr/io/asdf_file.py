@@ -16,7 +16,7 @@ from typing import Any
 from romanxr.errors import FileFormatError, WrongProductError
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
 
-__all__ = ["block_list", "open_roman_tree"]
+__all__ = ["block_list", "file_identity", "open_roman_tree"]
 
 
 def block_list(af: Any, path: str) -> list:
@@ -51,17 +51,39 @@ def _check_blocks(af: Any, path: str) -> None:
                 )
 
 
+#: files whose tree validated in this process: (path, inode, size, mtime in ns) of each
+_VALIDATED: set[tuple[str, int, int, int]] = set()
+
+
+def file_identity(path: str) -> tuple[str, int, int, int]:
+    """``(real path, inode, size, mtime in ns)``: changes whenever the file is replaced or
+    rewritten (raises OSError if there is no such file)."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _asdf_open(path: str) -> Any:
     import asdf
 
+    # A file validated once in this process is not validated again while it is unchanged
+    # (same inode, size and modification time): a calibration opens its ~12 reference files
+    # every time, and their schema validation was ~0.3 s of a warm 512x512 run.
+    identity = file_identity(path)
+    if identity in _VALIDATED:
+        with asdf.config_context() as cfg:
+            cfg.validate_on_read = False
+            return asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
     # validate the tree against the Roman schemas at open (explicitly: asdf announces that
     # validation on read will be off by default); the reader's own checks come after
     if asdf.get_config().validate_on_read:
         # (a config context of its own would rebuild asdf's extension list: ~0.1 s each)
-        return asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
-    with asdf.config_context() as cfg:
-        cfg.validate_on_read = True
-        return asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
+        af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
+    else:
+        with asdf.config_context() as cfg:
+            cfg.validate_on_read = True
+            af = asdf.open(path, lazy_load=True, memmap=False, lazy_tree=True)
+    _VALIDATED.add(identity)
+    return af
 
 
 def _open_asdf(path: str) -> tuple[Any, Any]:

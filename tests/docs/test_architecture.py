@@ -32,7 +32,8 @@ ARROWS = {
     "plot": set(),
     "summary": {"registry"},
     "exposures": {"pipeline", "registry", "io"},
-    "romanxr": {"accessor", "io", "pipeline", "exposures"},
+    "romanxr": {"accessor", "io", "pipeline", "exposures", "_startup"},
+    "_startup": set(),
 }
 
 

@@ -1,0 +1,217 @@
+"""Start-up and small-size figures of issue #19, each measured as a whole process.
+
+Every case runs ``--repeat`` times (default 5) in a fresh process; the table gives the median
+wall time, the median CPU time (user + system) and the median peak RSS of the child, both from
+``/usr/bin/time``. Cases:
+
+* ``import``: ``python -c "import romanxr"``; ``import_xarray``: ``import romanxr, xarray``
+  (what registering ``ds.roman`` costs once xarray is there);
+* ``help`` / ``calibrate_help``: ``romanxr --help`` / ``romanxr calibrate -h``;
+* ``cli_256`` / ``cli_512``: ``romanxr calibrate`` of a simulated 256² / 512² cut-out
+  (``romanxr.testing``), every reference overridden, refpix and dark_decay skipped, like the
+  issue's table (numba cache warm: one unmeasured run first);
+* ``strun_512``: romancal 1.1.0 ``strun roman_elp`` on the same 512² file and arguments
+  (source_catalog and tweakreg skipped as well; a local CRDS cache answers the context
+  lookup, no network);
+* ``python_512``: ``romanxr.calibrate`` of the 512² exposure loaded in memory, warm: one
+  process, one unmeasured call, then ``--repeat`` timed calls (wall and process CPU time);
+* ``cold_256``: ``romanxr calibrate`` of the 256² cut-out with ``NUMBA_CACHE_DIR`` pointing
+  at a fresh empty folder each run (the first run after an install).
+
+Usage::
+
+    python benchmarks/bench_startup.py                       # everything, medians of 5
+    python benchmarks/bench_startup.py --cases import help calibrate_help --repeat 9
+    python benchmarks/bench_startup.py --cases cold_256 --repeat 3
+
+Inputs are simulated once into ``--cache`` (default ``~/.cache/romanxr_bench_startup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CASES = (
+    "import",
+    "import_xarray",
+    "help",
+    "calibrate_help",
+    "cli_256",
+    "cli_512",
+    "strun_512",
+    "python_512",
+    "cold_256",
+)
+SKIPPED = ("refpix", "dark_decay")
+ROMANCAL_SKIPPED = (*SKIPPED, "source_catalog", "tweakreg")
+
+
+def prepare(folder: Path, size: int) -> dict:
+    """Simulate a ``size``² exposure, its references and a local CRDS cache (once)."""
+    where = folder / f"s{size}"
+    manifest = where / "manifest.json"
+    if manifest.exists():
+        return json.loads(manifest.read_text())
+    from romanxr.testing import make_detector, make_reference_set, simulate_exposure
+    from romanxr.testing.crds_cache import build_local_crds_cache
+
+    where.mkdir(parents=True, exist_ok=True)
+    det = make_detector((size, size), seed=2026)
+    refs = make_reference_set(where / "refs", det)
+    sim = simulate_exposure(det, seed=2026, path=where)
+    crds = build_local_crds_cache(where / "crds", refs.overrides())
+    steps = refs.romancal_steps(skip=ROMANCAL_SKIPPED)
+    args = [
+        f"--steps.{step}.{key}={value}"
+        for step, opts in steps.items()
+        for key, value in opts.items()
+    ]
+    info = {
+        "uncal": str(sim.path),
+        "overrides": refs.overrides(),
+        "args": args,
+        "crds_env": crds.environ(),
+    }
+    manifest.write_text(json.dumps(info, indent=1))
+    return info
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> dict:
+    """Run ``cmd`` once under ``/usr/bin/time``: wall, CPU (user + system), peak RSS."""
+    with tempfile.NamedTemporaryFile("w+") as usage, tempfile.TemporaryFile() as log:
+        timed = ["/usr/bin/time", "-o", usage.name, "-f", "%U %S %M", *cmd]
+        t0 = time.perf_counter()
+        proc = subprocess.run(timed, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=log)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"{cmd} failed ({proc.returncode}):\n{log.read()[-4000:]!r}")
+        user, system, rss_kib = usage.read().split()[-3:]
+    return {
+        "wall": wall,
+        "cpu": float(user) + float(system),
+        "rss_mib": int(rss_kib) / 1024,
+        "stdout": proc.stdout.decode(errors="replace"),
+    }
+
+
+def romanxr_command() -> list[str]:
+    """The ``romanxr`` console script of this interpreter (``python -m romanxr.cli`` if none)."""
+    script = Path(sys.executable).with_name("romanxr")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "romanxr.cli"]
+
+
+def _cli_calibrate(info: dict, out: Path) -> list[str]:
+    args = [a for a in info["args"] if not any(f".{s}." in a for s in ("source_catalog",))]
+    args = [a for a in args if ".tweakreg." not in a]
+    return [*romanxr_command(), "calibrate", info["uncal"], *args, "--output_dir", str(out)]
+
+
+def _python_child(uncal: str, overrides: dict, repeat: int) -> None:
+    """In this process: load the exposure, calibrate once, then time ``repeat`` calls."""
+    import romanxr
+
+    ds = romanxr.open_uncal(uncal).load()
+    steps = {s: {"skip": True} for s in SKIPPED}
+    romanxr.calibrate(ds, steps=steps, overrides=overrides).compute()
+    runs = []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        romanxr.calibrate(ds, steps=steps, overrides=overrides).compute()
+        runs.append({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0})
+    print("RESULT " + json.dumps(runs))
+
+
+def commands(case: str, inputs: dict, work: Path) -> tuple[list[str], dict[str, str], bool]:
+    """``(command, extra environment, warm-up first?)`` of one case."""
+    py = sys.executable
+    if case == "import":
+        return [py, "-c", "import romanxr"], {}, False
+    if case == "import_xarray":
+        return [py, "-c", "import romanxr, xarray"], {}, False
+    if case == "help":
+        return [*romanxr_command(), "--help"], {}, False
+    if case == "calibrate_help":
+        return [*romanxr_command(), "calibrate", "-h"], {}, False
+    if case in ("cli_256", "cli_512", "cold_256"):
+        info = inputs[int(case[-3:])]
+        return _cli_calibrate(info, work / case), {}, case != "cold_256"
+    if case == "strun_512":
+        info = inputs[512]
+        strun = str(Path(py).with_name("strun"))
+        cmd = [strun, "roman_elp", info["uncal"], *info["args"], "--output_dir", str(work / case)]
+        env = dict(info["crds_env"], STPIPE_DISABLE_CRDS_STEPPARS="True")
+        return cmd, env, True
+    raise ValueError(case)
+
+
+def measure(case: str, inputs: dict, work: Path, repeat: int) -> list[dict]:
+    """``repeat`` whole-process runs of ``case`` (after a warm-up run where it has one)."""
+    if case == "python_512":
+        info = inputs[512]
+        code = (
+            "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_startup as b; "
+            "b._python_child(sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]))"
+        )
+        here = str(Path(__file__).parent)
+        cmd = [sys.executable, "-c", code, here, info["uncal"], json.dumps(info["overrides"])]
+        run = run_measured([*cmd, str(repeat)], dict(os.environ), work)
+        line = next(x for x in run["stdout"].splitlines() if x.startswith("RESULT "))
+        return [dict(r, rss_mib=run["rss_mib"]) for r in json.loads(line[7:])]
+    cmd, extra, warm_up = commands(case, inputs, work)
+    runs = []
+    for i in range(repeat + warm_up):
+        env = dict(os.environ, **extra)
+        if case == "cold_256":
+            cache = tempfile.mkdtemp(prefix="numba-cold-", dir=work)
+            env["NUMBA_CACHE_DIR"] = cache
+        if case.startswith(("cli", "cold", "strun")):
+            shutil.rmtree(work / case, ignore_errors=True)
+            (work / case).mkdir()
+        run = run_measured(cmd, env, work)
+        if i >= warm_up:
+            runs.append(run)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/romanxr_bench_startup")
+    parser.add_argument("--json", type=Path, help="also write every run here")
+    args = parser.parse_args()
+
+    sizes = {int(c[-3:]) for c in args.cases if c[-3:] in ("256", "512")}
+    inputs = {size: prepare(args.cache, size) for size in sorted(sizes)}
+    print(f"medians of {args.repeat} runs; load average {os.getloadavg()[0]:.1f} at the start")
+    print("| case | wall s | CPU s | peak RSS MiB | runs (wall s) |\n|---|---:|---:|---:|---|")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        for case in args.cases:
+            runs = measure(case, inputs, Path(tmp), args.repeat)
+            for r in runs:
+                r.pop("stdout", None)
+            results[case] = runs
+            med = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "rss_mib")}
+            walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
+            print(
+                f"| {case} | {med['wall']:.2f} | {med['cpu']:.2f} | {med['rss_mib']:.0f} "
+                f"| {walls} |",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
