@@ -15,6 +15,7 @@ __all__ = [
     "FileFormatError",
     "InputError",
     "OutputError",
+    "OutputExistsError",
     "ReferenceFileError",
     "ReferenceMismatchError",
     "ReferenceNotFoundError",
@@ -71,6 +72,30 @@ class ReferenceMismatchError(ReferenceFileError, ValueError):
 
 class OutputError(RomanxrError, OSError):
     """The output cannot be written (bad path, exists without overwrite, disk full...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """Without overwrite, the output appeared while the run was computing (another writer).
+
+    The finished result was removed; the file at the target (the other writer's) is untouched.
+    ``str(err)`` names the Python fix (``overwrite=True``), :meth:`cli_message` the command
+    line's (``--overwrite``).
+    """
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+        super().__init__(self._text("pass overwrite=True"))
+
+    def _text(self, fix: str) -> str:
+        return (
+            f"{self.target}: the output appeared while this run was computing (another run "
+            "writing the same path?) and overwriting is off, so it was kept and this run's "
+            f"finished result was removed. Write to another path, or {fix} to replace it"
+        )
+
+    def cli_message(self) -> str:
+        """The message in the command line's terms."""
+        return self._text("run again with --overwrite (the default)")
 
 
 class ReferenceTypeError(ReferenceMismatchError, WrongProductError):
