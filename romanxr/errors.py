@@ -14,6 +14,7 @@ __all__ = [
     "ExposureError",
     "FileFormatError",
     "InputError",
+    "InputFileError",
     "OutputError",
     "OutputExistsError",
     "ReferenceFileError",
@@ -40,6 +41,10 @@ class InputError(RomanxrError, ValueError):
 
 class FileFormatError(InputError):
     """A file is not a readable ASDF file, or is truncated or corrupt."""
+
+
+class InputFileError(InputError):
+    """An input file cannot be read as opened: unreadable, or changed after it was opened."""
 
 
 class WrongProductError(InputError):

@@ -15,6 +15,7 @@ from typing import Any
 
 from romanxr.errors import FileFormatError, WrongProductError
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
+from romanxr.io.identity import check_identity, file_identity
 
 __all__ = ["block_list", "open_roman_tree"]
 
@@ -120,9 +121,18 @@ def open_roman_tree(path: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
         Not an ASDF file, a tree that does not parse or validate, truncated blocks.
     WrongProductError
         An ASDF file without a ``roman`` node.
+    InputFileError
+        The file was replaced or rewritten while it was being opened.
     """
-    af, roman = _open_asdf(os.fspath(path))
+    path = os.fspath(path)
+    try:
+        identity = file_identity(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    af, roman = _open_asdf(path)
     try:
         yield af, roman
+        # what was read (tree, arrays' identities) all came from the file as it was first seen
+        check_identity(path, identity)
     finally:
         af.close()
