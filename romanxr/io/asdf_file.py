@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from romanxr.errors import FileFormatError, WrongProductError
+from romanxr.io.asdf_guard import check_yaml_tree
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
 from romanxr.io.identity import check_identity, file_identity
 
@@ -75,6 +76,7 @@ def _open_asdf(path: str) -> tuple[Any, Any]:
             f"{path}: not an ASDF file (it does not start with '#ASDF'); romanxr reads Roman "
             "ASDF products such as *_uncal.asdf and *_cal.asdf"
         )
+    check_yaml_tree(path)  # alias bombs and external array sources, before asdf parses it
     try:
         af = _asdf_open(path)
         tree = af.tree
@@ -118,7 +120,9 @@ def open_roman_tree(path: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
     FileNotFoundError
         No such file.
     FileFormatError
-        Not an ASDF file, a tree that does not parse or validate, truncated blocks.
+        Not an ASDF file, a tree that does not parse or validate, truncated blocks, a YAML
+        alias bomb or an array stored outside the file
+        (:func:`~romanxr.io.asdf_guard.check_yaml_tree`).
     WrongProductError
         An ASDF file without a ``roman`` node.
     InputFileError
