@@ -18,6 +18,7 @@ __all__ = [
     "OutputError",
     "OutputExistsError",
     "ReferenceFileError",
+    "ReferenceFormatError",
     "ReferenceMismatchError",
     "ReferenceNotFoundError",
     "ReferenceTypeError",
@@ -61,6 +62,11 @@ class ConfigError(RomanxrError, ValueError):
 
 class ReferenceFileError(RomanxrError, LookupError):
     """Base class for reference-file problems."""
+
+
+class ReferenceFormatError(ReferenceFileError, FileFormatError):
+    """A reference file is not readable ASDF, truncated or corrupt (a reference problem, and
+    a :class:`FileFormatError`)."""
 
 
 class ReferenceNotFoundError(ReferenceFileError, FileNotFoundError):

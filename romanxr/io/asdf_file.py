@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from romanxr.errors import FileFormatError, WrongProductError
+from romanxr.errors import FileFormatError, InputFileError, WrongProductError
 from romanxr.io.asdf_guard import check_yaml_tree
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
 from romanxr.io.identity import check_identity, file_identity
@@ -69,8 +69,19 @@ def _asdf_open(path: str) -> Any:
 def _open_asdf(path: str) -> tuple[Any, Any]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        head = fh.read(5)
+    if os.path.isdir(path):
+        raise InputFileError(
+            f"{path}: is a directory, not a file; give the path of an ASDF file such as a "
+            "*_uncal.asdf (a Zarr store written by romanxr ends in .zarr)"
+        )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(5)
+    except PermissionError as exc:
+        raise InputFileError(
+            f"{path}: cannot be read ({exc.strerror or exc}); ask its owner for read "
+            "permission, or copy the file somewhere you can read it"
+        ) from exc
     if head != b"#ASDF":
         raise FileFormatError(
             f"{path}: not an ASDF file (it does not start with '#ASDF'); romanxr reads Roman "

@@ -27,7 +27,7 @@ from romanxr.dataset import (
     resultant_coords,
     validate_read_pattern,
 )
-from romanxr.errors import FileFormatError, RomanxrError, WrongProductError
+from romanxr.errors import ExposureError, FileFormatError, RomanxrError, WrongProductError
 from romanxr.io.asdf_file import open_roman_tree
 from romanxr.io.cache import CACHE
 from romanxr.io.identity import FileIdentity, check_identity, file_identity, same_identity
@@ -172,9 +172,17 @@ def _open_uncal_vars(path: str, roman: Any, meta: dict) -> tuple[dict, dict]:
         "reference_read": ("y", "x"),
         "reference_amp33": ("y", AMP33_DIM),
     }
+    sizes = {"resultant": nres, "y": ny, "x": nx}
     for name, dims in optional.items():
         if name in roman and roman[name] is not None:
             variables[name] = _array_var(path, name, roman[name], dims)
+            for dim, size in zip(dims, variables[name].shape, strict=True):
+                if dim in sizes and size != sizes[dim]:
+                    raise ExposureError(
+                        f"{path}: roman.{name} has {size} along {dim} but roman.data has "
+                        f"{sizes[dim]}; the arrays of the file disagree (it was written "
+                        "wrongly or edited): write the uncal file again"
+                    )
     coords: dict[str, Any] = dict(resultant_coords(info))
     coords["y"] = np.arange(ny, dtype=np.int64)
     coords["x"] = np.arange(nx, dtype=np.int64)
