@@ -128,3 +128,21 @@ def test_one_size_rule_for_every_reference(image, reftype, start):
     oversized = _fake_reference((frame[0] + 6, frame[1] + 6), start, reftype)
     with pytest.raises(ReferenceMismatchError, match=f"big_{reftype}.asdf: {reftype} reference"):
         align_to_exposure(oversized, ds)
+
+
+def test_config_file_paths_are_relative_to_its_folder(tmp_path, monkeypatch):
+    from romanxr.config import load_config_file
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    config = folder / "romanxr.toml"
+    config.write_text(
+        '[steps.flat_field]\noverride_flat = "refs/my_flat.asdf"\n'
+        '[steps.dark_current]\noverride_dark = "N/A"\n'
+        '[steps.saturation]\noverride_saturation = "/abs/sat.asdf"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # elsewhere than the config file
+    options = load_config_file("run/romanxr.toml")
+    assert options["flat_field"]["override_flat"] == str(folder / "refs" / "my_flat.asdf")
+    assert options["dark_current"]["override_dark"] == "N/A"
+    assert options["saturation"]["override_saturation"] == "/abs/sat.asdf"
