@@ -330,8 +330,31 @@ def atomic_target(target: str | os.PathLike, *, overwrite: bool = True) -> Itera
                 "and permissions, then write again"
             ) from exc
     except BaseException:
-        _remove(tmp)
+        _remove_settled(tmp)
         raise
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE.discard(str(tmp))
+
+
+#: After a failed write, how long a temporary directory must stay gone before it counts as
+#: removed, and how long to keep trying (seconds).
+_SETTLE, _SETTLE_LIMIT = 0.05, 5.0
+
+
+def _remove_settled(tmp: Path) -> None:
+    """Remove a failed write's temporary, again if it comes back.
+
+    When one chunk of a Zarr write fails (a full disk), the error reaches here while other
+    threads of the same compute may still be writing chunks, and zarr's store creates the
+    missing folders of a chunk it writes: a chunk written after the first removal would bring
+    the temporary back. So the removal is repeated until the path has stayed absent for
+    :data:`_SETTLE` seconds (bounded by :data:`_SETTLE_LIMIT`).
+    """
+    _remove(tmp)
+    deadline = time.monotonic() + _SETTLE_LIMIT
+    while time.monotonic() < deadline:
+        time.sleep(_SETTLE)
+        if not os.path.lexists(tmp):
+            return
+        _remove(tmp)
