@@ -9,6 +9,8 @@ Messages name the file, the field and the fix.
 from __future__ import annotations
 
 __all__ = [
+    "AssociationError",
+    "BatchError",
     "ConfigError",
     "CrdsConfigurationError",
     "ExposureError",
@@ -114,3 +116,25 @@ class ReferenceTypeError(ReferenceMismatchError, WrongProductError):
 
     Both a :class:`ReferenceMismatchError` and a :class:`WrongProductError`.
     """
+
+
+class AssociationError(InputError):
+    """An association file (``*_asn.json``) that cannot be read, or a member that cannot be
+    used (unknown ``exptype``, missing file)."""
+
+
+class BatchError(InputError):
+    """Some members of a batch (an exposure tree, a file list, an association) cannot be
+    calibrated; :attr:`problems` maps each member (its file) to its error.
+
+    Raised before anything is computed, listing every problem at once.
+    """
+
+    def __init__(self, problems: dict[str, Exception], what: str = "batch") -> None:
+        self.problems = dict(problems)
+        lines = [f"  {member}: {type(exc).__name__}: {exc}" for member, exc in problems.items()]
+        super().__init__(
+            f"{len(problems)} member(s) of the {what} cannot be calibrated (nothing was "
+            "computed):\n" + "\n".join(lines) + "\nfix or remove them, or pass "
+            "on_error='continue' (--continue-on-error) to calibrate the others"
+        )

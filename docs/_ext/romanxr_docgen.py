@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "romanxr.io",
     "romanxr.registry",
     "romanxr.pipeline",
+    "romanxr.exposures",
     "romanxr.steps.dq_init",
     "romanxr.steps.saturation",
     "romanxr.steps.refpix",

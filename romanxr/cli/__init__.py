@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(epilogs=argv[:1] if asks_help else False)
         args, extra = parser.parse_known_args(argv)
         if args.version:
-            from romanxr import __version__
+            from romanxr._version import __version__
 
             print(f"romanxr {__version__}")
             return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from romanxr.cli import batch
 from romanxr.cli.options import (
     Command,
     add_config,
@@ -41,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="*_uncal.asdf file (or a saved intermediate with --start-at); a leading stpipe "
-        "class name or parameter file is accepted as strun takes it",
+        help="*_uncal.asdf file(s) (or saved intermediates with --start-at), a quoted glob, "
+        "a romancal *_asn.json association or a folder; a leading stpipe class name or "
+        "parameter file is accepted as strun takes it",
     )
     add_output(p)
     add_config(p)
@@ -84,6 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the files it would write) and stop: nothing is computed or written",
     )
     add_progress(p)
+    batch.add_arguments(p)
     add_verbose(p)
 
 
@@ -125,15 +128,21 @@ def is_config_file(path: str) -> bool:
         return False
 
 
-def input_and_config(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The one input file, and the parameter file (``--config`` or a leading one, as strun
+def inputs_and_config(args: argparse.Namespace) -> tuple[list[str], str | None]:
+    """The input files, and the parameter file (``--config`` or a leading one, as strun
     takes it); a pasted stpipe class name is dropped."""
     inputs = [i for i in args.inputs if i not in STPIPE_CLASSES]
     config = args.config
-    if len(inputs) == 2 and is_config_file(inputs[0]):
+    if len(inputs) >= 2 and is_config_file(inputs[0]):
         if config:
             raise ConfigError(f"two parameter files: {inputs[0]} and --config {config}")
         config = inputs.pop(0)
+    return inputs, config
+
+
+def input_and_config(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The one input file and the parameter file (see :func:`inputs_and_config`)."""
+    inputs, config = inputs_and_config(args)
     if len(inputs) != 1:
         raise ConfigError(f"calibrate takes one input file, got {inputs or 'none'}")
     return Path(inputs[0]), config
@@ -143,6 +152,9 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     from romanxr import pipeline
     from romanxr.registry import STEPS, get_step
 
+    inputs, config = inputs_and_config(args)
+    if batch.is_batch(inputs):  # several files, a pattern, an association, a folder
+        return batch.run(args, step_options, inputs, config)
     source, config = input_and_config(args)
     # a partial run is named after its last step (r..._linearity.asdf), a whole one _cal
     last = get_step(args.stop_after) if args.stop_after else STEPS[-1]

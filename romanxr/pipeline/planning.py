@@ -205,7 +205,7 @@ def _decide(spec: StepSpec, given: Mapping[str, Any], ds: xr.Dataset, save: bool
         reason = f"steps.{spec.name}.skip is set"
         return StepRun(spec, SKIP, reason, arguments, record, save=save)
     if spec.opt_in and not given:
-        reason = f"runs only when asked (--steps.{spec.name}.skip=false or any of its options)"
+        reason = f"opt-in (--steps.{spec.name}.skip=false or one of its options)"
         return StepRun(spec, OFF, reason, arguments, record, save=save)
     if not spec.applies_to(ds):
         reason = f"not an imaging exposure ({exposure_type(ds) or 'no meta.exposure.type'})"

@@ -326,7 +326,6 @@ def test_write_failure_exits_5(work, env):
         (["calibrate", UNCAL_NAME, "--output-format", "fits"], "invalid choice"),
         (["calibrate", UNCAL_NAME, "--start-at", "ramp_fit", "--stop-after", "dq_init"], "after"),
         (["info", UNCAL_NAME, "--steps.jump.skip=true"], "do not apply"),
-        (["calibrate", "a_uncal.asdf", "b_uncal.asdf"], "one input file"),
     ],
 )
 def test_more_usage_errors_in_process(work, capsys, monkeypatch, args, message):

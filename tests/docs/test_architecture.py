@@ -14,11 +14,11 @@ import check_structure  # noqa: E402
 
 # the rooms of the page, and the shared modules everything may use
 ROOMS = {"io", "refs", "schedule", "kernels", "steps", "registry", "pipeline", "accessor"}
-ROOMS |= {"cli", "testing", "demo", "plot", "summary"}
+ROOMS |= {"cli", "testing", "demo", "plot", "summary", "exposures"}
 SHARED = {"errors", "dq", "dataset", "config", "wcs", "_version"}
 # the arrows drawn on the page: room -> rooms it may import (besides SHARED)
 ARROWS = {
-    "cli": {"pipeline", "refs", "registry", "schedule", "demo"},
+    "cli": {"pipeline", "refs", "registry", "schedule", "demo", "exposures"},
     "demo": {"pipeline", "refs", "plot", "testing", "romanxr"},
     "pipeline": {"registry", "steps", "io", "refs"},
     "steps": {"kernels", "refs", "io", "schedule"},
@@ -31,7 +31,8 @@ ARROWS = {
     "testing": {"io", "refs", "kernels"},
     "plot": set(),
     "summary": {"registry"},
-    "romanxr": {"accessor", "io", "pipeline"},
+    "exposures": {"pipeline", "registry", "io"},
+    "romanxr": {"accessor", "io", "pipeline", "exposures"},
 }
 
 

@@ -18,13 +18,14 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 nbformat = pytest.importorskip("nbformat")
 
 
-def test_there_are_four_notebooks():
+def test_there_are_five_notebooks():
     names = [p.name for p in NOTEBOOKS]
     assert names == [
         "01_quickstart.ipynb",
         "02_tutorial_exercise.ipynb",
         "03_out_of_core.ipynb",
         "04_compare_romancal.ipynb",
+        "05_whole_exposure.ipynb",
     ]
 
 

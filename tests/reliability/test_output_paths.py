@@ -28,7 +28,7 @@ def _run(capsys, *argv):
 
 def test_missing_output_directory(tmp_uncal, tmp_path, capsys, no_crds):
     out = tmp_path / "nowhere" / "o_cal.asdf"
-    code, err = _run(capsys, tmp_uncal(), "-o", out)
+    code, err = _run(capsys, tmp_uncal(), "-o", out, "--no-overwrite")
     assert code == EXIT_CODES["output"] == 5
     assert "cannot write output" in err and "nowhere" in err
     assert not out.parent.exists()
@@ -54,19 +54,19 @@ def test_output_equal_to_input(tmp_uncal, capsys, no_crds):
     assert uncal.read_bytes() == before
 
 
-def test_existing_output_without_overwrite(tmp_uncal, tmp_path, capsys, no_crds):
+def test_existing_output_with_no_overwrite(tmp_uncal, tmp_path, capsys, no_crds):
     out = tmp_path / "o_cal.asdf"
     out.write_bytes(b"previous result")
-    code, err = _run(capsys, tmp_uncal(), "-o", out)
+    code, err = _run(capsys, tmp_uncal(), "-o", out, "--no-overwrite")
     assert code == 5 and "overwrite" in err
     assert out.read_bytes() == b"previous result"
 
 
-def test_existing_zarr_output_without_overwrite(tmp_uncal, tmp_path, capsys, no_crds):
+def test_existing_zarr_output_with_no_overwrite(tmp_uncal, tmp_path, capsys, no_crds):
     out = tmp_path / "o_cal.zarr"
     out.mkdir()
     (out / "zarr.json").write_text("{}")
-    code, err = _run(capsys, tmp_uncal(), "-o", out, "--output-format", "zarr")
+    code, err = _run(capsys, tmp_uncal(), "-o", out, "--output-format", "zarr", "--no-overwrite")
     assert code == 5 and "overwrite" in err
     assert (out / "zarr.json").read_text() == "{}"
 
