@@ -292,7 +292,8 @@ def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
     * stpipe's legacy ConfigObj ``.cfg`` (``[steps]`` / ``[[jump]]``).
 
     Step and parameter names are checked later by
-    :func:`romanxr.pipeline.resolve_step_options`.
+    :func:`romanxr.pipeline.resolve_step_options`. A relative path given to an
+    ``override_<reftype>`` parameter is taken relative to the config file's folder.
     """
     path = Path(path)
     if not path.is_file():
@@ -305,9 +306,25 @@ def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"config file {path}: expected a table/mapping at top level")
     out: dict[str, dict[str, Any]] = {}
     for name, params in _step_entries(tree, path):
-        clean = {k: v for k, v in dict(params).items() if k not in {"class", "name"}}
+        clean = {
+            k: _relative_to(path.parent, k, v)
+            for k, v in dict(params).items()
+            if k not in {"class", "name"}
+        }
         out.setdefault(name, {}).update(clean)
     return out
+
+
+def _relative_to(folder: Path, name: str, value: Any) -> Any:
+    """A relative path given to an ``override_*`` parameter in a config file, made relative to
+    the file's folder (not to wherever the run starts), as one expects of a file that names
+    its neighbours."""
+    if not name.startswith("override_") or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text or text.upper() == "N/A" or "://" in text or Path(text).expanduser().is_absolute():
+        return value
+    return str(folder.resolve() / text)
 
 
 def merge_step_options(*layers: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict]:

@@ -16,8 +16,11 @@ __all__ = [
     "ExposureError",
     "FileFormatError",
     "InputError",
+    "InputFileError",
     "OutputError",
+    "OutputExistsError",
     "ReferenceFileError",
+    "ReferenceFormatError",
     "ReferenceMismatchError",
     "ReferenceNotFoundError",
     "ReferenceTypeError",
@@ -43,6 +46,10 @@ class FileFormatError(InputError):
     """A file is not a readable ASDF file, or is truncated or corrupt."""
 
 
+class InputFileError(InputError):
+    """An input file cannot be read as opened: unreadable, or changed after it was opened."""
+
+
 class WrongProductError(InputError):
     """A valid file, but not the kind of product that was expected (e.g. a cal for an uncal)."""
 
@@ -59,6 +66,11 @@ class ReferenceFileError(RomanxrError, LookupError):
     """Base class for reference-file problems."""
 
 
+class ReferenceFormatError(ReferenceFileError, FileFormatError):
+    """A reference file is not readable ASDF, truncated or corrupt (a reference problem, and
+    a :class:`FileFormatError`)."""
+
+
 class ReferenceNotFoundError(ReferenceFileError, FileNotFoundError):
     """No reference file could be resolved (missing override, not in the CRDS cache, no match)."""
 
@@ -73,6 +85,30 @@ class ReferenceMismatchError(ReferenceFileError, ValueError):
 
 class OutputError(RomanxrError, OSError):
     """The output cannot be written (bad path, exists without overwrite, disk full...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """Without overwrite, the output appeared while the run was computing (another writer).
+
+    The finished result was removed; the file at the target (the other writer's) is untouched.
+    ``str(err)`` names the Python fix (``overwrite=True``), :meth:`cli_message` the command
+    line's (``--overwrite``).
+    """
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+        super().__init__(self._text("pass overwrite=True"))
+
+    def _text(self, fix: str) -> str:
+        return (
+            f"{self.target}: the output appeared while this run was computing (another run "
+            "writing the same path?) and overwriting is off, so it was kept and this run's "
+            f"finished result was removed. Write to another path, or {fix} to replace it"
+        )
+
+    def cli_message(self) -> str:
+        """The message in the command line's terms."""
+        return self._text("run again with --overwrite (the default)")
 
 
 class ReferenceTypeError(ReferenceMismatchError, WrongProductError):

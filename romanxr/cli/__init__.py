@@ -172,7 +172,9 @@ def _report(exc: Exception, *, verbose: bool) -> int:
     """Print an error the way users should see it and return its exit code."""
     for kinds, code, prefix in _ERRORS:
         if isinstance(exc, kinds):
-            print(f"{prefix}{exc}", file=sys.stderr)
+            # an error that knows its command-line wording (e.g. --overwrite) uses it
+            text = exc.cli_message() if hasattr(exc, "cli_message") else exc
+            print(f"{prefix}{text}", file=sys.stderr)
             return EXIT_CODES[code]
     print(f"romanxr: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
     if verbose:

@@ -13,8 +13,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from romanxr.errors import FileFormatError, WrongProductError
+from romanxr.errors import FileFormatError, InputFileError, WrongProductError
+from romanxr.io.asdf_guard import check_yaml_tree
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
+from romanxr.io.identity import FileIdentity, check_identity, file_identity
 
 __all__ = ["block_list", "file_identity", "open_roman_tree"]
 
@@ -51,15 +53,8 @@ def _check_blocks(af: Any, path: str) -> None:
                 )
 
 
-#: files whose tree validated in this process: (path, inode, size, mtime in ns) of each
-_VALIDATED: set[tuple[str, int, int, int]] = set()
-
-
-def file_identity(path: str) -> tuple[str, int, int, int]:
-    """``(real path, inode, size, mtime in ns)``: changes whenever the file is replaced or
-    rewritten (raises OSError if there is no such file)."""
-    st = os.stat(path)
-    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+#: files whose tree validated in this process, by identity (device, inode, size, mtime in ns)
+_VALIDATED: set[FileIdentity] = set()
 
 
 def _asdf_open(path: str) -> Any:
@@ -89,13 +84,25 @@ def _asdf_open(path: str) -> Any:
 def _open_asdf(path: str) -> tuple[Any, Any]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        head = fh.read(5)
+    if os.path.isdir(path):
+        raise InputFileError(
+            f"{path}: is a directory, not a file; give the path of an ASDF file such as a "
+            "*_uncal.asdf (a Zarr store written by romanxr ends in .zarr)"
+        )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(5)
+    except PermissionError as exc:
+        raise InputFileError(
+            f"{path}: cannot be read ({exc.strerror or exc}); ask its owner for read "
+            "permission, or copy the file somewhere you can read it"
+        ) from exc
     if head != b"#ASDF":
         raise FileFormatError(
             f"{path}: not an ASDF file (it does not start with '#ASDF'); romanxr reads Roman "
             "ASDF products such as *_uncal.asdf and *_cal.asdf"
         )
+    check_yaml_tree(path)  # alias bombs and external array sources, before asdf parses it
     try:
         af = _asdf_open(path)
         tree = af.tree
@@ -139,12 +146,23 @@ def open_roman_tree(path: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
     FileNotFoundError
         No such file.
     FileFormatError
-        Not an ASDF file, a tree that does not parse or validate, truncated blocks.
+        Not an ASDF file, a tree that does not parse or validate, truncated blocks, a YAML
+        alias bomb or an array stored outside the file
+        (:func:`~romanxr.io.asdf_guard.check_yaml_tree`).
     WrongProductError
         An ASDF file without a ``roman`` node.
+    InputFileError
+        The file was replaced or rewritten while it was being opened.
     """
-    af, roman = _open_asdf(os.fspath(path))
+    path = os.fspath(path)
+    try:
+        identity = file_identity(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    af, roman = _open_asdf(path)
     try:
         yield af, roman
+        # what was read (tree, arrays' identities) all came from the file as it was first seen
+        check_identity(path, identity)
     finally:
         af.close()

@@ -27,9 +27,10 @@ from romanxr.dataset import (
     resultant_coords,
     validate_read_pattern,
 )
-from romanxr.errors import FileFormatError, RomanxrError, WrongProductError
+from romanxr.errors import ExposureError, FileFormatError, RomanxrError, WrongProductError
 from romanxr.io.asdf_file import open_roman_tree
 from romanxr.io.cache import CACHE
+from romanxr.io.identity import FileIdentity, check_identity, file_identity, same_identity
 from romanxr.io.product import (
     EXPECTED_TAG,
     JUMP_INDICES_DIMS,
@@ -60,13 +61,24 @@ class AsdfBackendArray(BackendArray):
         Keys from the tree root to the array, e.g. ``("roman", "data")``.
     shape, dtype
         Declared by the block header / ndarray tag.
+    identity : FileIdentity, optional
+        The file's identity when it was opened; every read raises
+        :class:`~romanxr.errors.InputFileError` if the file is no longer that one.
     """
 
-    def __init__(self, path: str, keys: tuple[str, ...], shape: tuple[int, ...], dtype) -> None:
+    def __init__(
+        self,
+        path: str,
+        keys: tuple[str, ...],
+        shape: tuple[int, ...],
+        dtype,
+        identity: FileIdentity | None = None,
+    ) -> None:
         self.path = str(path)
         self.keys = tuple(keys)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        self.identity = identity
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
@@ -74,13 +86,19 @@ class AsdfBackendArray(BackendArray):
         )
 
     def _raw_getitem(self, key: tuple) -> np.ndarray:
+        check_identity(self.path, self.identity)
         layout = CACHE.layout(self.path, self.keys)
         if layout is not None and layout.shape == self.shape:
-            # only the bytes of this chunk are read (and decompressed)
+            if self.identity is not None and layout.identity is not None:
+                same_identity(self.path, self.identity, layout.identity)
+            # only the bytes of this chunk are read (and decompressed); the read checks that
+            # the file it opens is still the one the layout (and so this array) belongs to
             return np.array(layout.read(key), dtype=self.dtype, copy=True)
         array = CACHE.get(self.path, self.keys)
         # copy so callers never hold views on a memmap or on the shared cache
-        return np.array(array[key], dtype=self.dtype, copy=True)
+        out = np.array(array[key], dtype=self.dtype, copy=True)
+        check_identity(self.path, self.identity)  # not replaced while it was loaded
+        return out
 
 
 class CheckedArray(AsdfBackendArray):
@@ -110,7 +128,9 @@ def lazy_variable(
 ) -> xr.Variable:
     """A lazily indexed Variable on the array ``node`` found at ``keys`` of the file's tree.
 
-    Nothing is read now; a read error later names the file (:class:`CheckedArray`).
+    Nothing is read now; a read error later names the file (:class:`CheckedArray`), and so
+    does a read after the file was replaced or rewritten (the identity is taken now, inside
+    :func:`~romanxr.io.asdf_file.open_roman_tree`, which checks it did not change meanwhile).
 
     Raises
     ------
@@ -123,7 +143,7 @@ def lazy_variable(
             f"{path}: {'.'.join(keys)} has {len(shape)} dimensions {shape}, expected "
             f"{len(dims)} {dims}"
         )
-    arr = CheckedArray(path, tuple(keys), shape, node.dtype)
+    arr = CheckedArray(path, tuple(keys), shape, node.dtype, file_identity(path))
     return xr.Variable(dims, indexing.LazilyIndexedArray(arr))
 
 
@@ -152,9 +172,17 @@ def _open_uncal_vars(path: str, roman: Any, meta: dict) -> tuple[dict, dict]:
         "reference_read": ("y", "x"),
         "reference_amp33": ("y", AMP33_DIM),
     }
+    sizes = {"resultant": nres, "y": ny, "x": nx}
     for name, dims in optional.items():
         if name in roman and roman[name] is not None:
             variables[name] = _array_var(path, name, roman[name], dims)
+            for dim, size in zip(dims, variables[name].shape, strict=True):
+                if dim in sizes and size != sizes[dim]:
+                    raise ExposureError(
+                        f"{path}: roman.{name} has {size} along {dim} but roman.data has "
+                        f"{sizes[dim]}; the arrays of the file disagree (it was written "
+                        "wrongly or edited): write the uncal file again"
+                    )
     coords: dict[str, Any] = dict(resultant_coords(info))
     coords["y"] = np.arange(ny, dtype=np.int64)
     coords["x"] = np.arange(nx, dtype=np.int64)

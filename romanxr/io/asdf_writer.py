@@ -513,7 +513,7 @@ class _AsdfJob:
         _check_serialisable(extra, source)
 
         self.target, self.kind, self.meta, self.extra = target, kind, meta, extra
-        self.arrays, self.compression = arrays, compression
+        self.arrays, self.compression, self.overwrite = arrays, compression, overwrite
 
     def plan(self, stack: contextlib.ExitStack) -> _StreamPlan:
         target = self.target
@@ -527,7 +527,7 @@ class _AsdfJob:
         import asdf
 
         model = _build_model(self.kind, self.meta, plan.stand_ins())
-        with atomic_target(self.target) as tmp:
+        with atomic_target(self.target, overwrite=self.overwrite) as tmp:
             af = asdf.AsdfFile()
             af.tree = {"roman": model._instance, "romanxr": self.extra}
             # the tree only: zeros compress to almost nothing; the blocks are replaced below

@@ -16,6 +16,14 @@ where neither the old nor the new store exists. Where that call is unavailable (
 some file systems) the old store is first renamed aside and then the new one moved in: between
 those two renames (microseconds) the target path does not exist; should the second rename fail
 the old store is put back.
+
+Without ``overwrite`` the absence of the target is checked twice: before any compute (so a
+clash is reported at once) and again by the final move itself, which must not replace anything
+that appeared meanwhile (another run writing the same output). That move is
+``renameat2(RENAME_NOREPLACE)`` on Linux; elsewhere a file is ``link``-ed to its final name
+(which fails if the name exists) and a directory claims the name with ``mkdir`` first. When the
+move finds the target taken, the finished result is removed and :class:`OutputExistsError` is
+raised: the product already at the target, the other writer's, is left as it is.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from romanxr.errors import OutputError
+from romanxr.errors import OutputError, OutputExistsError
 
 __all__ = [
     "STALE_SECONDS",
@@ -189,24 +197,50 @@ def check_output_path(
     return target
 
 
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+
+
 def _rename_exchange(a: Path, b: Path) -> bool:
     """Swap ``a`` and ``b`` atomically (Linux renameat2). False when not supported."""
+    return _renameat2(a, b, _RENAME_EXCHANGE)
+
+
+def _renameat2(a: Path, b: Path, flag: int) -> bool:
+    """``renameat2(a, b, flag)``; False when the call or the flag is unsupported here."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
     at_fdcwd = -100
-    rename_exchange = 2
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
     renameat2.argtypes += [ctypes.c_uint]
-    res = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    res = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flag)
     if res == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
         return False
     raise OSError(err, os.strerror(err), str(b))
+
+
+def _move_no_replace(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target``; ``FileExistsError`` if ``target`` exists at that moment."""
+    if _renameat2(tmp, target, _RENAME_NOREPLACE):
+        return
+    if tmp.is_dir():
+        # claim the name: mkdir fails if anything is there; rename onto an empty dir replaces it
+        os.mkdir(target)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+            raise
+        return
+    os.link(tmp, target)  # fails with EEXIST if the name is taken
+    os.unlink(tmp)
 
 
 def _move_into_place(tmp: Path, target: Path) -> None:
@@ -254,11 +288,20 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_target(target: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling path to write; move it onto ``target`` when the block succeeds.
 
     Stray temporaries of earlier killed runs are removed first. If the block raises (any
     ``BaseException``), the temporary is removed and ``target`` is left as it was.
+
+    Parameters
+    ----------
+    target : path-like
+        The final path.
+    overwrite : bool
+        Whether the final move may replace a product at ``target``. Without it the move fails
+        if ``target`` exists at that moment (even if it did not when the write began): the
+        temporary is removed and :class:`~romanxr.errors.OutputExistsError` raised.
     """
     target = Path(target)
     clean_stale_temporaries(target)
@@ -271,8 +314,13 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
             if not os.path.lexists(tmp):
                 raise OutputError(f"{target}: the writer produced no output at {tmp}")
             _fsync(tmp)
-            _move_into_place(tmp, target)
+            if overwrite:
+                _move_into_place(tmp, target)
+            else:
+                _move_no_replace(tmp, target)
             _fsync(target.parent)
+        except FileExistsError as exc:
+            raise OutputExistsError(target) from exc
         except OutputError:
             raise
         except OSError as exc:
@@ -282,8 +330,31 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
                 "and permissions, then write again"
             ) from exc
     except BaseException:
-        _remove(tmp)
+        _remove_settled(tmp)
         raise
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE.discard(str(tmp))
+
+
+#: After a failed write, how long a temporary directory must stay gone before it counts as
+#: removed, and how long to keep trying (seconds).
+_SETTLE, _SETTLE_LIMIT = 0.05, 5.0
+
+
+def _remove_settled(tmp: Path) -> None:
+    """Remove a failed write's temporary, again if it comes back.
+
+    When one chunk of a Zarr write fails (a full disk), the error reaches here while other
+    threads of the same compute may still be writing chunks, and zarr's store creates the
+    missing folders of a chunk it writes: a chunk written after the first removal would bring
+    the temporary back. So the removal is repeated until the path has stayed absent for
+    :data:`_SETTLE` seconds (bounded by :data:`_SETTLE_LIMIT`).
+    """
+    _remove(tmp)
+    deadline = time.monotonic() + _SETTLE_LIMIT
+    while time.monotonic() < deadline:
+        time.sleep(_SETTLE)
+        if not os.path.lexists(tmp):
+            return
+        _remove(tmp)

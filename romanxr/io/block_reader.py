@@ -40,13 +40,16 @@ same figures for both columns).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from romanxr.errors import FileFormatError
 from romanxr.io.blocks import LZ4_FRAME_START, LZ4_PIECE_HEAD, lz4_piece_head
+from romanxr.io.identity import FileIdentity, check_identity
 
 __all__ = ["BlockLayout", "block_layout"]
 
@@ -77,8 +80,11 @@ class BlockLayout:
         compressed: bool,
         shape: tuple[int, ...],
         dtype: np.dtype,
+        identity: FileIdentity | None = None,
     ) -> None:
         self.path = path
+        #: the file the offsets belong to; every read checks it still is that file
+        self.identity = identity
         self.shape = shape
         self.dtype = dtype
         self.data_offset = int(data_offset)
@@ -90,11 +96,17 @@ class BlockLayout:
         if compressed:
             self._index(int(used_size))
 
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[int]:
+        """The file's descriptor, once it is checked to be the file the layout was made from."""
+        with open(self.path, "rb") as fh:
+            check_identity(self.path, self.identity, fh.fileno())
+            yield fh.fileno()
+
     def _index(self, used_size: int) -> None:
         pos, start = self.data_offset, 0
         end = self.data_offset + used_size
-        with open(self.path, "rb") as fh:
-            fd = fh.fileno()
+        with self._open() as fd:
             while pos < end:
                 head = os.pread(fd, LZ4_PIECE_HEAD, pos)
                 if len(head) < LZ4_PIECE_HEAD:
@@ -178,8 +190,7 @@ class BlockLayout:
         view = memoryview(buf.reshape(-1).view(np.uint8))
         elems = self._elems(band_dim)
         memo: dict[int, bytes] = {}
-        with open(self.path, "rb") as fh:
-            fd = fh.fileno()
+        with self._open() as fd:
             for idx in np.ndindex(*counts):
                 first = sum(lead[d][i] * elems[d] for d, i in enumerate(idx))
                 base = first * self.dtype.itemsize
@@ -206,9 +217,9 @@ class BlockLayout:
 
     def _read_scalar(self) -> np.ndarray:
         out = np.empty((), dtype=self.dtype)
-        with open(self.path, "rb") as fh:
+        with self._open() as fd:
             view = memoryview(out.reshape(1).view(np.uint8))
-            self.read_bytes(fh.fileno(), 0, self.dtype.itemsize, view)
+            self.read_bytes(fd, 0, self.dtype.itemsize, view)
         return out
 
     def _read_spans(self, norm: list, split: int, lo: int, hi: int) -> np.ndarray:
@@ -225,8 +236,7 @@ class BlockLayout:
         elems = self._elems(split)
         view = memoryview(buf.reshape(-1).view(np.uint8))
         memo: dict[int, bytes] = {}
-        with open(self.path, "rb") as fh:
-            fd = fh.fileno()
+        with self._open() as fd:
             for n, idx in enumerate(np.ndindex(*counts)):
                 first = sum(lead[d][i] * elems[d] for d, i in enumerate(idx))
                 start = first * itemsize + lo * row
@@ -276,9 +286,12 @@ class BlockLayout:
         return buf[tuple(inner)]
 
 
-def block_layout(path: str, keys: tuple[str, ...]) -> BlockLayout | None:
+def block_layout(
+    path: str, keys: tuple[str, ...], identity: FileIdentity | None = None
+) -> BlockLayout | None:
     """The block layout of the array at ``keys``, or None when it cannot be read in parts
-    (other compression, strided/offset views, inline arrays...)."""
+    (other compression, strided/offset views, inline arrays...). ``identity``: the file's,
+    checked on every read through the layout."""
     import asdf
 
     with asdf.config_context() as cfg:
@@ -307,5 +320,11 @@ def block_layout(path: str, keys: tuple[str, ...]) -> BlockLayout | None:
             if compression == b"" and header["data_size"] < int(np.prod(shape)) * dtype.itemsize:
                 return None
             return BlockLayout(
-                path, block.data_offset, header["used_size"], compression == b"lz4", shape, dtype
+                path,
+                block.data_offset,
+                header["used_size"],
+                compression == b"lz4",
+                shape,
+                dtype,
+                identity,
             )

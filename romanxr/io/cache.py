@@ -2,9 +2,10 @@
 
 Arrays are reached by path and tree key (never through an open file, so graphs pickle and
 run on ``dask.distributed`` workers); each process keeps here, per file identity (path,
-mtime, size) and key, the array's :class:`~romanxr.io.block_reader.BlockLayout` or, for
-encodings the block reader does not take apart, the whole array. One lock per key makes
-threads that ask for the same array at once wait for a single load.
+device, inode, size, mtime) and key, the array's
+:class:`~romanxr.io.block_reader.BlockLayout` or, for encodings the block reader does not
+take apart, the whole array. One lock per key makes threads that ask for the same array at
+once wait for a single load.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from romanxr.io.block_reader import BlockLayout, block_layout
+from romanxr.io.identity import FileIdentity
 
 __all__ = ["CACHE", "ArrayCache"]
 
@@ -41,8 +43,7 @@ class ArrayCache:
 
     @staticmethod
     def _ident(path: str, keys: tuple[str, ...]) -> tuple:
-        stat = os.stat(path)
-        return (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, keys)
+        return (os.path.abspath(path), *FileIdentity.of(os.stat(path)), keys)
 
     def layout(self, path: str, keys: tuple[str, ...]) -> BlockLayout | None:
         """The block layout of the array (None: read it whole with :meth:`get`)."""
@@ -56,7 +57,7 @@ class ArrayCache:
             with self._lock:
                 if ident in self._layouts:
                     return self._layouts[ident]
-            layout = block_layout(path, keys)
+            layout = block_layout(path, keys, FileIdentity(*ident[1:5]))
             with self._lock:
                 self._layouts[ident] = layout
                 while len(self._layouts) > self.max_layouts:

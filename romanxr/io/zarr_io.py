@@ -202,7 +202,7 @@ def to_zarr(
     if target is None:
         _write(out, store, mode="w" if overwrite else "w-", **kwargs)
         return store
-    with atomic_target(target) as tmp:
+    with atomic_target(target, overwrite=overwrite) as tmp:
         _write(out, str(tmp), mode="w-", **kwargs)
     return target
 

@@ -25,6 +25,11 @@ def open_exposure(path: str | os.PathLike, chunks: Any = "default") -> xr.Datase
         Dask chunks (see :func:`romanxr.open_uncal`).
     """
     path = Path(path)
+    if path.is_dir() and path.suffix != ".zarr" and not (path / "zarr.json").is_file():
+        raise InputError(
+            f"{path}: is a directory, not an exposure file; give the path of a *_uncal.asdf "
+            "(or *_cal.asdf) file, or of a *.zarr store written by romanxr"
+        )
     if path.suffix == ".zarr" or path.is_dir():
         from romanxr.io import open_zarr
 

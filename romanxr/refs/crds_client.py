@@ -353,14 +353,37 @@ def crds_best_reference(
             env["CRDS_SERVER_URL"] = server
         if server_url is not None and not offline:
             env["CRDS_CONFIG_URI"] = "none"  # an explicit server: ask it, not a config file
-        with crds_environment(env):
-            final, parkeys, found = _lookup(
-                reftype, params, requested, path_s, server, offline, fix
-            )
+        try:
+            with crds_environment(env):
+                final, parkeys, found = _lookup(
+                    reftype, params, requested, path_s, server, offline, fix
+                )
+        except SystemExit as exc:  # crds' fatal handler exits the process: not ours to end
+            raise _fatal_exit(reftype, requested, path_s, server, fix, exc) from None
         values = _parkey_values(params, parkeys, reftype, final, path_s, server, fix)
         _PARKEYS[pk_key] = (final, parkeys)
         _RESULTS[(path_s, server_key, final, reftype, values)] = found
         return found, final
+
+
+def _fatal_exit(
+    reftype: str,
+    context: str | None,
+    crds_path: str | None,
+    server: str | None,
+    fix: str,
+    exc: SystemExit,
+) -> CrdsConfigurationError:
+    """The typed error for a ``SystemExit`` from the crds client (its fatal-error handler)."""
+    return CrdsConfigurationError(
+        f"cannot look up the {reftype} reference: the CRDS client gave up (it exits with "
+        f"status {exc.code}) because the server could not be reached and the cache at "
+        f"CRDS_PATH={crds_path or '(unset)'} holds no configuration for {OBSERVATORY} "
+        f"({_where(reftype, context, crds_path, server)}). Fix: sync the cache while online "
+        f"(`crds sync --contexts roman_<n>.pmap --fetch-references`, then run offline with "
+        f"CRDS_SERVER_URL unset or serverless), point CRDS_SERVER_URL at a reachable CRDS "
+        f"server, or {fix}"
+    )
 
 
 def _meta_value(meta: Mapping[str, Any], parkey: str) -> Any:

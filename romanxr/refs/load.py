@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from romanxr.errors import ReferenceMismatchError, ReferenceTypeError, WrongProductError
-from romanxr.io.asdf_file import file_identity, open_roman_tree
+from romanxr.dataset import BORDER, frame_shape
+from romanxr.errors import (
+    FileFormatError,
+    ReferenceFileError,
+    ReferenceFormatError,
+    ReferenceMismatchError,
+    ReferenceTypeError,
+    WrongProductError,
+)
+from romanxr.io.asdf_file import open_roman_tree
 from romanxr.io.asdf_reader import lazy_variable
+from romanxr.io.identity import file_identity
 from romanxr.io.product import tag_of, to_plain
 from romanxr.refs.resolve import ResolvedReference
 
@@ -32,6 +43,21 @@ def _materialize(node: Any) -> Any:
     if hasattr(node, "shape") and hasattr(node, "dtype") and not isinstance(node, np.generic):
         return np.array(node)
     return node
+
+
+@contextlib.contextmanager
+def _open_reference(path: str) -> Iterator[Any]:
+    """:func:`open_roman_tree` whose unreadable-file errors are reference problems (exit 4)."""
+    try:
+        with open_roman_tree(path) as (_, roman):
+            yield roman
+    except FileFormatError as exc:
+        if isinstance(exc, ReferenceFileError):
+            raise
+        raise ReferenceFormatError(
+            f"reference file {exc}; replace it (in a CRDS cache: `crds sync --check-files "
+            "--repair-files`) or pass another file as override_<reftype>"
+        ) from exc
 
 
 def load_reference(
@@ -82,7 +108,7 @@ _LOADED_MAX = 64
 
 
 def _load(path: str, reftype: str | None) -> xr.Dataset:
-    with open_roman_tree(str(path)) as (_, roman):
+    with _open_reference(str(path)) as roman:
         tag = tag_of(roman) or ""
         name = tag.rsplit("/", 1)[-1].split("-")[0]
         file_reftype = _REFTYPE_BY_TAG.get(name, name)
@@ -134,14 +160,19 @@ def align_to_exposure(
 ) -> xr.Dataset:
     """Select the reference pixels under ``exposure``'s ``y``/``x`` coordinates.
 
-    A reference must cover every pixel of the exposure (a full-frame reference serves any
-    cut-out of a full-frame exposure); anything else is a mismatch.
+    One rule for every reference type: its ``(y, x)`` shape must be the exposure's detector
+    frame (:func:`romanxr.dataset.frame_shape`, border included: dark, gain, mask...), that
+    frame's science area (the frame less the 4-pixel border: the flat), or the exposure's own
+    shape; and it must cover every pixel of the exposure. A full-frame reference serves any
+    cut-out of a full-frame exposure; a reference larger than the detector, or one that does
+    not cover the exposure, is a mismatch.
 
     Raises
     ------
     ReferenceMismatchError
         Names the file, its shape and the exposure's pixel range, and the override option.
     """
+    _check_reference_shape(ref, exposure, resolved)
     indexers = {}
     for dim in ("y", "x"):
         if dim not in ref.dims or dim not in exposure.dims:
@@ -162,6 +193,26 @@ def align_to_exposure(
         if not (want.size == have.size and np.array_equal(want, have)):
             indexers[dim] = want
     return ref.sel(indexers) if indexers else ref
+
+
+def _check_reference_shape(
+    ref: xr.Dataset, exposure: xr.Dataset, resolved: ResolvedReference | None
+) -> None:
+    if not all(d in ref.dims and d in exposure.dims for d in ("y", "x")):
+        return
+    frame = frame_shape(exposure)
+    science = (frame[0] - 2 * BORDER, frame[1] - 2 * BORDER)
+    own = (exposure.sizes["y"], exposure.sizes["x"])
+    shape = (ref.sizes["y"], ref.sizes["x"])
+    if shape in (frame, science, own):
+        return
+    path = ref.attrs.get("path", "reference file")
+    reftype = ref.attrs.get("reftype", resolved.reftype if resolved else "reference")
+    raise ReferenceMismatchError(
+        f"{Path(path).name}: {reftype} reference has shape {shape}, but the exposure's "
+        f"detector frame is {frame} (science area {science}; the exposure itself {own}); "
+        f"use a {reftype} reference made for this detector (override_{reftype}=...)"
+    )
 
 
 #: Reference types whose content depends on the optical element: their optical element must be

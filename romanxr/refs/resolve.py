@@ -120,6 +120,12 @@ def _is_na(value: Any) -> bool:
 
 def _existing(path: Any, reftype: str, source: str, hint: str | None) -> str:
     p = Path(os.fspath(path)).expanduser()
+    if p.is_dir():
+        raise ReferenceNotFoundError(
+            f"{reftype} reference given as {source} is a directory, not a file: {p}; pass the "
+            f"path of the {reftype} reference file itself as override_{reftype}"
+            + (f" ({hint})" if hint else "")
+        )
     if not p.is_file():
         option = f"override_{reftype}"
         raise ReferenceNotFoundError(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from romanxr.dataset import BORDER, DETECTOR_SIZE, is_imaging, validate_exposure
+from romanxr.dataset import is_imaging, validate_exposure
 from romanxr.dq import PixelFlag
-from romanxr.errors import ReferenceMismatchError
 from romanxr.refs import ReferenceResolver, align_to_exposure
 from romanxr.schedule import chunk_like
 from romanxr.steps._common import finish_step, get_reference
@@ -15,13 +14,6 @@ from romanxr.steps._common import finish_step, get_reference
 __all__ = ["flatfield"]
 
 STEP = "flat_field"
-
-
-def _science_shape(ds: xr.Dataset) -> tuple[int, int]:
-    """Shape of the detector's science area: from the carried full-frame arrays when present."""
-    if "frame_y" in ds.sizes and "frame_x" in ds.sizes:
-        return ds.sizes["frame_y"] - 2 * BORDER, ds.sizes["frame_x"] - 2 * BORDER
-    return DETECTOR_SIZE - 2 * BORDER, DETECTOR_SIZE - 2 * BORDER
 
 
 def flatfield(
@@ -43,10 +35,14 @@ def flatfield(
     (spectral, darks, flats) the step records ``SKIPPED`` without reading a reference, as
     romancal's exposure pipeline does (algorithms.md section 1).
 
-    Difference from romancal 1.1.0: a flat whose shape is not the detector's science area (or
-    does not cover the image's pixels) raises :class:`ReferenceMismatchError`; romancal logs a
-    warning and records SKIPPED. A flat covering the full 4088x4088 science area serves any
-    cut-out of it (pixels are matched by coordinate; the flat's coords start at 4).
+    Differences from romancal 1.1.0: a flat whose shape is not the detector's science area (or
+    the image's own, or does not cover the image's pixels: the rule of every reference, see
+    :func:`romanxr.refs.align_to_exposure`) raises :class:`ReferenceMismatchError`; romancal
+    logs a warning and records SKIPPED. A flat covering the full 4088x4088 science area serves
+    any cut-out of it (pixels are matched by coordinate; the flat's coords start at 4). Flat
+    values that are NaN, 0, +inf, -inf or negative are flagged ``NO_FLAT_FIELD`` and not
+    applied (divisor 1); romancal flags only NaN and 0, and divides by the others (giving 0,
+    or a negative flux).
 
     Parameters
     ----------
@@ -75,21 +71,14 @@ def flatfield(
     )
     if ref is None:
         return finish_step(ds, ds, STEP, "SKIPPED", parameters=parameters, references=[resolved])
-    ref_shape = (ref.sizes["y"], ref.sizes["x"])
-    image_shape = (ds.sizes["y"], ds.sizes["x"])
-    if ref_shape not in (image_shape, _science_shape(ds)):
-        raise ReferenceMismatchError(
-            f"{resolved.name}: flat has shape {ref_shape} but the image is {image_shape} "
-            f"(science area {_science_shape(ds)}); use a flat made for this detector area "
-            "(override_flat=...)"
-        )
-    ref = align_to_exposure(ref, ds, resolved)
+    ref = align_to_exposure(ref, ds, resolved)  # the shape rule of every reference
 
     data = ds["data"]
     flat = chunk_like(ref["data"], data).astype(np.float32)
     flat_dq = chunk_like(ref["dq"], data).astype(np.uint32)
     no_flat = np.uint32(PixelFlag.NO_FLAT_FIELD)
-    invalid = np.isnan(flat) | (flat == 0)
+    # NaN, 0, +-inf and negative flat values cannot be divided by (romancal 1.1.0: NaN, 0)
+    invalid = ~np.isfinite(flat) | (flat <= 0)
     flat_dq = (flat_dq | xr.where(invalid, no_flat, np.uint32(0))).astype(np.uint32)
     flat = xr.where((flat_dq & no_flat) != 0, np.float32(1), flat).astype(np.float32)
     flat2 = flat * flat
