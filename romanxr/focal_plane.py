@@ -223,15 +223,10 @@ def focal_plane_mosaic(
         An unknown or repeated detector, an image that is not 2-D, or a list item without a
         detector in its metadata.
     """
-    from romanxr.plot import MissingDependencyError
+    from romanxr.plot import require_matplotlib
 
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError(
-            "romanxr's plots need matplotlib, which is not installed; install it with "
-            "`pip install 'romanxr[plot]'` (or `pip install matplotlib`)"
-        ) from None
+    require_matplotlib()  # the clear error when matplotlib is missing
+    from matplotlib.figure import Figure
 
     values = _images(images, var)
     vmin, vmax = _shared_limits(values, stretch)
