@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_exposure.py"
 def bench():
     spec = importlib.util.spec_from_file_location("bench_exposure", PATH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_exposure"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
