@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             if code != 0:
                 raise SystemExit(f"strun failed on {f} (exit {code}); see {out}")
-            rc_runs.append(Run(f"romancal strun {f.name[27:32]}", wall, cpu, peak, 1))
+            rc_runs.append(Run(f"romancal strun {f.name.split('_')[2]}", wall, cpu, peak, 1))
             _row(rc_runs[-1])
         rc = scale(rc_runs, args.n)
         _row(rc)
