@@ -9,7 +9,7 @@ import shlex
 import time
 from pathlib import Path
 
-__all__ = ["describe_truth", "run_demo"]
+__all__ = ["calibrate_files", "describe_truth", "run_demo", "run_exposure_demo"]
 
 
 def describe_truth(name: str, truth: object) -> str:
@@ -129,3 +129,68 @@ def run_demo(
         "crds_cache": cache.path,
         "crds_env": env_file,
     }
+
+
+def calibrate_files(paths: list[Path], output_dir: Path, *, progress: bool = False) -> list[Path]:
+    """Calibrate uncal files into ``output_dir``; return the cal files, in the same order.
+
+    The seam for the batch engine: today one :func:`romanxr.pipeline.calibrate` per file, one
+    after another (references resolved through whatever CRDS settings are active).
+    """
+    from romanxr.pipeline import calibrate, output_name
+
+    outputs = []
+    for path in paths:
+        out = Path(output_dir) / output_name(path, "cal").name
+        bar = contextlib.nullcontext()
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            bar = ProgressBar()
+        with bar:
+            calibrate(path, output=out, overwrite=True)
+        outputs.append(out)
+    return outputs
+
+
+def run_exposure_demo(
+    folder: str | Path, *, detectors: int = 18, size: int = 256, seed: int = 2026
+) -> dict[str, Path]:
+    """The demo on a whole exposure: ``detectors`` detector files, calibrated, one mosaic.
+
+    Parameters
+    ----------
+    folder : path
+        Output folder: the uncal and cal files, ``references/``, ``crds_cache/`` and
+        ``focal_plane.png``.
+    detectors : int
+        WFI01 ... WFI<detectors> (1 to 18).
+    size : int
+        Frame size of every detector (a multiple of 256).
+    seed : int
+        Random seed of the simulation.
+    """
+    import romanxr
+    from romanxr.errors import ConfigError
+    from romanxr.focal_plane import focal_plane_mosaic
+    from romanxr.testing.wfi_exposure import simulate_wfi_exposure
+
+    if not 1 <= detectors <= 18:
+        raise ConfigError(f"--detectors must be 1 to 18 (WFI01 ... WFI18), got {detectors}")
+    if size < 256 or size % 256:
+        raise ConfigError(f"demo size must be a multiple of 256, got {size}")
+    folder = Path(folder)
+    t0 = time.perf_counter()
+    sim = simulate_wfi_exposure(folder, range(1, detectors + 1), shape=(size, size), seed=seed)
+    print(f"simulated {detectors} detectors in {time.perf_counter() - t0:.1f} s:")
+    for exposure in sim.exposures.values():
+        print("  " + describe_truth(exposure.path.name, exposure.truth))
+    t1 = time.perf_counter()
+    with sim.crds_cache.activate():
+        cals = calibrate_files(sim.paths, folder)
+    print(f"\ncalibrated {len(cals)} files in {time.perf_counter() - t1:.1f} s")
+    images = [romanxr.open_cal(path) for path in cals]
+    png = folder / "focal_plane.png"
+    focal_plane_mosaic(images, png, title=f"{cals[0].name[:25]}: slope (DN/s)")
+    print(f"focal-plane mosaic: {png}")
+    return {"uncal": sim.paths, "cal": cals, "png": png, "crds_cache": sim.crds_cache.path}

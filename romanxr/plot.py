@@ -33,6 +33,7 @@ __all__ = [
     "display_limits",
     "percentile_limits",
     "quicklook_png",
+    "require_matplotlib",
     "zscale_limits",
 ]
 
@@ -53,6 +54,11 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def require_matplotlib() -> Any:
+    """``matplotlib.pyplot``, or a :class:`MissingDependencyError` saying how to install it."""
+    return _pyplot()
 
 
 def percentile_limits(

@@ -104,7 +104,13 @@ def _clock(seconds: float) -> str:
 @contextlib.contextmanager
 def scheduler(address: str | None, workers: int | None) -> Iterator[Any]:
     """A dask.distributed Client for the run (None: the local threaded scheduler)."""
-    address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if address and workers:
+        raise ConfigError(
+            f"--scheduler {address} and --workers {workers} both say where to run: give one "
+            "(--workers starts a local cluster, --scheduler uses a running one)"
+        )
+    if not workers:  # an explicit --workers wins over $DASK_SCHEDULER_ADDRESS
+        address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if address is None and not workers:
         yield None
         return

@@ -20,13 +20,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=256,
         help="frame size in pixels with the border, a multiple of 256",
     )
+    p.add_argument(
+        "--detectors",
+        type=int,
+        default=1,
+        help="simulate and calibrate WFI01 ... WFI<N> of one exposure (18: all) and draw "
+        "them in their focal-plane layout; default 1 (the one-detector demo)",
+    )
     add_progress(p)
     add_verbose(p)
 
 
 def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> int:
-    from romanxr.demo import run_demo
+    from romanxr.demo import run_demo, run_exposure_demo
 
+    if args.detectors != 1:
+        run_exposure_demo(Path(args.output), detectors=args.detectors, size=args.size)
+        return 0
     shown = sys.stderr.isatty() if args.progress is None else args.progress
     run_demo(Path(args.output), size=args.size, progress=shown)
     return 0

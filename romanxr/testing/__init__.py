@@ -23,6 +23,7 @@ from romanxr.testing.simulate import (
     SimulationTruth,
     simulate_exposure,
 )
+from romanxr.testing.wfi_exposure import SimulatedWfiExposure, simulate_wfi_exposure
 
 __all__ = [
     "DEFAULT_READ_PATTERN",
@@ -31,6 +32,7 @@ __all__ = [
     "DriftModel",
     "ReferenceSet",
     "SimulatedExposure",
+    "SimulatedWfiExposure",
     "SimulationTruth",
     "evaluate_polynomial",
     "exposure_file_name",
@@ -40,4 +42,5 @@ __all__ = [
     "reference_file_name",
     "refpix_coefficients",
     "simulate_exposure",
+    "simulate_wfi_exposure",
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from romanxr.focal_plane import v2v3_reference
 from romanxr.testing.detector import DetectorModel
 
 __all__ = ["EXPOSURE_START", "aperture_reference", "exposure_file_name", "fill_meta"]
@@ -13,19 +14,14 @@ __all__ = ["EXPOSURE_START", "aperture_reference", "exposure_file_name", "fill_m
 #: Start of every simulated exposure (reference files are valid from 2020-01-01).
 EXPOSURE_START = "2027-01-01T00:00:00.000"
 
-#: Aperture reference point of each detector in the telescope (V2, V3) frame (arcsec):
-#: a plausible 6x3 layout around the WFI centre; only self-consistency matters here.
-_V2_CENTRE, _V3_CENTRE = 1546.0, -892.0
-
 
 def aperture_reference(detector: str) -> tuple[float, float]:
     """(V2, V3) of the aperture reference point of ``detector`` (``WFI01`` ... ``WFI18``).
 
-    Used by the simulator's metadata and by the distortion reference, which must agree.
+    The centre of the detector in the WFI layout of :mod:`romanxr.focal_plane`. Used by the
+    simulator's metadata and by the distortion reference, which must agree.
     """
-    i = int(detector[3:]) - 1
-    column, row = i // 3, i % 3
-    return _V2_CENTRE + (column - 2.5) * 500.0, _V3_CENTRE + (row - 1) * 500.0
+    return v2v3_reference(detector)
 
 
 def exposure_file_name(detector: str = "WFI01", *, exposure: int = 1, suffix: str = "uncal") -> str:

@@ -197,16 +197,20 @@ def _phot_table(pixel_area_sr: float) -> dict[str, dict[str, Any]]:
 
 
 def _distortion(det: DetectorModel):
-    """Science-frame pixel (x, y) of the L2 image -> (V2, V3) arcsec."""
+    """Science-frame pixel (x, y) of the L2 image -> (V2, V3) arcsec.
+
+    The detector's place and pixel axes in the WFI focal plane (:mod:`romanxr.focal_plane`),
+    turned by :data:`DISTORTION_ROTATION` so that the model is not axis-aligned.
+    """
     from astropy.modeling import models
+
+    from romanxr.focal_plane import pixel_axes
 
     sy, sx = det.science_shape
     v2_ref, v3_ref = aperture_reference(det.detector)
-    model = (
-        (models.Shift(-(sx - 1) / 2.0) & models.Shift(-(sy - 1) / 2.0))
-        | models.Rotation2D(DISTORTION_ROTATION)
-        | (models.Scale(PLATE_SCALE) & models.Scale(PLATE_SCALE))
-        | (models.Shift(v2_ref) & models.Shift(v3_ref))
+    matrix = pixel_axes(det.detector, DISTORTION_ROTATION)
+    model = (models.Shift(-(sx - 1) / 2.0) & models.Shift(-(sy - 1) / 2.0)) | (
+        models.AffineTransformation2D(matrix=matrix, translation=[v2_ref, v3_ref])
     )
     model.inputs = ("x", "y")
     model.outputs = ("v2", "v3")

@@ -6,7 +6,7 @@ import numpy as np
 
 from romanxr.dataset import BORDER
 
-__all__ = ["make_scene"]
+__all__ = ["make_scene", "render_sources"]
 
 
 def make_scene(
@@ -55,17 +55,7 @@ def make_scene(
     ys = rng.uniform(margin, sy - 1 - margin, n)
     flux = np.exp(rng.uniform(*np.log(flux_range), n))
     flux[n_stars:] = np.exp(rng.uniform(*np.log(saturating_flux_range), n_saturating))
-    scene = np.full((sy, sx), float(sky), dtype=np.float64)
-    half = int(np.ceil(5 * psf_sigma))
-    for x0, y0, f in zip(xs, ys, flux, strict=True):
-        ix, iy = round(x0), round(y0)
-        ylo, yhi = max(iy - half, 0), min(iy + half + 1, sy)
-        xlo, xhi = max(ix - half, 0), min(ix + half + 1, sx)
-        yy = np.arange(ylo, yhi)[:, None] - y0
-        xx = np.arange(xlo, xhi)[None, :] - x0
-        scene[ylo:yhi, xlo:xhi] += (
-            f / (2 * np.pi * psf_sigma**2) * np.exp(-(xx**2 + yy**2) / (2 * psf_sigma**2))
-        )
+    scene = render_sources((sy, sx), xs, ys, flux, sky=sky, psf_sigma=psf_sigma)
     sources = {
         "x": xs + BORDER,
         "y": ys + BORDER,
@@ -73,3 +63,34 @@ def make_scene(
         "saturating": np.arange(n) >= n_stars,
     }
     return scene, sources
+
+
+def render_sources(
+    science_shape: tuple[int, int],
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    *,
+    sky: float = 1.0,
+    psf_sigma: float = 1.2,
+) -> np.ndarray:
+    """Uniform sky plus Gaussian point sources (e-/s per pixel) on the science area.
+
+    ``x``, ``y`` are 0-based science-area pixels (centres may lie outside the area: the part
+    of the PSF that falls on it is drawn); ``flux`` is the total of each source (e-/s).
+    """
+    sy, sx = science_shape
+    scene = np.full((sy, sx), float(sky), dtype=np.float64)
+    half = int(np.ceil(5 * psf_sigma))
+    for x0, y0, f in zip(np.asarray(x), np.asarray(y), np.asarray(flux), strict=True):
+        ix, iy = round(x0), round(y0)
+        ylo, yhi = max(iy - half, 0), min(iy + half + 1, sy)
+        xlo, xhi = max(ix - half, 0), min(ix + half + 1, sx)
+        if ylo >= yhi or xlo >= xhi:
+            continue
+        yy = np.arange(ylo, yhi)[:, None] - y0
+        xx = np.arange(xlo, xhi)[None, :] - x0
+        scene[ylo:yhi, xlo:xhi] += (
+            f / (2 * np.pi * psf_sigma**2) * np.exp(-(xx**2 + yy**2) / (2 * psf_sigma**2))
+        )
+    return scene

@@ -341,6 +341,8 @@ def simulate_exposure(
     roll: float = 30.0,
     detector_name: str = "WFI01",
     workers: int | None = None,
+    sources: dict[str, np.ndarray] | None = None,
+    pointing: dict[str, float] | None = None,
 ) -> SimulatedExposure:
     """Simulate a Level-1 exposure and write it as ``*_uncal.asdf``.
 
@@ -385,6 +387,12 @@ def simulate_exposure(
     workers : int, optional
         Threads simulating row bands in parallel (default: the CPU count). The result is the
         same for any number.
+    sources : dict of ndarray, optional
+        What an explicit ``scene`` holds (``x``, ``y`` absolute pixels, ``flux``,
+        ``saturating``, ...), recorded in the truth.
+    pointing : dict, optional
+        ``meta.pointing`` values (``ra_v1``, ``dec_v1``, ``pa_v3``, ``target_ra``,
+        ``target_dec``) shared by all detectors of one exposure; default from ``ra``/``dec``.
 
     Returns
     -------
@@ -405,6 +413,7 @@ def simulate_exposure(
             drift=dataclasses.replace(detector.drift, frame_time=float(frame_time)),
         )
     det = detector
+    given_sources = sources
     ny, nx = det.shape
     sy, sx = det.science_shape
     pattern = [[int(r) for r in g] for g in (read_pattern or DEFAULT_READ_PATTERN)]
@@ -430,6 +439,8 @@ def simulate_exposure(
             )
         sources = {k: np.zeros(0) for k in ("x", "y", "flux")}
         sources["saturating"] = np.zeros(0, dtype=bool)
+    if given_sources is not None:
+        sources = dict(given_sources)
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7003]))
     if n_jumps is None:
@@ -502,6 +513,8 @@ def simulate_exposure(
     fill_meta(
         model, det, pattern, frame_time, optical_element, guide_window, file_name, ra, dec, roll
     )
+    for key, value in (pointing or {}).items():
+        model.meta.pointing[key] = float(value)
     if reference_read:
         ref = data.min(axis=0)
         ref_a33 = amp33.min(axis=0)

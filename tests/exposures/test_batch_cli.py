@@ -133,3 +133,19 @@ def test_save_intermediate_applies_to_every_member(batch, tmp_path, capsys):
     assert cli.main(["calibrate", str(data), "--save-intermediate", "dq_init"]) == 0
     for path in batch.members:
         assert (data / path.name.replace("_uncal", "_dqinit")).is_file()
+
+
+def test_scheduler_and_workers_together_are_refused(monkeypatch):
+    from romanxr.cli.batch import scheduler
+    from romanxr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="give one"), scheduler("tcp://127.0.0.1:9", 2):
+        pass
+
+
+def test_no_batch_options_and_no_environment_run_on_local_threads(monkeypatch):
+    from romanxr.cli.batch import scheduler
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with scheduler(None, None) as client:
+        assert client is None
