@@ -20,7 +20,7 @@ Level 1 / ramp (before ``ramp_fit``)
     ============== ========================== ============ ============================
 
     Resultant coordinates derived from ``meta.exposure.read_pattern`` and ``frame_time``:
-    ``mean_time`` (s), ``n_reads``, ``variance_time`` (s; the tau of algorithms.md so that
+    ``mean_time`` (s), ``n_reads``, ``variance_time`` (s; the ``tau`` of Casertano et al. 2022, so that
     ``Var(R_i) = f * tau_i`` for a Poisson rate ``f``), ``first_read``, ``last_read``.
 
 Level 2 image (after ``ramp_fit``)
