@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint bench oracle docs clean
+.PHONY: demo test test-all lint bench oracle docs lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 oracle: $(STAMP)
 	$(BIN)/python -m pytest -q -m oracle tests/parity
+
+# the notebooks, interactively: installs the lab extra (JupyterLab) into .venv and opens notebooks/
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[lab,plot]"
+	$(BIN)/jupyter lab notebooks
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html

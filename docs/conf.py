@@ -37,4 +37,7 @@ napoleon_use_rtype = False
 
 html_theme = "alabaster"
 html_title = f"romanxr {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["romanxr.css"]
+# "--save-intermediate" must stay two hyphens in parameter tables and prose
+smartquotes = False

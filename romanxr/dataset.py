@@ -20,8 +20,9 @@ Level 1 / ramp (before ``ramp_fit``)
     ============== ========================== ============ ============================
 
     Resultant coordinates derived from ``meta.exposure.read_pattern`` and ``frame_time``:
-    ``mean_time`` (s), ``n_reads``, ``variance_time`` (s; the tau of algorithms.md so that
-    ``Var(R_i) = f * tau_i`` for a Poisson rate ``f``), ``first_read``, ``last_read``.
+    ``mean_time`` (s), ``n_reads``, ``variance_time`` (s; the ``tau`` of Casertano et al.
+    2022, so that ``Var(R_i) = f * tau_i`` for a Poisson rate ``f``), ``first_read``,
+    ``last_read``.
 
 Level 2 image (after ``ramp_fit``)
     dims ``(y, x)`` on the 4088x4088 science area (coords 4..4091 for a full frame).

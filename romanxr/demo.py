@@ -105,7 +105,7 @@ def run_demo(
     steps = cal.attrs["meta"].get("cal_step", {})
     print("cal_step: " + ", ".join(f"{k}={v}" for k, v in steps.items()))
     cal = romanxr.open_cal(out)
-    png = quicklook_png(cal["data"], folder / "quicklook.png", title=f"{out.name}: slope (DN/s)")
+    png = quicklook_png(cal, folder / "quicklook.png", title=f"{out.name}: slope (DN/s)", ramp=ds)
     truth = sim.truth.scene_rate
     good = (cal["dq"].values & 1) == 0
     ratio = cal["data"].values[good] / truth[good]

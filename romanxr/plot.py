@@ -32,6 +32,7 @@ __all__ = [
     "RomanPlotter",
     "display_limits",
     "percentile_limits",
+    "quicklook_figure",
     "quicklook_png",
     "require_matplotlib",
     "zscale_limits",
@@ -373,52 +374,123 @@ def _default_units(ds: xr.Dataset, var: str) -> str:
 
 
 def quicklook_png(
-    image: xr.DataArray,
+    image: xr.DataArray | xr.Dataset,
     path: str | os.PathLike,
     *,
     title: str | None = None,
     cmap: str = "gray",
-    stretch: str | tuple[float, float] = (1.0, 99.5),
-    **imshow: Any,
+    stretch: str | tuple[float, float] = "zscale",
+    ramp: xr.Dataset | None = None,
+    catalog: Any = None,
 ) -> Path:
-    """Render a 2-D image (e.g. the slope ``data`` of a cal Dataset) to a PNG.
+    """Render a quicklook PNG: the slope with a zscale stretch, its DQ and one jump's ramp.
 
     Parameters
     ----------
-    image : DataArray
-        2-D, dims ``(y, x)``; computed here if lazy.
+    image : DataArray or Dataset
+        A 2-D image (dims ``(y, x)``), or a Level-2 Dataset: its ``data`` is shown, with a
+        panel of the pixels flagged in ``dq`` and, given ``ramp``, the ramp of one pixel
+        flagged JUMP_DET. Computed here if lazy.
     path : path-like
-        Output PNG.
+        Output PNG (1000 x 650 pixels for a Dataset, 600 x 550 for a single image).
     title : str, optional
-        Plot title.
+        Figure title.
     cmap : str
         Matplotlib colour map.
     stretch : str or (float, float)
-        Percentiles of the finite pixels mapped to black and white, or ``"zscale"``.
-    **imshow
-        More keyword arguments for ``imshow``.
+        ``"zscale"`` (default: the sky noise and faint sources stay visible), ``"percentile"``,
+        ``"minmax"`` or a pair of percentiles.
+    ramp : Dataset, optional
+        The exposure's ramp (e.g. the uncal Dataset, with ``mean_time``), for the ramp panel.
+    catalog : astropy Table, optional
+        A source catalog (``x_centroid``/``y_centroid`` in array positions of the image, as
+        ``ds.roman.catalog`` gives): its sources are circled.
 
     Returns
     -------
     Path
         The PNG written.
     """
-    _pyplot()  # the clear error when matplotlib is missing
-    from matplotlib.figure import Figure
-
-    values = np.asarray(image.values, dtype=np.float64)
-    vmin, vmax = display_limits(values, stretch)
-    fig = Figure(figsize=(6, 5.5), dpi=100)  # no pyplot state: safe in threads and servers
-    ax = fig.subplots()
-    shown = ax.imshow(
-        values, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, extent=_extent(image), **imshow
+    fig = quicklook_figure(
+        image, title=title, cmap=cmap, stretch=stretch, ramp=ramp, catalog=catalog
     )
-    units = image.attrs.get("units", "DN/s")
-    fig.colorbar(shown, ax=ax, label=f"{image.name or 'data'} [{units}]")
-    ax.set_xlabel("x [pixel]")
-    ax.set_ylabel("y [pixel]")
-    if title:
-        ax.set_title(title)
     path = Path(path)
     fig.savefig(path)
     return path
+
+
+def quicklook_figure(
+    image: xr.DataArray | xr.Dataset,
+    *,
+    title: str | None = None,
+    cmap: str = "gray",
+    stretch: str | tuple[float, float] = "zscale",
+    ramp: xr.Dataset | None = None,
+    catalog: Any = None,
+) -> Any:
+    """The matplotlib Figure of :func:`quicklook_png` (same parameters, no file written)."""
+    _pyplot()  # the clear error when matplotlib is missing
+    from matplotlib.figure import Figure
+
+    ds = image if isinstance(image, xr.Dataset) else None
+    data = ds["data"] if ds is not None else image
+    if ds is None:  # no pyplot state: safe in threads and servers
+        fig = Figure(figsize=(6, 5.5), dpi=100, layout="constrained")
+        ax_img, ax_dq, ax_ramp = fig.subplots(), None, None
+    else:
+        fig = Figure(figsize=(10, 6.5), dpi=100, layout="constrained")
+        grid = fig.add_gridspec(2, 2, width_ratios=(1.35, 1))
+        ax_img = fig.add_subplot(grid[:, 0])
+        ax_dq, ax_ramp = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1])
+    values = np.asarray(data.values, dtype=np.float64)
+    vmin, vmax = display_limits(values, stretch)
+    shown = ax_img.imshow(
+        values, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, extent=_extent(data)
+    )
+    units = data.attrs.get("units", "DN/s")
+    fig.colorbar(shown, ax=ax_img, label=f"{data.name or 'data'} [{units}]", shrink=0.8)
+    ax_img.set_xlabel("x [pixel]")
+    ax_img.set_ylabel("y [pixel]")
+    ax_img.set_title(f"{data.name or 'data'} ({stretch if isinstance(stretch, str) else 'pct'})")
+    if catalog is not None and len(catalog):
+        _mark_sources(ax_img, data, catalog)
+    if ax_dq is not None and "dq" in ds:
+        RomanPlotter(ds).dq(ax=ax_dq)
+    if ax_ramp is not None:
+        _jump_ramp(ax_ramp, ds, ramp)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _mark_sources(ax: Any, data: xr.DataArray, catalog: Any) -> None:
+    """Circle the catalog's sources (array positions shifted to the image's coordinates)."""
+    ydim, xdim = data.dims
+    x0 = float(data[xdim].values[0]) if xdim in data.coords else 0.0
+    y0 = float(data[ydim].values[0]) if ydim in data.coords else 0.0
+    xs = np.asarray(getattr(catalog["x_centroid"], "value", catalog["x_centroid"]), float) + x0
+    ys = np.asarray(getattr(catalog["y_centroid"], "value", catalog["y_centroid"]), float) + y0
+    ax.plot(xs, ys, "o", mfc="none", mec="#e67e22", ms=9, label=f"{xs.size} sources")
+    ax.legend(loc="upper right", fontsize="small")
+
+
+def _jump_ramp(ax: Any, cal: xr.Dataset, ramp: xr.Dataset | None) -> None:
+    """The ramp of the good pixel flagged JUMP_DET whose resultants step the most."""
+    if ramp is None or "dq" not in cal:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no ramp given", ha="center", va="center", transform=ax.transAxes)
+        return
+    dq = np.asarray(cal["dq"].values).astype(np.int64)
+    bad = int(PixelFlag.DO_NOT_USE | PixelFlag.SATURATED)
+    ys, xs = np.nonzero(((dq & int(PixelFlag.JUMP_DET)) != 0) & ((dq & bad) == 0))
+    if ys.size == 0:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no jump detected", ha="center", va="center", transform=ax.transAxes)
+        return
+    yc, xc = cal["y"].values[ys[:200]], cal["x"].values[xs[:200]]
+    picked = {"y": xr.DataArray(yc, dims="pixel"), "x": xr.DataArray(xc, dims="pixel")}
+    cube = np.asarray(ramp["data"].sel(picked).values, dtype=np.float64)
+    steps = np.diff(cube, axis=0)
+    best = int(np.argmax(steps.max(axis=0) - np.median(steps, axis=0)))
+    RomanPlotter(ramp).ramp(int(yc[best]), int(xc[best]), ax=ax)
+    ax.set_title(f"ramp of a JUMP_DET pixel (y={int(yc[best])}, x={int(xc[best])})")

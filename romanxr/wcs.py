@@ -2,7 +2,7 @@
 
 Two pieces:
 
-* :func:`build_wcs` makes the gwcs pipeline of algorithms.md 4.9 from a distortion transform and
+* :func:`build_wcs` makes the gwcs pipeline of romancal's assign_wcs from a distortion transform and
   the pointing metadata: ``detector -> v2v3 -> v2v3vacorr -> world (ICRS)``.
 * :func:`world_coords` adds lazily computed ``ra``/``dec`` coordinates (dask, chunked like
   ``data``) to an image Dataset that carries a gwcs in ``attrs['meta']['wcs']``.

@@ -57,7 +57,7 @@ PUBLIC_MODULES = (
     "romanxr.demo",
 )
 
-#: DQ bits each step sets or reads (algorithms.md section 4).
+#: DQ bits each step sets or reads.
 STEP_DQ = {
     "dq_init": "sets ``pixeldq`` from the MASK reference (DO_NOT_USE, DEAD, HOT, "
     "REFERENCE_PIXEL...), GW_AFFECTED_DATA | DO_NOT_USE in the guide-star window, and "

@@ -21,7 +21,7 @@ def assign_wcs(
     override_distortion: str | None = None,
     resolver: ReferenceResolver | None = None,
 ) -> xr.Dataset:
-    """Attach the world coordinate system of a Level-2 image (algorithms.md 4.9).
+    """Attach the world coordinate system of a Level-2 image.
 
     Metadata only: no pixel values are read or changed, nothing is computed.
 

@@ -22,7 +22,7 @@ def dark_current(
     override_dark: str | None = None,
     resolver: ReferenceResolver | None = None,
 ) -> xr.Dataset:
-    """Subtract the dark rate from the slope image (algorithms.md 4.8).
+    """Subtract the dark rate from the slope image.
 
     ``data -= dark_slope`` and ``dq |= dark.dq`` at the image's pixels. The DARK reference is
     full frame (4096x4096, coords 0..4095); the image's absolute ``y``/``x`` coordinates

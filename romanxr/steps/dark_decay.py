@@ -1,4 +1,4 @@
-"""dark_decay step: subtract the decaying dark signal after a reset (algorithms.md 4.4)."""
+"""dark_decay step: subtract the decaying dark signal after a reset."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def flatfield(
     override_flat: str | None = None,
     resolver: ReferenceResolver | None = None,
 ) -> xr.Dataset:
-    """Flat-field a Level-2 image (algorithms.md 4.11).
+    """Flat-field a Level-2 image.
 
     Where the flat is NaN or 0, or its dq has ``NO_FLAT_FIELD``, the flat is taken as 1 and
     ``NO_FLAT_FIELD`` goes to ``dq``. Then ``data /= flat``, ``dumo /= flat``,
@@ -33,7 +33,7 @@ def flatfield(
 
     Only exposure types WFI_IMAGE, WFI_LOLO and WFI_WFSC are flat-fielded; for the others
     (spectral, darks, flats) the step records ``SKIPPED`` without reading a reference, as
-    romancal's exposure pipeline does (algorithms.md section 1).
+    romancal's exposure pipeline does.
 
     Differences from romancal 1.1.0: a flat whose shape is not the detector's science area (or
     the image's own, or does not cover the image's pixels: the rule of every reference, see

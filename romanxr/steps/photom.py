@@ -44,7 +44,7 @@ def photom(
 ) -> xr.Dataset:
     """Copy the photometric conversion for the optical element into ``meta.photometry``.
 
-    Metadata only (algorithms.md 4.10): from ``phot_table[optical_element.upper()]`` of the
+    Metadata only, as in romancal's photom step: from ``phot_table[optical_element.upper()]`` of the
     PHOTOM reference, ``conversion_megajanskys = photmjsr`` ((MJy/sr)/(DN/s)),
     ``conversion_megajanskys_uncertainty = uncertainty`` and ``pixel_area = pixelareasr`` (sr);
     the table's nulls (spectral elements, DARK) become ``None``. The data are **not** scaled:

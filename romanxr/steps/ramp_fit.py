@@ -109,7 +109,10 @@ def ramp_fit(
         then removes only the difference k-1 -> k, exactly what the search itself removed;
         ``ols_cas22`` ends a segment at every flagged resultant as usual).
     algorithm : {"likely", "ols_cas22"}
-        Fitter (see module docstring).
+        Fitter: ``likely`` (default), the likelihood fit of Brandt (2024) on resultant
+        differences with its own jump rejection; ``ols_cas22``, the optimally weighted fit of
+        Casertano et al. (2022) with the Sharma & Casertano (2024) jump test (deprecated
+        upstream).
     rejection_threshold : float or None
         ``likely`` only: jump threshold ``k`` in sigma (thresholds ``k**2`` for one difference,
         the equal-probability 2-dof chi-square for a pair); ``None`` turns the search off.

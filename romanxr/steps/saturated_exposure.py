@@ -1,4 +1,4 @@
-"""The fully-saturated short-circuit of the exposure pipeline (algorithms.md section 1).
+"""The fully-saturated short-circuit of the exposure pipeline, as in romancal's ExposurePipeline.
 
 Right after ``saturation``, an exposure in which every pixel is saturated carries no signal;
 the pipeline then skips the remaining steps and emits a defined zeroed Level-2 image.

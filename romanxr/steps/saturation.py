@@ -1,4 +1,4 @@
-"""saturation: flag saturated and A/D-floor resultants (algorithms.md 4.2)."""
+"""saturation: flag saturated and A/D-floor resultants."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def saturation(
 
     Notes
     -----
-    Per pixel, with threshold ``S`` (DN) from the reference (algorithms.md 4.2):
+    Per pixel, with threshold ``S`` (DN) from the reference, as in romancal's saturation step:
 
     * NO_SAT_CHECK in the reference DQ, or ``S`` NaN: never flagged SATURATED (NaN thresholds
       add NO_SAT_CHECK to ``pixeldq``).

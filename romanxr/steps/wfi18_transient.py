@@ -1,4 +1,4 @@
-"""wfi18_transient step: remove the first-read glow of detector WFI18 (algorithms.md 4.5)."""
+"""wfi18_transient step: remove the first-read glow of detector WFI18."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
     Difference from romancal 1.1.0: its bright-pixel mask is ``diff > np.median(diff, axis=1)``,
     which broadcasts the row medians along the *columns* (pixel (r, c) is compared with the
     median of row c) and only runs because a full frame is square. Here each pixel is compared
-    with its own row's median, as algorithms.md 4.5 describes. On frames whose rows have
+    with its own row's median, which is what the mask is meant to do. On frames whose rows have
     uniform residuals both give the same result (see the parity tests).
 
     The row statistics and fit are a reduction (whole rows, then one small fit); their result is

@@ -69,3 +69,12 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     # every notebook checks what it shows
     asserting = [c for c in nb.cells if c.cell_type == "code" and "assert" in c.source]
     assert len(asserting) >= 4
+    # romancal's and stpipe's log records stay out of the outputs (notebook 04 quiets them)
+    logged = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "stream" and out.name == "stderr" and " - stpipe" in out.text
+    ]
+    assert not logged, logged[0].text[:500]

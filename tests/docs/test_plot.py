@@ -153,3 +153,41 @@ def test_clear_error_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install 'romanxr\[plot\]'"):
         _image().roman.plot.image()
+
+
+def _quicklook_inputs():
+    """A cal-like image (with one JUMP_DET pixel) and its ramp, for the quicklook figure."""
+    ramp = _ramp()
+    image = ramp["data"].isel(resultant=-1).rename("data").to_dataset()
+    image["data"] = image["data"] / 27.0
+    dq = np.zeros(image["data"].shape, np.uint32)
+    dq[1, 2] = PixelFlag.JUMP_DET
+    image["dq"] = (("y", "x"), dq)
+    return image, ramp
+
+
+def test_quicklook_png_size_and_title_clear_of_colorbar(tmp_path):
+    from astropy.table import Table
+
+    from romanxr.plot import quicklook_figure, quicklook_png
+
+    image, ramp = _quicklook_inputs()
+    catalog = Table({"x_centroid": [2.0, 5.0], "y_centroid": [1.0, 3.0]})
+    path = quicklook_png(image, tmp_path / "q.png", title="a long title: slope (DN/s)", ramp=ramp)
+    assert mpimg.imread(path).shape[:2] == (650, 1000)
+    fig = quicklook_figure(image, title="a long title: slope (DN/s)", ramp=ramp, catalog=catalog)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    ax_img, colorbar = fig.axes[0], fig.axes[-1]
+    assert colorbar.get_label() == "<colorbar>"
+    bar = colorbar.get_tightbbox(renderer)
+    assert not title.overlaps(bar)
+    assert not ax_img.title.get_window_extent(renderer).overlaps(bar)
+    # the ramp panel shows the JUMP_DET pixel, the sources are circled on the image
+    assert any("ramp of a JUMP_DET pixel (y=5, x=6)" == ax.get_title() for ax in fig.axes)
+    marked = [line for line in ax_img.lines if line.get_label() == "2 sources"]
+    np.testing.assert_array_equal(marked[0].get_xdata(), [6.0, 9.0])

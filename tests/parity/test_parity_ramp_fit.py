@@ -131,7 +131,7 @@ def test_parity_with_romancal(tmp_path, algorithm):
 
 
 def test_documented_differences(tmp_path):
-    """algorithms.md section 8: a dead rejection_threshold upstream; NaN pixels unflagged."""
+    """docs/romancal.rst: a dead rejection_threshold upstream; NaN pixels unflagged."""
     import roman_datamodels.datamodels as dm
 
     from romanxr.steps.ramp_fit import ramp_fit

@@ -16,7 +16,7 @@ Compared: ``data`` (float32; equal to float32 rounding), ``err``, ``var_poisson`
 float16 step), ``dq`` (exactly) and, for likely, the jump indices (exactly). Counts of
 differing pixels are printed (``pytest -s``).
 
-Documented difference (algorithms.md section 8) that shows on this scene: one pixel of a
+Documented difference (docs/romancal.rst) that shows on this scene: one pixel of a
 saturating star keeps only 2 usable differences; stcal's likely fit still searches it, drops one
 of the two and flags JUMP_DET, romanxr searches only pixels with >= 3 usable differences. Such
 pixels are asserted to be exactly the JUMP_DET disagreements and are left out of the value

@@ -2,7 +2,7 @@
 
 refpix: our kernel reproduces romancal's internals bit for bit with complex128 coefficients;
 the step (complex64 correction spectra) agrees to float32 rounding. romancal's step shifts its
-four switches by one position (algorithms.md section 8 item 4); the tests below pin that
+four switches by one position (docs/romancal.rst); the tests below pin that
 documented difference. dark_decay and wfi18_transient use full-frame timing on small data.
 """
 
@@ -206,7 +206,7 @@ def test_wfi18_matches_romancal_on_cutout(monkeypatch, nres):
 
     The science area is square because romancal compares pixel (r, c) with the median of row
     *c* (``diff > np.median(diff, axis=1)`` broadcasts along columns), which only runs on
-    square frames; ours uses the median of the pixel's own row (algorithms.md 4.5). Noise-free
+    square frames; ours uses the median of the pixel's own row. Noise-free
     ramps make every row's residual (nearly) uniform, so the two masks give the same row means
     and the documented difference does not show here.
     """

@@ -1,4 +1,4 @@
-"""dark_decay (algorithms.md 4.4)."""
+"""dark_decay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The compiled linearity kernel against a plain per-pixel transcription of algorithms.md 4.6.
+"""The compiled linearity kernel against a plain per-pixel transcription of romancal's linearity.
 
 The reference below is written for clarity, one pixel and one read at a time, with numpy's own
 ``interp`` for the INL term; the kernel must agree with it bit for bit (NaN where NaN) on
@@ -41,7 +41,7 @@ def _poly(c, v):
 
 
 def reference(data, gdq, pdq, lin, ilin, lin_dq, channel, read_pattern, inl=None):
-    """algorithms.md 4.6, pixel by pixel and read by read."""
+    """romancal's linearity, pixel by pixel and read by read."""
     pdq = pdq | lin_dq
     lin = _sanitised(lin, lin_dq, pdq)
     ilin = _sanitised(ilin, lin_dq, pdq)

@@ -13,7 +13,7 @@ from romanxr.errors import ConfigError, ExposureError
 from romanxr.steps.ramp_fit import jump_indices, ramp_fit
 from tests.unit.ramp_testdata import SIMPLE_RESULTANTS, make_ramp, write_refs
 
-# romancal tests (algorithms.md section 7); float16 fields compared after a float16 cast
+# romancal's own tests; float16 fields compared after a float16 cast
 LIKELY = {
     (1, 0.01): {
         "data": [0.54824126, 0.54824126, 0.21930373, 0.6579057],

@@ -54,7 +54,7 @@ def test_random_ramp_with_jump_stcal_golden():
     rp = [[7 * k + i for i in range(1, 6)] for k in range(10)]
     ramp = [153.0, 307.0, 457.0, 604.0, 1853.0, 2002.0, 2159.0, 2308.0, 2459.0, 2601.0]
     slope, dq, err, vp, vr, _chisq, _dumo, gdq = _fit(ramp, rp, 10 / np.sqrt(2), 5.0, 10.736)
-    # algorithms.md section 7 values at the upstream tolerance (absolute 1e-4)
+    # the values of romancal's own tests at the upstream tolerance (absolute 1e-4)
     assert abs(slope[0, 0] - 1.9960526) < 1e-4
     assert abs(vp[0, 0] - 6.4461e-4) < 1e-4
     assert abs(vr[0, 0] - 1.8037e-4) < 1e-4

@@ -1,4 +1,4 @@
-"""The pixel read-time map T(ft, sca, frame) of algorithms.md 4.4."""
+"""The pixel read-time map T(ft, sca, frame) used by dark_decay."""
 
 from __future__ import annotations
 

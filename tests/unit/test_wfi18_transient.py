@@ -1,4 +1,4 @@
-"""wfi18_transient (algorithms.md 4.5) on small cut-outs with full-frame timing."""
+"""wfi18_transient on small cut-outs with full-frame timing."""
 
 from __future__ import annotations
 
