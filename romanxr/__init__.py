@@ -16,6 +16,7 @@ from romanxr._version import __version__
 __all__ = [
     "__version__",
     "calibrate",
+    "export_config",
     "open_cal",
     "open_exposures",
     "open_ramp",
@@ -27,6 +28,7 @@ __all__ = [
 
 _LAZY = {
     "calibrate": "romanxr.pipeline.calibration:calibrate",
+    "export_config": "romanxr.pipeline:export_config",
     "open_cal": "romanxr.io:open_cal",
     "open_exposures": "romanxr.exposures:open_exposures",
     "open_ramp": "romanxr.io:open_ramp",

@@ -26,6 +26,7 @@ __all__ = [
     "COMMON_PARAMETERS",
     "STPIPE_IGNORED",
     "ParameterSpec",
+    "RecordedOptions",
     "coerce_value",
     "load_config_file",
     "merge_step_options",
@@ -304,6 +305,8 @@ def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"config file {path} cannot be parsed: {exc}") from exc
     if not isinstance(tree, Mapping):
         raise ConfigError(f"config file {path}: expected a table/mapping at top level")
+    if "roman" in tree:
+        return _recorded_parameters(tree, path)
     out: dict[str, dict[str, Any]] = {}
     for name, params in _step_entries(tree, path):
         clean = {
@@ -325,6 +328,24 @@ def _relative_to(folder: Path, name: str, value: Any) -> Any:
     if not text or text.upper() == "N/A" or "://" in text or Path(text).expanduser().is_absolute():
         return value
     return str(folder.resolve() / text)
+
+
+class RecordedOptions(dict):
+    """Step parameters read from a product's record: they may hold values a step decided at
+    run time, which are not parameters (:func:`romanxr.pipeline.resolve_step_options` drops
+    those)."""
+
+
+def _recorded_parameters(tree: Mapping[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """The step parameters a romanxr product recorded (its ``romanxr.step_parameters``)."""
+    node = tree.get("romanxr") or {}
+    record = node.get("step_parameters") if isinstance(node, Mapping) else None
+    if not record:
+        raise ConfigError(
+            f"config file {path} is a Roman product without romanxr's record of step "
+            "parameters (romancal's cal files keep none); pass a parameter file instead"
+        )
+    return RecordedOptions({str(step): dict(params) for step, params in record.items()})
 
 
 def merge_step_options(*layers: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict]:

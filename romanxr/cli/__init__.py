@@ -29,7 +29,6 @@ Layout: one module per subcommand (``romanxr/cli/<name>.py``), each defining a
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import traceback
 from collections.abc import Collection, Sequence
@@ -51,6 +50,7 @@ from romanxr.errors import (
     ReferenceFileError,
     RomanxrError,
 )
+from romanxr.logsetup import configure_logging
 
 __all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "main"]
 
@@ -107,19 +107,6 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return [s for action in parser._actions for s in action.option_strings]
 
 
-def _configure_logging(verbosity: int) -> None:
-    """Level and one stderr handler on the ``romanxr`` logger; no other logger is touched."""
-    logger = logging.getLogger("romanxr")
-    if not any(getattr(h, "_romanxr_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
-        handler._romanxr_cli = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(
-        logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    )
-
-
 def _run(args: argparse.Namespace, extra: list[str], known_options: list[str]) -> int:
     """Run the parsed subcommand; ``extra`` holds the ``--steps.<step>.<param>`` options."""
     command = _BY_NAME[args.command]
@@ -158,7 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_CODES["usage"]
         verbosity = max(args.verbose, getattr(args, "verbose_sub", 0) or 0)
-        _configure_logging(verbosity)
+        configure_logging(
+            getattr(args, "log_level", None),
+            verbosity=verbosity,
+            log_file=getattr(args, "log_file", None),
+            log_stream=getattr(args, "log_stream", None),
+        )
         known = _option_strings(parser.subcommand_parsers[args.command]) + _option_strings(parser)
         return _run(args, extra, known)
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from romanxr.cli.options import (
     progress,
     step_list,
 )
+from romanxr.cli.strun import add_strun_options, check_step_options
 from romanxr.cli.text import plan_lines, wrap
 from romanxr.errors import ConfigError
 
@@ -88,6 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_progress(p)
     batch.add_arguments(p)
     add_verbose(p)
+    add_strun_options(p)
 
 
 def steps_help() -> str:
@@ -152,15 +154,18 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     from romanxr import pipeline
     from romanxr.registry import STEPS, get_step
 
+    check_step_options(step_options)
     inputs, config = inputs_and_config(args)
     if batch.is_batch(inputs):  # several files, a pattern, an association, a folder
         return batch.run(args, step_options, inputs, config)
     source, config = input_and_config(args)
     # a partial run is named after its last step (r..._linearity.asdf), a whole one _cal
     last = get_step(args.stop_after) if args.stop_after else STEPS[-1]
-    suffix = "cal" if last is STEPS[-1] else last.suffix
+    suffix = args.suffix or ("cal" if last is STEPS[-1] else last.suffix)
     out = output_for(args, source, suffix, create=not args.dry_run)
     save = step_list(args.save_intermediate)
+    if args.save_parameters:
+        pipeline.export_config(args.save_parameters, steps=step_options, config=config)
     if args.dry_run:
         return dry_run(args, source, config, out, save, step_options)
     keep_existing(args, out)

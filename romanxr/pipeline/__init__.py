@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from romanxr.pipeline.calibration import calibrate
 from romanxr.pipeline.executor import execute
-from romanxr.pipeline.options import StepOptions, effective_parameters, resolve_step_options
+from romanxr.pipeline.options import (
+    StepOptions,
+    effective_parameters,
+    export_config,
+    resolve_step_options,
+)
 from romanxr.pipeline.planning import (
     FOLD,
     OFF,
@@ -47,6 +52,7 @@ __all__ = [
     "calibrate",
     "effective_parameters",
     "execute",
+    "export_config",
     "fold_jump",
     "intermediate_path",
     "open_exposure",

@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from romanxr.config import (
     STPIPE_IGNORED,
+    RecordedOptions,
     closest,
     coerce_value,
     load_config_file,
@@ -21,7 +23,7 @@ from romanxr.config import (
 from romanxr.errors import ConfigError
 from romanxr.registry import NOT_RUN_STEPS, StepSpec, find_step, get_step
 
-__all__ = ["StepOptions", "effective_parameters", "resolve_step_options"]
+__all__ = ["StepOptions", "effective_parameters", "export_config", "resolve_step_options"]
 
 log = logging.getLogger("romanxr")
 
@@ -57,6 +59,8 @@ def resolve_step_options(
         :func:`effective_parameters` adds the defaults.
     """
     file_layer = load_config_file(config) if isinstance(config, str | os.PathLike) else config
+    if isinstance(file_layer, RecordedOptions):
+        file_layer = _parameters_only(file_layer)
     out: StepOptions = {}
     for layer in (file_layer, steps):
         for name, params in _canonical_layer(layer).items():
@@ -74,6 +78,17 @@ def _canonical_layer(layer: Mapping[str, Mapping[str, Any]] | None) -> StepOptio
         spec = get_step(name)
         clean = _checked_parameters(spec, params)
         out.setdefault(spec.name, {}).update(clean)
+    return out
+
+
+def _parameters_only(record: RecordedOptions) -> StepOptions:
+    """A product's record without what its steps decided at run time (not parameters)."""
+    out: StepOptions = {}
+    for name, params in record.items():
+        spec = find_step(name)
+        if spec is not None:
+            known = spec.parameters()
+            out[name] = {k: v for k, v in params.items() if k in known}
     return out
 
 
@@ -118,3 +133,73 @@ def effective_parameters(
     values = {name: p.default for name, p in spec.parameters().items()}
     values.update(given or {})
     return {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in values.items()}
+
+
+#: romancal's name for a step where it differs from romanxr's (``ExposurePipeline.step_defs``)
+_ROMANCAL_NAMES = {"ramp_fit": "rampfit"}
+_PIPELINE_CLASS = "romancal.pipeline.exposure_pipeline.ExposurePipeline"
+#: romanxr parameters romancal 1.1's step does not have (stpipe refuses them as extra values)
+_NOT_IN_ROMANCAL = {"source_catalog": {"override_epsf"}}
+
+
+def export_config(
+    path: str | os.PathLike,
+    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write the effective step parameters as an stpipe parameter file (ASDF).
+
+    The layout is the one ``strun --save-parameters`` writes (``class``, ``name``,
+    ``parameters`` and a ``steps`` list of ``{class, name, parameters}``), so romancal's
+    ``strun <file> <uncal>`` and :func:`romanxr.calibrate` (``config=``) both read it. Steps
+    romancal does not have (romanxr's stand-alone ``jump``) are left out: their parameters
+    are those of romancal's ``rampfit``; so are romanxr's parameters romancal lacks.
+
+    Parameters
+    ----------
+    path : path
+        ``*.asdf`` (stpipe reads parameter files as ASDF; TOML is refused).
+    steps, config
+        As for :func:`resolve_step_options`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from romanxr.registry import STEPS
+
+    path = Path(path)
+    given = resolve_step_options(steps, config)
+    entries = []
+    for spec in STEPS:
+        if spec.romancal_class is None:
+            continue
+        values = effective_parameters(spec, given.get(spec.name))
+        for name in _NOT_IN_ROMANCAL.get(spec.name, ()):
+            values.pop(name, None)
+        entries.append(
+            {
+                "class": spec.romancal_class,
+                "name": _ROMANCAL_NAMES.get(spec.name, spec.name),
+                "parameters": values,
+            }
+        )
+    tree = {
+        "class": _PIPELINE_CLASS,
+        "name": "ExposurePipeline",
+        "parameters": {"save_results": True, "suffix": "cal"},
+        "steps": entries,
+    }
+    if path.suffix.lower() != ".asdf":
+        raise ConfigError(
+            f"--save-parameters {path}: expected a .asdf name (stpipe 1.x reads parameter "
+            "files as ASDF only)"
+        )
+    import asdf
+
+    try:
+        asdf.AsdfFile(tree).write_to(path)
+    except OSError as exc:
+        raise ConfigError(f"--save-parameters {path}: cannot write it ({exc})") from exc
+    return path

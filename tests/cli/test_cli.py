@@ -105,8 +105,8 @@ def test_pasted_strun_arguments(work, env, exposure):
         env,
         work,
     )
-    assert "romanxr INFO: step jump" not in proc.stderr  # folded into ramp_fit
-    assert "romanxr INFO: step ramp_fit" in proc.stderr
+    assert "romanxr - INFO - step jump" not in proc.stderr  # folded into ramp_fit
+    assert "romanxr - INFO - step ramp_fit" in proc.stderr
     out = work / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [CAL_NAME, f"{STEM}_refpix.asdf", f"{STEM}_rampfit.asdf"]
