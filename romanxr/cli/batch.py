@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
-from romanxr.cli.options import EXIT_CODES, step_list
+from romanxr.cli.options import EXIT_CODES, run_arguments
 from romanxr.errors import ConfigError
 
 __all__ = ["BatchProgress", "add_arguments", "is_batch", "run"]
@@ -181,15 +181,7 @@ def run(
             raise OutputError(f"outputs exist and --no-overwrite keeps them: {existing}")
     with scheduler(args.scheduler, args.workers) as client:
         cal = tree.roman.calibrate(
-            on_error=mode,
-            check_saturated=True,
-            steps=step_options,
-            config=config,
-            crds_context=args.crds_context,
-            start_at=args.start_at,
-            stop_after=args.stop_after,
-            save_intermediate=step_list(args.save_intermediate),
-            overwrite=args.overwrite,
+            on_error=mode, check_saturated=True, **run_arguments(args, step_options, config)
         )
         datasets = {n.path: n.to_dataset(inherit=False) for n in cal.leaves if n.has_data}
         enabled = sys.stderr.isatty() if args.progress is None else args.progress

@@ -20,6 +20,7 @@ from romanxr.cli.options import (
     output_for,
     parse_bool,
     progress,
+    run_arguments,
     step_list,
 )
 from romanxr.cli.strun import add_strun_options, check_step_options
@@ -170,17 +171,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
         return dry_run(args, source, config, out, save, step_options)
     keep_existing(args, out)
     with progress(args.progress):
-        pipeline.calibrate(
-            source,
-            steps=step_options,
-            config=config,
-            output=out,
-            overwrite=args.overwrite,
-            crds_context=args.crds_context,
-            start_at=args.start_at,
-            stop_after=args.stop_after,
-            save_intermediate=save,
-        )
+        pipeline.calibrate(source, output=out, **run_arguments(args, step_options, config))
     print(out)
     return 0
 

@@ -184,6 +184,22 @@ def step_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def run_arguments(
+    args: argparse.Namespace, step_options: dict[str, dict[str, Any]], config: str | None
+) -> dict[str, Any]:
+    """The keywords of a pipeline run that ``calibrate`` takes from the command line, the same
+    for one file (:func:`romanxr.pipeline.calibrate`) and for a batch (``dt.roman.calibrate``)."""
+    return {
+        "steps": step_options,
+        "config": config,
+        "crds_context": args.crds_context,
+        "start_at": args.start_at,
+        "stop_after": args.stop_after,
+        "save_intermediate": step_list(args.save_intermediate),
+        "overwrite": args.overwrite,
+    }
+
+
 # ---------------------------------------------------------------- strun-style arguments
 
 _BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "t", "f", "y", "n"}

@@ -20,12 +20,6 @@ def batch(tmp_path_factory):
     return make_batch(tmp_path_factory.mktemp("asn"))
 
 
-@pytest.fixture(autouse=True)
-def crds(batch):
-    with batch.cache.activate():
-        yield
-
-
 def _romancal_association(folder, members, **kwargs):
     """An association written by romancal's own asn_from_list, members relative to it."""
     from romancal.associations.asn_from_list import asn_from_list

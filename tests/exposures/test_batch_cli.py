@@ -20,18 +20,6 @@ def batch(tmp_path_factory):
     return make_batch(tmp_path_factory.mktemp("batch_cli"))
 
 
-@pytest.fixture(autouse=True)
-def crds(batch):
-    with batch.cache.activate():
-        yield
-
-
-@pytest.fixture(scope="module")
-def solo(batch):
-    with batch.cache.activate():
-        return {p.name: romanxr.calibrate(p).compute() for p in batch.members}
-
-
 def _cal(name: str) -> str:
     return name.replace("_uncal", "_cal")
 

@@ -26,12 +26,6 @@ def batch(tmp_path_factory):
     return make_batch(tmp_path_factory.mktemp("distributed_batch"))
 
 
-@pytest.fixture(autouse=True)
-def crds(batch):
-    with batch.cache.activate():
-        yield
-
-
 @pytest.fixture(scope="module")
 def threaded(batch, tmp_path_factory):
     """The batch written on the threaded scheduler: {file name: cal file}."""

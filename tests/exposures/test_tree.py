@@ -23,19 +23,6 @@ def batch(tmp_path_factory):
     return make_batch(tmp_path_factory.mktemp("tree"), exposures=3)
 
 
-@pytest.fixture(autouse=True)
-def crds(batch):
-    with batch.cache.activate():
-        yield
-
-
-@pytest.fixture(scope="module")
-def solo(batch):
-    """Each member calibrated on its own: {file name: computed cal Dataset}."""
-    with batch.cache.activate():
-        return {p.name: romanxr.calibrate(p).compute() for p in batch.members}
-
-
 def _node(name: str) -> str:
     exposure, detector = name.split("_")[1], name.split("_")[2]
     return f"/r0000101001001001001_{exposure}/{detector}"
