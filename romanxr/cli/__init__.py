@@ -120,9 +120,10 @@ def _run(args: argparse.Namespace, extra: list[str], known_options: list[str]) -
 
         tune_allocator()
         # a first run compiles the numba kernels (tens of seconds): say so after 2 s
-        from romanxr.cli.compiling import announce_compilation
+        from romanxr.cli.compiling import announcing_compilation
 
-        announce_compilation()
+        with announcing_compilation():
+            return command.run(args, step_options)
     return command.run(args, step_options)
 
 

@@ -10,11 +10,13 @@ like a hang.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
-__all__ = ["NOTICE", "NOTICE_AFTER", "announce_compilation"]
+__all__ = ["NOTICE", "NOTICE_AFTER", "announce_compilation", "announcing_compilation"]
 
 #: seconds of compiling before the line is printed
 NOTICE_AFTER = 2.0
@@ -50,7 +52,16 @@ class _Watch:
             if self.active <= 0 or self.said:
                 return  # short compilations only: wait for the next one
             self.said = True
-        print(NOTICE, file=self.stream, flush=True)
+        with contextlib.suppress(ValueError, OSError):  # the stream may be gone by now
+            print(NOTICE, file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        """Cancel a pending notice (the command is over)."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self.said = True
 
 
 def announce_compilation(stream: TextIO | None = None, after: float = NOTICE_AFTER) -> Any:
@@ -75,3 +86,19 @@ def announce_compilation(stream: TextIO | None = None, after: float = NOTICE_AFT
     listener = Listener()
     event.register("numba:compile", listener)
     return listener
+
+
+@contextlib.contextmanager
+def announcing_compilation(
+    stream: TextIO | None = None, after: float = NOTICE_AFTER
+) -> Iterator[Any]:
+    """:func:`announce_compilation` for the length of a command: the listener is removed and
+    a pending notice cancelled at the end, so nothing prints after the command returned."""
+    from numba.core import event
+
+    listener = announce_compilation(stream, after)
+    try:
+        yield listener
+    finally:
+        listener.watch.stop()
+        event.unregister("numba:compile", listener)

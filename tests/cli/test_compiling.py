@@ -42,3 +42,23 @@ def test_listener_sees_numba_compilations():
         if listener.watch.timer is not None:
             listener.watch.timer.cancel()
         event.unregister("numba:compile", listener)
+
+
+def test_the_notice_ends_with_the_command():
+    from romanxr.cli.compiling import announcing_compilation
+
+    out = io.StringIO()
+    with announcing_compilation(out, after=0.05) as listener:
+        listener.watch.start()  # a compilation still going when the command ends
+    time.sleep(0.2)
+    assert out.getvalue() == ""  # no line after the command returned
+    assert listener not in event._registered["numba:compile"]
+
+
+def test_a_closed_stream_is_not_an_error():
+    out = io.StringIO()
+    watch = _Watch(out, after=0.01)
+    out.close()
+    watch.start()
+    time.sleep(0.1)  # the timer fires and prints on a closed stream: suppressed
+    assert watch.said
