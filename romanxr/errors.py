@@ -88,18 +88,25 @@ class OutputError(RomanxrError, OSError):
 
 
 class OutputExistsError(OutputError, FileExistsError):
-    """Without overwrite, the output appeared while the run was computing (another writer).
+    """Without overwrite, the output exists: found before the compute (``computed=False``) or
+    appeared while the run was computing (another writer).
 
     The finished result was removed; the file at the target (the other writer's) is untouched.
     ``str(err)`` names the Python fix (``overwrite=True``), :meth:`cli_message` the command
     line's (``--overwrite``).
     """
 
-    def __init__(self, target: object) -> None:
+    def __init__(self, target: object, computed: bool = True) -> None:
         self.target = target
+        self.computed = computed  # False: found before anything was computed
         super().__init__(self._text("pass overwrite=True"))
 
     def _text(self, fix: str) -> str:
+        if not self.computed:
+            return (
+                f"{self.target}: the output already exists and overwriting is off; nothing "
+                f"was computed. Write to another path, or {fix} to replace it"
+            )
         return (
             f"{self.target}: the output appeared while this run was computing (another run "
             "writing the same path?) and overwriting is off, so it was kept and this run's "

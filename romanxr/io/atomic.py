@@ -185,10 +185,7 @@ def check_output_path(
             )
     if os.path.lexists(target):
         if not overwrite:
-            raise OutputError(
-                f"{target}: the output already exists; pass overwrite=True to replace it or "
-                "choose another path"
-            )
+            raise OutputExistsError(target, computed=False)
         if kind == "file" and target.is_dir():
             raise OutputError(
                 f"{target}: a directory is in the way of the output file; remove it or choose "

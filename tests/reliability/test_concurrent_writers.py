@@ -127,3 +127,15 @@ def test_two_cli_runs_to_one_output(tmp_path, suffix):
     assert opened.attrs["step_parameters"]["jump"]["rejection_threshold"] == winner
     assert np.isfinite(opened["data"].values).any()
     assert temporaries(tmp_path) == []
+
+
+def test_an_output_found_before_the_compute_speaks_the_callers_language(tmp_path, cal):
+    # the CLI checks first, but another run may create the file between that check and the
+    # writer's: the writer's refusal then has the CLI wording too
+    target = tmp_path / "o_cal.asdf"
+    target.write_bytes(b"previous")
+    with pytest.raises(OutputExistsError) as err:
+        to_asdf(image_dataset(romanxr.open_cal(cal)), target)
+    assert "overwrite=True" in str(err.value) and "nothing was computed" in str(err.value)
+    assert "--overwrite" in err.value.cli_message() and "=True" not in err.value.cli_message()
+    assert target.read_bytes() == b"previous"
