@@ -15,7 +15,7 @@ import check_structure  # noqa: E402
 # the rooms of the page, and the shared modules everything may use
 ROOMS = {"io", "refs", "schedule", "kernels", "steps", "registry", "pipeline", "accessor"}
 ROOMS |= {"cli", "testing", "demo", "plot", "summary", "exposures", "focal_plane"}
-SHARED = {"errors", "dq", "dataset", "config", "wcs", "_version"}
+SHARED = {"errors", "dq", "dataset", "config", "wcs", "_version", "logsetup"}
 # the arrows drawn on the page: room -> rooms it may import (besides SHARED)
 ARROWS = {
     "cli": {"pipeline", "refs", "registry", "schedule", "demo", "exposures"},
