@@ -160,12 +160,12 @@ def align_to_exposure(
 ) -> xr.Dataset:
     """Select the reference pixels under ``exposure``'s ``y``/``x`` coordinates.
 
-    One rule for every reference type: its pixels (absolute coordinates: 0-based for frame
-    references such as dark, gain and mask, from 4 for the science-area flat) must lie inside
-    the exposure's detector frame (:func:`romanxr.dataset.frame_shape`), and they must cover
-    every pixel of the exposure. A full-frame reference serves any cut-out of a full-frame
-    exposure, and a cut-out reference serves the exposures inside it; a reference that
-    reaches beyond the detector, or one that does not cover the exposure, is a mismatch.
+    One rule for every reference type: its pixels (absolute coordinates) must lie inside the
+    area its type describes, the exposure's detector frame (:func:`romanxr.dataset.frame_shape`:
+    dark, gain, mask...) or that frame's science area (the frame less its 4-pixel border: the
+    flat), and they must cover every pixel of the exposure. A full-frame reference serves any
+    cut-out of a full-frame exposure, and a cut-out reference serves the exposures inside it;
+    a reference that reaches beyond its area, or does not cover the exposure, is a mismatch.
 
     Raises
     ------
@@ -204,9 +204,13 @@ def _check_reference_shape(
     science = (frame[0] - 2 * BORDER, frame[1] - 2 * BORDER)
     own = (exposure.sizes["y"], exposure.sizes["x"])
     shape = (ref.sizes["y"], ref.sizes["x"])
+    # science-area references (the flat) live in the frame less its border, the others in
+    # the whole frame; a reference may be a cut-out of that area, never reach beyond it
+    flat = ref.attrs.get("reftype", resolved.reftype if resolved else "") == "flat"
+    low, high = (BORDER, science) if flat else (0, frame)
     inside = all(
-        ref.sizes[d] == 0 or (int(ref[d].min()) >= 0 and int(ref[d].max()) < n)
-        for d, n in zip(("y", "x"), frame, strict=True)
+        ref.sizes[d] == 0 or (int(ref[d].min()) >= low and int(ref[d].max()) < low + n)
+        for d, n in zip(("y", "x"), high, strict=True)
     )
     if inside:
         return
