@@ -9,8 +9,9 @@ Usage::
 
 1. Simulates ``--n`` detectors of one exposure with their references and a local CRDS cache
    (:func:`romanxr.testing.simulate_wfi_exposure`), or reuses ``--cache``.
-2. Runs the command line as whole processes, each measured with ``os.wait4`` (wall, user +
-   system CPU, peak RSS): one detector alone; all detectors in one command
+2. Runs the command line as whole processes, each measured under GNU time (wall, user +
+   system CPU, peak RSS of the largest process and of the whole process tree, see
+   ``_measure.run_measured``): one detector alone; all detectors in one command
    (``romanxr calibrate <files...> --output_dir D``); the same with ``--workers 2``. Where
    the installed ``romanxr calibrate`` takes one file only (exit 2 on several), it falls back
    to one process per file (one after another, or two at a time for ``--workers 2``) and says
@@ -32,10 +33,15 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import run_measured  # noqa: E402
+
 SKIP_ALWAYS = ("source_catalog", "tweakreg")
 SKIP_SMALL = ("refpix", "dark_decay")
 
@@ -103,14 +109,10 @@ def scale(runs: list[Run], detectors: int) -> Run:
 
 
 def measure(cmd: list, env: dict, log: Path) -> tuple[int, float, float, float]:
-    """Run ``cmd``; exit code, wall s, CPU s and peak RSS GiB of the process (``wait4``)."""
-    t0 = time.perf_counter()
+    """Run ``cmd``; exit code, wall s, CPU s and peak RSS GiB (process tree) of the command."""
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=fh, stderr=fh)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    return code, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20
+        u = run_measured(cmd, env=env, stdout=fh, stderr=fh)
+    return u.returncode, u.wall_s, u.cpu_s, u.peak_gib
 
 
 def _one_per_file(
@@ -118,21 +120,19 @@ def _one_per_file(
 ) -> Run:
     """Fallback: one ``romanxr calibrate`` process per file, ``parallel`` at a time."""
     t0 = time.perf_counter()
-    cpu, peaks, pending = 0.0, [], list(files)
-    running: list[subprocess.Popen] = []
-    while pending or running:
-        while pending and len(running) < parallel:
-            f = pending.pop(0)
-            cmd = romanxr_command([f], out, size)
-            running.append(
-                subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-            )
-        _, status, usage = os.wait4(-1, 0)
-        running = [p for p in running if p.poll() is None]
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{label}: a romanxr calibrate process failed")
-        cpu += usage.ru_utime + usage.ru_stime
-        peaks.append(usage.ru_maxrss / 2**20)
+    peaks: list[float] = []
+    cpu = 0.0
+
+    def one(f: Path) -> None:
+        nonlocal cpu
+        u = run_measured(romanxr_command([f], out, size), env=env, stdout=subprocess.DEVNULL)
+        if u.returncode != 0:
+            raise SystemExit(f"{label}: romanxr calibrate failed on {f}")
+        cpu += u.cpu_s
+        peaks.append(u.peak_gib)
+
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, files))
     wall = time.perf_counter() - t0
     peak = sum(sorted(peaks)[-parallel:])  # at most `parallel` processes at once
     note = f"fallback: one process per file, {parallel} at a time"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -35,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import peak_rss_bytes  # noqa: E402
 
 VARIABLES = ["data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo"]
 
@@ -95,12 +97,12 @@ def child(n: int, folder: Path, scheduler: str, writer: str = "asdf") -> dict:
     t0, c0 = time.perf_counter(), sum(os.times()[:2])
     if scheduler == "threads" and writer == "asdf":
         _write_asdf(info, work, n)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        rss = peak_rss_bytes() / 2**30
         cpu = sum(os.times()[:2]) - c0
     elif scheduler == "threads":
         dask, delayed = _graph(info, work, n)
         dask.compute(*delayed, scheduler="threads")
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        rss = peak_rss_bytes() / 2**30
         cpu = sum(os.times()[:2]) - c0
     else:
         import threading

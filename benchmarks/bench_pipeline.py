@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import peak_rss_bytes  # noqa: E402
 
 DEFAULT_CACHE = Path(
     os.environ.get("ROMANXR_BENCH_CACHE", Path.home() / ".cache" / "romanxr_bench")
@@ -50,7 +52,7 @@ DEFAULT_CACHE = Path(
 
 
 def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak_rss_bytes() / 2**30
 
 
 def _cpu() -> float:

@@ -5,13 +5,16 @@ Usage: python benchmarks/bench_simulate.py [ny nx]   (default 4096 4096, 8 resul
 
 from __future__ import annotations
 
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from romanxr.testing import make_detector, make_reference_set, simulate_exposure
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import peak_rss_bytes
 
 
 def main() -> None:
@@ -24,7 +27,7 @@ def main() -> None:
     t2, c2 = time.perf_counter(), time.process_time()
     make_reference_set(work / "refs", det)
     t3, c3 = time.perf_counter(), time.process_time()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = peak_rss_bytes() / 2**30
     size = sim.path.stat().st_size / 2**20
     print(
         f"shape {shape}: make_detector {t1 - t0:.1f} s, simulate_exposure {t2 - t1:.1f} s "

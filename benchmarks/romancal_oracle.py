@@ -16,9 +16,10 @@ Usage::
    skipped) in another subprocess: wall time, peak RSS, ``romanxr/<name>_cal.asdf``.
 4. Compares the two cal files (data, err, dq, var_poisson) and the timings.
 
-Peak RSS is per tool: each runs in its own child, and the parent reads that child's resource
-usage with ``os.wait4``. Wall time is measured inside the child around the pipeline call
-(imports and interpreter start-up excluded; the child's total is printed too).
+Peak RSS is per tool: each runs in its own child, started under GNU time
+(``_measure.run_measured``; ``os.wait4`` would count this parent's memory into the
+child). Wall time is measured inside the child around the pipeline call (imports and
+interpreter start-up excluded; the child's total is printed too).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import run_measured
 
 SKIP_ALWAYS = ("source_catalog", "tweakreg")
 SKIP_SMALL = ("refpix", "dark_decay")
@@ -100,19 +105,15 @@ def _run_child(tool: str, args: list[str], env: dict[str, str], log: Path) -> di
     """Run this script as ``--child tool``; return its JSON result plus wall/peak RSS."""
     result = log.with_suffix(".json")
     cmd = [sys.executable, __file__, "--child", tool, *args, "--result", str(result)]
-    t0 = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+        u = run_measured(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if u.returncode != 0:
         tail = log.read_text().splitlines()[-30:]
-        raise SystemExit(f"{tool} failed (exit {proc.returncode}); log {log}:\n" + "\n".join(tail))
+        raise SystemExit(f"{tool} failed (exit {u.returncode}); log {log}:\n" + "\n".join(tail))
     info = json.loads(result.read_text())
-    info["process_s"] = wall
-    info["peak_rss_gib"] = usage.ru_maxrss / 2**20  # kilobytes on Linux
-    info["cpu_s"] = usage.ru_utime + usage.ru_stime
+    info["process_s"] = u.wall_s
+    info["peak_rss_gib"] = u.peak_gib
+    info["cpu_s"] = u.cpu_s
     return info
 
 
