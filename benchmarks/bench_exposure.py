@@ -182,7 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         t0 = time.perf_counter()
         sim = simulate_wfi_exposure(
-            folder, range(1, args.n + 1), shape=(args.size, args.size), seed=args.seed
+            folder,
+            range(1, args.n + 1),
+            shape=(args.size, args.size),
+            seed=args.seed,
+            keep_truth=False,
         )
         info = {"files": [str(p) for p in sim.paths], "env": sim.crds_cache.environ()}
         manifest.write_text(json.dumps(info))

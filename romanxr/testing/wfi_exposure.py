@@ -46,11 +46,17 @@ class SimulatedWfiExposure:
     ----------
     directory : pathlib.Path
         Where the uncal files are.
+    files : dict
+        Detector name -> the uncal file.
+    reference_files : dict
+        Detector name -> {reftype: path} (the dark decay file is one for all detectors, as in
+        CRDS).
     exposures : dict
-        Detector name -> :class:`~romanxr.testing.SimulatedExposure`.
+        Detector name -> :class:`~romanxr.testing.SimulatedExposure` (its truth included);
+        empty when simulated with ``keep_truth=False``.
     references : dict
-        Detector name -> :class:`~romanxr.testing.ReferenceSet` (the dark decay file is one
-        for all detectors, as in CRDS).
+        Detector name -> :class:`~romanxr.testing.ReferenceSet`; empty with
+        ``keep_truth=False``.
     catalog : dict of ndarray
         The sky: ``ra``, ``dec`` (deg), ``flux`` (e-/s), ``saturating``.
     crds_cache : LocalCrdsCache or None
@@ -60,6 +66,8 @@ class SimulatedWfiExposure:
     """
 
     directory: Path
+    files: dict[str, Path]
+    reference_files: dict[str, dict[str, Path]]
     exposures: dict[str, SimulatedExposure]
     references: dict[str, ReferenceSet]
     catalog: dict[str, np.ndarray]
@@ -69,7 +77,15 @@ class SimulatedWfiExposure:
     @property
     def paths(self) -> list[Path]:
         """The uncal files, in detector order."""
-        return [self.exposures[name].path for name in sorted(self.exposures)]
+        return [self.files[name] for name in sorted(self.files)]
+
+
+@dataclass(frozen=True)
+class _Footprint:
+    """What the focal-plane geometry needs of a detector: its name and science shape."""
+
+    detector: str
+    science_shape: tuple[int, int]
 
 
 def detector_pointing(
@@ -94,12 +110,14 @@ def detector_pointing(
     return ra_ref, dec_ref, float((pa - pa0) % 360.0)
 
 
-def _sky_to_pixel(det: DetectorModel, v2: np.ndarray, v3: np.ndarray) -> tuple[Any, Any]:
+def _sky_to_pixel(
+    det: DetectorModel | _Footprint, v2: np.ndarray, v3: np.ndarray
+) -> tuple[Any, Any]:
     return _distortion(det).inverse(v2, v3)
 
 
 def _draw_catalog(
-    dets: list[DetectorModel], tel2sky: Any, seed: int
+    dets: list[_Footprint], tel2sky: Any, seed: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The star catalogue, and its (V2, V3) under the common attitude."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7101]))
@@ -128,21 +146,64 @@ def _draw_catalog(
     return catalog, v2, v3
 
 
-def _dark_decay_for_all(path: Path, dets: list[DetectorModel]) -> None:
-    """One darkdecaysignal file with every detector's values (CRDS selects it by time)."""
+def _dark_decay_for_all(path: Path, decay: dict[str, tuple[float, float]]) -> None:
+    """One darkdecaysignal file with every detector's values (CRDS selects it by time).
+
+    ``decay`` maps detector name -> (amplitude DN, time constant s).
+    """
     import roman_datamodels.datamodels as dm
 
     with dm.open(path) as model:
         table = dict(model.decay_table)
-        for det in dets:
-            table[det.detector] = {
-                "amplitude": float(det.dark_decay_amplitude),
-                "time_constant": float(det.dark_decay_time_constant),
-            }
+        for name, (amplitude, tau) in decay.items():
+            table[name] = {"amplitude": amplitude, "time_constant": tau}
         model.decay_table = table
         model.meta.instrument.detector = "WFI01"
         model.save(path.with_suffix(".tmp.asdf"))
     os.replace(path.with_suffix(".tmp.asdf"), path)
+
+
+def _simulate_detector(
+    det: DetectorModel,
+    catalog: dict[str, np.ndarray],
+    v2: np.ndarray,
+    v3: np.ndarray,
+    half: int,
+    seed: int,
+    directory: Path,
+    attitude: tuple[float, float, float],
+    **simulate: Any,
+) -> SimulatedExposure:
+    """One detector's file: the catalogue stars its PSF reaches, at its own pointing."""
+    ra, dec, roll = attitude
+    sy, sx = det.science_shape
+    x, y = (np.asarray(c) for c in _sky_to_pixel(det, v2, v3))
+    near = (x > -half) & (x < sx - 1 + half) & (y > -half) & (y < sy - 1 + half)
+    on = (x >= -0.5) & (x < sx - 0.5) & (y >= -0.5) & (y < sy - 0.5)
+    scene = render_sources((sy, sx), x[near], y[near], catalog["flux"][near])
+    sources = {
+        "x": x[on] + BORDER,
+        "y": y[on] + BORDER,
+        "flux": catalog["flux"][on],
+        "saturating": catalog["saturating"][on],
+        "ra": catalog["ra"][on],
+        "dec": catalog["dec"][on],
+        "catalog_index": np.flatnonzero(on),
+    }
+    ra_ref, dec_ref, roll_ref = detector_pointing(
+        *_distortion(det)((sx - 1) / 2.0, (sy - 1) / 2.0), ra, dec, roll
+    )
+    return simulate_exposure(
+        det,
+        scene=scene,
+        sources=sources,
+        seed=seed,
+        path=directory,
+        ra=ra_ref,
+        dec=dec_ref,
+        roll=roll_ref,
+        **simulate,
+    )
 
 
 def simulate_wfi_exposure(
@@ -157,6 +218,7 @@ def simulate_wfi_exposure(
     optical_element: str = "F158",
     references: bool = True,
     crds_cache: bool = True,
+    keep_truth: bool = True,
     **simulate: Any,
 ) -> SimulatedWfiExposure:
     """Simulate one exposure on several WFI detectors, with references and a CRDS cache.
@@ -177,6 +239,10 @@ def simulate_wfi_exposure(
         Filter of the exposure and of the references.
     references, crds_cache : bool
         Write each detector's reference set, and a local CRDS cache resolving them all.
+    keep_truth : bool
+        Keep every detector's model and truth in the result (``exposures``, ``references``).
+        A full-frame detector model is about 1.5 GiB: pass False for many large detectors,
+        so that only one is in memory at a time and the result holds the file names.
     **simulate
         More arguments of :func:`~romanxr.testing.simulate_exposure` (``read_pattern``,
         ``noiseless``, ``n_jumps``, ``workers``, ...).
@@ -190,64 +256,59 @@ def simulate_wfi_exposure(
     directory.mkdir(parents=True, exist_ok=True)
     tel2sky = v2v3_to_sky(*WFI_CENTRE_V2V3, roll, ra, dec)
     seeds = np.random.SeedSequence([int(seed), 7100]).generate_state(len(names))
-    dets = [
-        make_detector(tuple(shape), detector=name, seed=int(s))
-        for name, s in zip(names, seeds, strict=True)
-    ]
-    catalog, v2, v3 = _draw_catalog(dets, tel2sky, seed)
+    science = (shape[0] - 2 * BORDER, shape[1] - 2 * BORDER)
+    catalog, v2, v3 = _draw_catalog([_Footprint(n, science) for n in names], tel2sky, seed)
     half = int(np.ceil(5 * _PSF_SIGMA))
     boresight = {"ra_v1": ra, "dec_v1": dec, "pa_v3": roll, "target_ra": ra, "target_dec": dec}
     exposures: dict[str, SimulatedExposure] = {}
     refsets: dict[str, ReferenceSet] = {}
-    for det, det_seed in zip(dets, seeds, strict=True):
-        sy, sx = det.science_shape
-        x, y = (np.asarray(c) for c in _sky_to_pixel(det, v2, v3))
-        near = (x > -half) & (x < sx - 1 + half) & (y > -half) & (y < sy - 1 + half)
-        on = (x >= -0.5) & (x < sx - 0.5) & (y >= -0.5) & (y < sy - 0.5)
-        scene = render_sources((sy, sx), x[near], y[near], catalog["flux"][near])
-        sources = {
-            "x": x[on] + BORDER,
-            "y": y[on] + BORDER,
-            "flux": catalog["flux"][on],
-            "saturating": catalog["saturating"][on],
-            "ra": catalog["ra"][on],
-            "dec": catalog["dec"][on],
-            "catalog_index": np.flatnonzero(on),
-        }
-        ra_ref, dec_ref, roll_ref = detector_pointing(
-            *_distortion(det)((sx - 1) / 2.0, (sy - 1) / 2.0), ra, dec, roll
-        )
-        exposures[det.detector] = simulate_exposure(
+    files: dict[str, Path] = {}
+    ref_files: dict[str, dict[str, Path]] = {}
+    decay: dict[str, tuple[float, float]] = {}
+    for name, det_seed in zip(names, seeds, strict=True):
+        # one detector model at a time: a full-frame one is ~1.5 GiB
+        det = make_detector(tuple(shape), detector=name, seed=int(det_seed))
+        decay[name] = (float(det.dark_decay_amplitude), float(det.dark_decay_time_constant))
+        sim = _simulate_detector(
             det,
-            scene=scene,
-            sources=sources,
-            seed=int(det_seed),
-            path=directory,
-            ra=ra_ref,
-            dec=dec_ref,
-            roll=roll_ref,
+            catalog,
+            v2,
+            v3,
+            half,
+            int(det_seed),
+            directory,
+            (ra, dec, roll),
             optical_element=optical_element,
             pointing=boresight,
             **simulate,
         )
+        files[name] = sim.path
+        if keep_truth:
+            exposures[name] = sim
         if references:
-            types = tuple(t for t in REFTYPES if t != "darkdecaysignal" or det is dets[0])
-            refsets[det.detector] = make_reference_set(
+            types = tuple(t for t in REFTYPES if t != "darkdecaysignal" or name == names[0])
+            refset = make_reference_set(
                 directory / "references", det, optical_element=optical_element, reftypes=types
             )
+            ref_files[name] = dict(refset.paths)
+            if keep_truth:
+                refsets[name] = refset
+        del det, sim
     cache = None
     if references:
-        decay = refsets[dets[0].detector]["darkdecaysignal"]
-        _dark_decay_for_all(decay, dets)
-        for refset in refsets.values():
-            refset.paths.setdefault("darkdecaysignal", decay)
+        decay_file = ref_files[names[0]]["darkdecaysignal"]
+        _dark_decay_for_all(decay_file, decay)
+        for paths in [*ref_files.values(), *(r.paths for r in refsets.values())]:
+            paths.setdefault("darkdecaysignal", decay_file)
         if crds_cache:
             from romanxr.testing.crds_cache import build_local_crds_cache
 
-            files = sorted({p for r in refsets.values() for p in r.paths.values()})
-            cache = build_local_crds_cache(directory / "crds_cache", files)
+            unique = sorted({p for r in ref_files.values() for p in r.values()})
+            cache = build_local_crds_cache(directory / "crds_cache", unique)
     return SimulatedWfiExposure(
         directory=directory,
+        files=files,
+        reference_files=ref_files,
         exposures=exposures,
         references=refsets,
         catalog=catalog,

@@ -91,3 +91,22 @@ def test_the_crds_cache_resolves_each_detectors_own_references(exposure):
     assert len(cache.references["darkdecaysignal"]) == 1
     with dm.open(cache.references["darkdecaysignal"][0]) as ref:
         assert set(ref.decay_table) >= set(exposure.exposures)
+
+
+def test_without_truth_the_same_files_are_written_one_detector_at_a_time(exposure, tmp_path):
+    """keep_truth=False (what the 18 full-frame benchmark needs) changes memory, not data."""
+    light = simulate_wfi_exposure(
+        tmp_path, shape=(32, 32), seed=3, n_jumps=3, workers=1, keep_truth=False
+    )
+    assert light.exposures == {} and light.references == {}
+    assert [p.name for p in light.paths] == [p.name for p in exposure.paths]
+    for name in light.files:
+        with dm.open(light.files[name]) as a, dm.open(exposure.files[name]) as b:
+            np.testing.assert_array_equal(a.data, b.data)
+            assert a.meta.wcsinfo.ra_ref == b.meta.wcsinfo.ra_ref
+        flat = light.reference_files[name]["flat"]
+        with dm.open(flat) as a, dm.open(exposure.references[name]["flat"]) as b:
+            np.testing.assert_array_equal(a.data, b.data)
+    with dm.open(light.reference_files["WFI11"]["darkdecaysignal"]) as decay:
+        assert set(decay.decay_table) >= {"WFI02", "WFI11"}
+    assert light.crds_cache is not None
