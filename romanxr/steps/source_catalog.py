@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,13 @@ from romanxr.errors import ConfigError, InputError, ReferenceMismatchError
 from romanxr.refs import ReferenceResolver, ResolvedReference, resolve_reference
 from romanxr.steps._common import finish_step
 
-__all__ = ["catalog_table", "replace_catalog", "source_catalog", "to_catalog_files"]
+__all__ = [
+    "catalog_table",
+    "measure_catalogs",
+    "replace_catalog",
+    "source_catalog",
+    "to_catalog_files",
+]
 
 STEP = "source_catalog"
 #: ``attrs`` key naming the catalog of a Dataset (a token, see :func:`catalog_table`)
@@ -41,6 +48,10 @@ ATTRS_KEY = "source_catalog"
 _KEEP = 4
 _RESULTS: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _PENDING: dict[str, Any] = {}
+#: measured or replaced Tables (small next to the images): kept for more catalogs, so that
+#: the 18 detectors of an exposure keep theirs from tweakreg to the write
+_TABLES: OrderedDict[str, Any] = OrderedDict()
+_KEEP_TABLES = 64
 _LOCK = threading.RLock()
 
 
@@ -383,15 +394,14 @@ def catalog_table(ds: xr.Dataset) -> Any:
         The Dataset has no catalog (source_catalog did not run, or it was read back from a
         file: read the ``_cat.parquet`` with :func:`romanxr.io.catalog_io.read_catalog`).
     """
-    info = ds.attrs.get(ATTRS_KEY) or {}
-    key = info.get("key") if isinstance(info, dict) else None
+    key = _key_of(ds)
     with _LOCK:
-        done = _RESULTS.get(key) if key else None
+        table = _known_table(key)
         task = _PENDING.get(key) if key else None
-    if done is not None:
-        return done["table"]
+    if table is not None:
+        return table
     if task is not None:
-        return task.compute()["table"]
+        return _remember_table(key, task.compute()["table"])
     if key and "segmentation" in ds and ds["segmentation"].chunks is None:
         raise InputError(f"{_name(ds)}: the catalog of this Dataset is no longer in memory")
     raise InputError(
@@ -401,22 +411,86 @@ def catalog_table(ds: xr.Dataset) -> Any:
     )
 
 
+def _key_of(ds: xr.Dataset) -> str | None:
+    info = ds.attrs.get(ATTRS_KEY) or {}
+    return info.get("key") if isinstance(info, dict) else None
+
+
+def _known_table(key: str | None) -> Any:
+    """The Table of ``key`` if it is in memory (call with the lock held)."""
+    if not key:
+        return None
+    if key in _TABLES:
+        _TABLES.move_to_end(key)
+        return _TABLES[key]
+    done = _RESULTS.get(key)
+    return None if done is None else _remember_table(key, done["table"])
+
+
+def _remember_table(key: str, table: Any) -> Any:
+    with _LOCK:
+        _TABLES[key] = table
+        _TABLES.move_to_end(key)
+        while len(_TABLES) > _KEEP_TABLES:
+            _TABLES.popitem(last=False)
+    return table
+
+
+def measure_catalogs(datasets: Sequence[xr.Dataset]) -> tuple[list[xr.Dataset], list[Any]]:
+    """Measure the catalogs of several images in one computation; keep their pixels.
+
+    For images whose catalog is not measured yet (dask input), the image's variables and
+    its catalog are computed together, once, with :func:`dask.persist`: the returned
+    Datasets hold the computed pixels (still dask-backed, now in memory), so writing them
+    afterwards does not compute the calibration chain a second time. Images whose catalog
+    is known come back unchanged.
+
+    Parameters
+    ----------
+    datasets : sequence of xarray.Dataset
+        Images made by :func:`source_catalog`.
+
+    Returns
+    -------
+    (list of Dataset, list of Table)
+        The images (persisted where they were measured now) and their catalogs, in order.
+
+    Raises
+    ------
+    InputError
+        An image without a source catalog (as :func:`catalog_table`).
+    """
+    import dask
+
+    images, tables = list(datasets), [None] * len(datasets)
+    todo = []
+    for i, ds in enumerate(images):
+        key = _key_of(ds)
+        with _LOCK:
+            table, task = _known_table(key), _PENDING.get(key) if key else None
+        if table is not None:
+            tables[i] = table
+        elif task is not None:
+            todo.append((i, key, task))
+        else:
+            tables[i] = catalog_table(ds)  # raises the error that says what to do
+    if todo:
+        persisted = dask.persist(*[images[i] for i, _, _ in todo], *[t for _, _, t in todo])
+        n = len(todo)
+        for (i, key, _), image, task in zip(todo, persisted[:n], persisted[n:], strict=True):
+            images[i] = image
+            tables[i] = _remember_table(key, task.compute()["table"])
+    return images, tables
+
+
 def replace_catalog(ds: xr.Dataset, table: Any) -> None:
     """Make ``table`` the catalog of ``ds`` (a Dataset just made by a step: its attrs are
     its own), e.g. with sky columns from a corrected WCS. The segmentation map stays."""
     from dask.base import tokenize
 
     info = dict(ds.attrs.get(ATTRS_KEY) or {})
-    old = info.get("key")
-    with _LOCK:
-        done = _RESULTS.get(old) if old else None
-    if done is None:  # the old catalog was measured just now; keep it as it was
-        done = {"segmentation": None, "detection": None}
-    key = f"{STEP}-{tokenize(old, 'replaced', id(table))}"
-    with _LOCK:
-        _RESULTS[key] = {**done, "table": table}
-        while len(_RESULTS) > _KEEP:
-            _RESULTS.popitem(last=False)
+    key = f"{STEP}-{tokenize(info.get('key'), 'replaced', id(table))}"
+    _remember_table(key, table)
     info["key"] = key
     ds.attrs[ATTRS_KEY] = info
 
