@@ -54,7 +54,7 @@ def execute(
         ``attrs["step_parameters"]`` holding the record of every planned step.
     """
     pending: list[StepRun] = []
-    for run in runs:
+    for index, run in enumerate(runs):
         if run.action == OFF:
             continue
         if run.action != RUN:
@@ -73,7 +73,7 @@ def execute(
             from romanxr.steps.saturated_exposure import saturated_image
 
             log.warning("every pixel is saturated: writing the zeroed image")
-            ds = saturated_image(ds)
+            ds = _skip_rest(saturated_image(ds), runs[index + 1 :])
             break
         if run.save and save is not None:
             save(run, ds)
@@ -89,6 +89,16 @@ def _pass(run: StepRun, ds: xr.Dataset) -> xr.Dataset:
         return ds
     log.info("step %s skipped", run.name)
     return skip_step(ds, run.spec.cal_step, "SKIPPED") if run.spec.cal_step else ds
+
+
+def _skip_rest(ds: xr.Dataset, rest: Sequence[StepRun]) -> xr.Dataset:
+    """After the saturated exit every later step is SKIPPED in ``meta.cal_step``, the opt-in
+    ones too (romancal runs source_catalog and tweakreg by default and records both SKIPPED
+    for a saturated exposure; its zeroed image alone leaves tweakreg INCOMPLETE)."""
+    for run in rest:
+        if run.spec.cal_step:
+            ds = skip_step(ds, run.spec.cal_step, "SKIPPED")
+    return ds
 
 
 def _flush(

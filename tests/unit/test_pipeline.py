@@ -314,3 +314,23 @@ def test_jump_runs_alone_when_ramp_fit_is_skipped(exposure):
     assert out.attrs["step_parameters"]["jump"]["rejection_threshold"] == 6
     assert "run_inside" not in out.attrs["step_parameters"]["jump"]
     assert (out["groupdq"].values & int(GroupFlag.JUMP_DET)).any()
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["default", "catalog_steps_asked"])
+def test_saturated_exit_records_catalog_steps_skipped(exposure, tmp_path, monkeypatch, asked):
+    """The saturated exit (taken here by declaring the ramp fully saturated: a simulated
+    frame always has unsaturated reference pixels) skips source_catalog and tweakreg, as
+    romancal does, also when they were asked for: SKIPPED, not INCOMPLETE, and no catalog."""
+    from romanxr.steps import saturated_exposure
+
+    monkeypatch.setattr(saturated_exposure, "is_fully_saturated", lambda ds: True)
+    refcat = tmp_path / "refcat.ecsv"
+    refcat.write_text("# %ECSV 1.0\n# ---\n# datatype:\n# - {name: ra, datatype: float64}\n")
+    steps = {"tweakreg": {"abs_refcat": str(refcat)}} if asked else None
+    out = calibrate(exposure.uncal, steps=steps)
+    cal_step = out.attrs["meta"]["cal_step"]
+    assert cal_step["source_catalog"] == "SKIPPED"
+    assert cal_step["tweakreg"] == "SKIPPED"
+    assert cal_step["ramp_fit"] == "SKIPPED"
+    assert "source_catalog" not in out.attrs
+    assert not out["data"].values.any()  # the zeroed image
