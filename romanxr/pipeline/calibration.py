@@ -155,11 +155,16 @@ def calibrate(
     )
     ds = execute(runs, ds, resolver=resolver, save=save)
     if out_path is not None:
+        has_catalog = "source_catalog" in ds.attrs
+        if has_catalog:
+            from romanxr.steps.source_catalog import measure_catalogs, to_catalog_files
+
+            # the image and its catalog in one computation: the writes below then read the
+            # computed pixels instead of running the calibration chain once per product
+            (ds,), _ = measure_catalogs([ds])
         log.info("writing %s", out_path)
         write(ds, out_path, overwrite=overwrite)
-        if "source_catalog" in ds.attrs:  # the catalog products go beside it, romancal's names
-            from romanxr.steps.source_catalog import to_catalog_files
-
+        if has_catalog:  # the catalog products go beside it, romancal's names
             log.info("writing the catalog and segmentation map of %s", out_path.name)
             to_catalog_files(ds, out_path, overwrite=overwrite)
     return ds

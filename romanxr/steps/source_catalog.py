@@ -336,7 +336,16 @@ def _attach(
         import dask
         import dask.array as da
 
-        task = dask.delayed(_run, pure=True)(key, *args, inputs, options, forced)
+        # whole arrays as delayed objects over the arrays' own task keys (not an optimised,
+        # renamed copy of the chain, which dask.delayed(array) would embed): computing the
+        # image and the catalog together then runs the calibration chain once
+        whole = [
+            a.rechunk(a.shape).to_delayed(optimize_graph=False).ravel()[0]
+            if hasattr(a, "dask")
+            else a
+            for a in args
+        ]
+        task = dask.delayed(_run, pure=True)(key, *whole, inputs, options, forced)
         shape = ds["data"].shape
         outputs = (
             ("segmentation", "segmentation", np.uint32),
@@ -475,7 +484,11 @@ def measure_catalogs(datasets: Sequence[xr.Dataset]) -> tuple[list[xr.Dataset], 
         else:
             tables[i] = catalog_table(ds)  # raises the error that says what to do
     if todo:
-        persisted = dask.persist(*[images[i] for i, _, _ in todo], *[t for _, _, t in todo])
+        # one graph, not optimised per collection type (that would compute the chain once
+        # for the image and again for the catalog)
+        persisted = dask.persist(
+            *[images[i] for i, _, _ in todo], *[t for _, _, t in todo], optimize_graph=False
+        )
         n = len(todo)
         for (i, key, _), image, task in zip(todo, persisted[:n], persisted[n:], strict=True):
             images[i] = image
