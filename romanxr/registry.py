@@ -87,6 +87,13 @@ class StepSpec:
     opt_in : bool
         Runs only when asked for: some option of the step is given (``skip=False``, or any
         parameter). Otherwise the plan leaves it out and ``meta.cal_step`` keeps INCOMPLETE.
+    joint : str or None
+        A function of the step module that works on several images at once (a mapping of
+        Datasets in, the same mapping out): ``dt.roman.<step>`` on a tree calls it with all
+        the nodes (tweakreg: relative alignment across exposures) instead of node by node.
+    member_check : str or None
+        A function of the step module that checks one member before the joint call
+        (raises a romanxr error naming it), so ``on_error="continue"`` can leave it out.
     """
 
     name: str
@@ -103,10 +110,19 @@ class StepSpec:
     ignored_parameters: frozenset[str] = frozenset()
     opt_in: bool = False
     precheck: str | None = None
+    joint: str | None = None
+    member_check: str | None = None
 
     def load(self) -> Callable[..., xr.Dataset]:
         """Import and return the step function."""
         return _load(self.module, self.function)
+
+    def load_joint(self) -> tuple[Callable[..., Any], Callable[..., Any] | None] | None:
+        """The :attr:`joint` function and the :attr:`member_check` (None: no joint form)."""
+        if not self.joint:
+            return None
+        check = _load(self.module, self.member_check) if self.member_check else None
+        return _load(self.module, self.joint), check
 
     def check_arguments(self, arguments: dict[str, Any]) -> None:
         """Run the step's :attr:`precheck` (if any) on its planned arguments."""
@@ -323,6 +339,8 @@ STEPS: tuple[StepSpec, ...] = (
         romancal_class="romancal.tweakreg.tweakreg_step.TweakRegStep",
         opt_in=True,
         precheck="check_arguments",
+        joint="tweakreg_many",
+        member_check="check_image",
     ),
 )
 

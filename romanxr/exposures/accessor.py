@@ -37,17 +37,29 @@ def tree_summary(tree: xr.DataTree) -> str:
 
 def _forward_step(spec: StepSpec) -> Callable[..., xr.DataTree]:
     """The tree method of a step: the step on every node (keyword ``on_error`` as
-    :func:`~romanxr.exposures.tree.map_nodes`)."""
+    :func:`~romanxr.exposures.tree.map_nodes`), or, for a step with a joint form
+    (:attr:`~romanxr.registry.StepSpec.joint`: tweakreg), on all nodes together."""
 
-    def method(self: RomanTreeAccessor, *args: Any, on_error: str = "raise", **kwargs: Any):
+    def each(self: RomanTreeAccessor, *args: Any, on_error: str = "raise", **kwargs: Any):
         return _tree.map_nodes(self._tree, spec.load(), *args, on_error=on_error, **kwargs)
 
+    def together(self: RomanTreeAccessor, *args: Any, on_error: str = "raise", **kwargs: Any):
+        func, check = spec.load_joint()
+        return _tree.map_jointly(self._tree, func, *args, check=check, on_error=on_error, **kwargs)
+
+    method = together if spec.joint else each
     method.__name__ = spec.name
     method.__qualname__ = f"RomanTreeAccessor.{spec.name}"
     method.__doc__ = (
         f"``{spec.name}`` on every node of the tree (see ``ds.roman.{spec.name}``), lazily; "
         "``on_error`` as :func:`romanxr.exposures.tree.map_nodes`."
     )
+    if spec.joint:
+        method.__doc__ = (
+            f"``{spec.name}`` on all nodes of the tree together (``{spec.joint}``: each "
+            "node's result depends on the others); ``on_error`` as "
+            ":func:`romanxr.exposures.tree.map_jointly`."
+        )
     return method
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "ON_ERROR",
     "expand_inputs",
     "failures",
+    "map_jointly",
     "map_nodes",
     "merge_failures",
     "node_datasets",
@@ -243,6 +244,62 @@ def map_nodes(
         nodes[path] = out.assign_attrs(identity)
     if problems and on_error == "raise":
         raise BatchError(problems, str(tree.attrs.get("source", "tree")))
+    out_tree = xr.DataTree.from_dict(nodes)
+    out_tree.attrs = {k: v for k, v in tree.attrs.items() if k != FAILURES}
+    out_tree.attrs[FAILURES] = merge_failures(tree, problems)
+    return out_tree
+
+
+def map_jointly(
+    tree: xr.DataTree,
+    func: Callable[..., Mapping[str, xr.Dataset]],
+    *args: Any,
+    check: Callable[[xr.Dataset, str], None] | None = None,
+    on_error: str = "raise",
+    **kwargs: Any,
+) -> xr.DataTree:
+    """``func({node path: Dataset}, *args, **kwargs)`` on all exposure nodes at once, as a
+    new tree: for a step whose result for one node depends on the others (tweakreg aligns
+    the exposures to each other).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A tree of :func:`open_exposures` (or of its calibrated images).
+    func : callable
+        ``{path: Dataset} -> {path: Dataset}``.
+    check : callable, optional
+        ``check(ds, member)`` raises a romanxr error for a node ``func`` cannot take.
+    on_error : {"raise", "continue"}
+        As :func:`map_nodes`, for the nodes ``check`` refuses: one
+        :class:`~romanxr.errors.BatchError` listing all of them, or leave them out (listed
+        in ``attrs["failures"]``) and run ``func`` on the others.
+
+    Returns
+    -------
+    xarray.DataTree
+        The same node names (minus those left out), with the node identity attrs kept.
+    """
+    _check_on_error(on_error)
+    datasets = node_datasets(tree)
+    problems: dict[str, Exception] = {}
+    good: dict[str, xr.Dataset] = {}
+    for path, ds in datasets.items():
+        member = str(ds.attrs.get("source_file", path))
+        try:
+            if check is not None:
+                check(ds, member)
+        except RomanxrError as exc:
+            problems[member] = exc
+            continue
+        good[path] = ds
+    if problems and on_error == "raise":
+        raise BatchError(problems, str(tree.attrs.get("source", "tree")))
+    results = func(good, *args, **kwargs) if good else {}
+    nodes = {}
+    for path, out in results.items():
+        identity = {k: good[path].attrs[k] for k in IDENTITY if k in good[path].attrs}
+        nodes[path] = out.assign_attrs(identity)
     out_tree = xr.DataTree.from_dict(nodes)
     out_tree.attrs = {k: v for k, v in tree.attrs.items() if k != FAILURES}
     out_tree.attrs[FAILURES] = merge_failures(tree, problems)

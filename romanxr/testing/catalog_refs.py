@@ -27,6 +27,7 @@ __all__ = [
     "add_catalog_references",
     "make_apcorr_reference",
     "make_epsf_reference",
+    "misalign",
     "offset_sky",
     "truth_catalog",
     "write_reference_catalog",
@@ -257,3 +258,53 @@ def write_reference_catalog(
     else:
         out.write(path, format="ascii.ecsv", overwrite=True)
     return path
+
+
+def misalign(
+    images: list,
+    *,
+    shift_arcsec: tuple[float, float] = (0.0, 0.0),
+    rotation_deg: float = 0.0,
+) -> list:
+    """Copies of the images of one exposure whose WCSs share one pointing error.
+
+    The error is a rotation by ``rotation_deg`` and a shift of ``shift_arcsec`` in the
+    telescope's tangent plane (V2/V3, arcsec) of the first image, applied to every image the
+    same way (tweakwcs ``RomanWCSCorrector.set_correction`` with that image's frame as
+    reference): the detectors move together, as under a wrong attitude. The pixels and the
+    catalogs are the images' own; only ``meta.wcs`` (and its name) changes.
+
+    Parameters
+    ----------
+    images : list of xarray.Dataset
+        Level-2 images with a Roman gwcs and ``meta.wcsinfo`` (``v2_ref``, ``v3_ref``,
+        ``roll_ref``).
+    shift_arcsec : (float, float)
+        Tangent-plane shift (arcsec).
+    rotation_deg : float
+        Rotation about the first image's reference point (deg).
+
+    Returns
+    -------
+    list of xarray.Dataset
+    """
+    import copy
+
+    from tweakwcs import RomanWCSCorrector
+
+    def corrector(ds: Any) -> Any:
+        meta = ds.attrs["meta"]
+        info = {k: float(meta["wcsinfo"][k]) for k in ("roll_ref", "v2_ref", "v3_ref")}
+        return RomanWCSCorrector(wcs=copy.deepcopy(meta["wcs"]), wcsinfo=info)
+
+    correctors = [corrector(ds) for ds in images]
+    t = math.radians(rotation_deg)
+    matrix = [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]
+    out = []
+    for ds, c in zip(images, correctors, strict=True):
+        c.set_correction(matrix=matrix, shift=list(shift_arcsec), ref_tpwcs=correctors[0])
+        moved = ds.copy(deep=False)
+        moved.attrs = {**ds.attrs, "meta": {**ds.attrs["meta"], "wcs": c.wcs}}
+        moved.attrs["meta"]["wcs"].name = "misaligned"
+        out.append(moved)
+    return out
