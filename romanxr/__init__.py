@@ -24,6 +24,7 @@ __all__ = [
     "open_zarr",
     "to_asdf",
     "to_zarr",
+    "tweakreg_many",
 ]
 
 _LAZY = {
@@ -36,6 +37,7 @@ _LAZY = {
     "open_zarr": "romanxr.io:open_zarr",
     "to_asdf": "romanxr.io:to_asdf",
     "to_zarr": "romanxr.io:to_zarr",
+    "tweakreg_many": "romanxr.steps.tweakreg:tweakreg_many",
 }
 
 __getattr__ = lazy_attribute(__name__, _LAZY)
