@@ -18,7 +18,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 nbformat = pytest.importorskip("nbformat")
 
 
-def test_there_are_five_notebooks():
+def test_there_are_six_notebooks():
     names = [p.name for p in NOTEBOOKS]
     assert names == [
         "01_quickstart.ipynb",
@@ -26,6 +26,7 @@ def test_there_are_five_notebooks():
         "03_out_of_core.ipynb",
         "04_compare_romancal.ipynb",
         "05_whole_exposure.ipynb",
+        "06_catalog.ipynb",
     ]
 
 
