@@ -96,7 +96,9 @@ class RomanTreeAccessor:
         nothing is computed until the write (pass True for romancal's fully-saturated
         exit, which computes one reduction per node). ``on_error`` as
         :func:`romanxr.exposures.tree.map_nodes`: by default every member is planned and
-        resolved first and one error lists every problem.
+        resolved first and one error lists every problem. ``tweakreg``, when asked for, runs
+        once on all the nodes after their calibration (relative alignment across exposures,
+        then absolute), as romancal's pipeline runs it on the whole set.
         """
         for name in ("output", "save_results"):
             if kwargs.get(name):
@@ -104,7 +106,7 @@ class RomanTreeAccessor:
                     f"{name}= would send every node to one file; write the calibrated tree "
                     "with .roman.to_asdf(folder) or .roman.to_zarr(store)"
                 )
-        return _tree.map_nodes(
+        return _tree.calibrate_nodes(
             self._tree,
             pipeline.calibrate,
             on_error=on_error,

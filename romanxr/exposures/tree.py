@@ -29,6 +29,7 @@ __all__ = [
     "FAILURES",
     "IDENTITY",
     "ON_ERROR",
+    "calibrate_nodes",
     "expand_inputs",
     "failures",
     "map_jointly",
@@ -304,6 +305,67 @@ def map_jointly(
     out_tree.attrs = {k: v for k, v in tree.attrs.items() if k != FAILURES}
     out_tree.attrs[FAILURES] = merge_failures(tree, problems)
     return out_tree
+
+
+def _joint_runs(kwargs: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """The steps with a joint form (tweakreg) that this pipeline call would run, with
+    their options: those the nodes must not run one by one."""
+    from romanxr.pipeline import resolve_step_options
+    from romanxr.registry import STEPS, get_step
+
+    options = resolve_step_options(kwargs.get("steps"), kwargs.get("config"))
+    names = [s.name for s in STEPS]
+    first = names.index(get_step(kwargs["start_at"]).name) if kwargs.get("start_at") else 0
+    last = names.index(get_step(kwargs["stop_after"]).name) if kwargs.get("stop_after") else -1
+    chosen = STEPS[first:] if last == -1 else STEPS[first : last + 1]
+    runs = []
+    for spec in chosen:
+        given = dict(options.get(spec.name) or {})
+        if spec.joint and given and not given.pop("skip", False):
+            given.pop("save_results", None)
+            runs.append((spec, given))
+    return runs
+
+
+def calibrate_nodes(
+    tree: xr.DataTree,
+    calibrate: Callable[..., xr.Dataset],
+    *,
+    on_error: str = "raise",
+    **kwargs: Any,
+) -> xr.DataTree:
+    """``calibrate`` on every node, with the steps that align nodes to each other (tweakreg)
+    run once on all of them afterwards, as romancal's exposure pipeline runs TweakRegStep
+    on its whole ModelLibrary.
+
+    A joint step the options ask for is skipped in the per-node runs (its source catalog
+    still runs) and then applied to every node that has what it needs (a node without a
+    catalog, e.g. a fully saturated one, keeps its SKIPPED record).
+    """
+    joint = _joint_runs(kwargs)
+    if not joint:
+        return map_nodes(tree, calibrate, on_error=on_error, **kwargs)
+    for spec, options in joint:
+        spec.check_arguments(options)  # a bad abs_refcat fails before any work
+    steps = {k: dict(v) for k, v in (kwargs.get("steps") or {}).items()}
+    for spec, _ in joint:
+        steps[spec.name] = {"skip": True}
+        steps.setdefault("source_catalog", {}).setdefault("skip", False)
+    calibrated = map_nodes(tree, calibrate, on_error=on_error, **{**kwargs, "steps": steps})
+    for spec, options in joint:
+        func, check = spec.load_joint()
+        datasets = node_datasets(calibrated)
+        ready = {p: ds for p, ds in datasets.items() if "source_catalog" in ds.attrs}
+        if not ready:
+            continue
+        subtree = xr.DataTree.from_dict(ready)
+        subtree.attrs = dict(calibrated.attrs)
+        aligned = map_jointly(subtree, func, check=check, on_error=on_error, **options)
+        merged = {**datasets, **node_datasets(aligned)}
+        attrs = {**calibrated.attrs, FAILURES: failures(aligned)}
+        calibrated = xr.DataTree.from_dict(merged)
+        calibrated.attrs = attrs
+    return calibrated
 
 
 def merge_failures(tree: xr.DataTree, more: Mapping[str, BaseException]) -> dict[str, str]:

@@ -52,7 +52,13 @@ def sky(tmp_path_factory):
         images = {path: ds for path, ds in node_datasets(tree).items()}
         truth = {path: ds.attrs["meta"]["wcs"] for path, ds in images.items()}
     refcat = write_reference_catalog(Table(sim.catalog), folder / "sky_refcat.ecsv")
-    return {"images": images, "truth": truth, "refcat": str(refcat), "cache": cache}
+    return {
+        "images": images,
+        "truth": truth,
+        "refcat": str(refcat),
+        "cache": cache,
+        "paths": sim.paths,
+    }
 
 
 def _exposure(sky, number):
@@ -180,3 +186,24 @@ def test_same_fit_as_romancal_tweakregstep(sky, two_exposures, tmp_path):
             assert _rms_mas(theirs.meta.wcs, out[key].attrs["meta"]["wcs"]) < 1.0
             assert _rms_mas(theirs.meta.wcs, sky["truth"][key[1]]) < 5.0
             library.shelve(theirs, i, modify=False)
+
+
+def test_tree_calibrate_with_tweakreg_aligns_all_nodes_together(sky, tmp_path):
+    """dt.roman.calibrate(steps={"tweakreg": ...}) runs tweakreg once on the whole tree
+    (n_detector = all nodes), not node by node; a bad abs_refcat fails before any work."""
+    from romanxr.errors import ConfigError
+    from romanxr.exposures import open_exposures
+
+    tree = open_exposures(sky["paths"])
+    steps = {**STEPS, "tweakreg": {"abs_refcat": sky["refcat"]}}
+    with pytest.raises(ConfigError, match="abs_refcat"):
+        tree.roman.calibrate(steps={**STEPS, "tweakreg": {"abs_refcat": "GAIADR3_S3"}})
+    with sky["cache"].activate():
+        out = tree.roman.calibrate(steps=steps)
+    nodes = [n.to_dataset() for n in out.subtree if "data" in n.data_vars]
+    assert len(nodes) == len(DETECTORS)
+    for ds in nodes:
+        meta = ds.attrs["meta"]
+        assert meta["cal_step"]["tweakreg"] == "COMPLETE"
+        assert meta["wcs_fit_results"]["n_detector"] == len(DETECTORS)
+        assert ds.attrs["step_parameters"]["tweakreg"]["abs_refcat"] == sky["refcat"]
