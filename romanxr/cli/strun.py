@@ -79,8 +79,17 @@ def add_strun_options(p: argparse.ArgumentParser) -> None:
         "--disable_crds_steppars",
         dest="disable_crds_steppars",
         action="store_true",
-        help="do not use CRDS pars-* step parameter references (romanxr does not read "
-        "them yet, so this is what it always does)",
+        help="do not look up CRDS step-parameter references (pars-rampfitstep...); by "
+        "default they are used, below --config and the command line, as strun does "
+        "(STPIPE_DISABLE_CRDS_STEPPARS=true also turns them off)",
+    )
+    g.add_argument(
+        "--show-params",
+        "--show_params",
+        dest="show_params",
+        action="store_true",
+        help="print every effective step parameter and where it comes from (default, CRDS "
+        "pars-* reference, config file, command line) and stop: nothing is computed",
     )
     g.add_argument(
         "--log-level",
