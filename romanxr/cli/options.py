@@ -105,7 +105,12 @@ def parse_bool(text: str) -> bool:
 def add_verbose(p: argparse.ArgumentParser) -> None:
     """``-v``/``-vv`` after the subcommand (also accepted before it)."""
     p.add_argument(
-        "-v", "--verbose", action="count", default=0, dest="verbose_sub", help="more log output"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="verbose_sub",
+        help="every log message (DEBUG), as strun's --verbose",
     )
 
 
@@ -326,7 +331,7 @@ def output_for(args: argparse.Namespace, source: Path, suffix: str, *, create: b
         if not out.suffix:
             out = out.with_name(out.name + ext)
     else:
-        out = Path.cwd() / output_name(source, suffix, ext).name
+        out = Path(output_name(source, suffix, ext).name)  # relative: the current directory
     if args.output_dir:
         folder = Path(args.output_dir)
         if create:

@@ -95,7 +95,7 @@ def add_strun_options(p: argparse.ArgumentParser) -> None:
         "--log-level",
         "--log_level",
         dest="log_level",
-        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default WARNING); -v is INFO, -vv DEBUG",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO, as strun); -v is DEBUG",
     )
     g.add_argument(
         "--log-file", "--log_file", dest="log_file", help="also write the log to this file"

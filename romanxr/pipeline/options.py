@@ -143,6 +143,8 @@ def crds_step_options(
 
 
 _CRDS = "crds"
+#: the source named for values given as ``steps=`` / ``--steps.<step>.<param>``
+GIVEN = "command line/keyword"
 
 
 def _layers(
@@ -223,7 +225,7 @@ def resolve_step_options(
         ``{step name: {parameter: value}}`` with only the parameters that were given;
         :func:`effective_parameters` adds the defaults.
     """
-    return _merged(_layers(steps, config, crds, "keyword"), crds)[0]
+    return _merged(_layers(steps, config, crds, GIVEN), crds)[0]
 
 
 def parameter_sources(
@@ -231,7 +233,7 @@ def parameter_sources(
     config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
     crds: CrdsStepOptions | None = None,
     *,
-    given: str = "keyword",
+    given: str = GIVEN,
 ) -> dict[str, dict[str, str]]:
     """Where each effective parameter of every step comes from.
 
@@ -240,7 +242,8 @@ def parameter_sources(
     steps, config, crds
         As for :func:`resolve_step_options`.
     given : str
-        The name of the ``steps`` layer (``"command line"`` for the CLI).
+        The name of the ``steps`` layer (``romanxr calibrate --show-params`` says
+        ``"command line"``).
 
     Returns
     -------
@@ -278,6 +281,11 @@ def _parameters_only(record: RecordedOptions) -> StepOptions:
         if spec is not None:
             known = spec.parameters()
             out[name] = {k: v for k, v in params.items() if k in known}
+    # a jump search that ran inside ramp_fit ran with ramp_fit's recorded values (jump's record
+    # keeps its own defaults): given both again they would conflict, so ramp_fit's stand
+    jump, fit = record.get("jump") or {}, out.get("ramp_fit")
+    if jump.get("run_inside") == "ramp_fit" and fit is not None and "jump" in out:
+        out["jump"] = {k: v for k, v in out["jump"].items() if k == "skip" or k not in fit}
     return out
 
 
