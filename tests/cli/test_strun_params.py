@@ -8,6 +8,10 @@ compare the parameters it ends up with to romanxr's.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import asdf
 import numpy as np
 import pytest
@@ -219,3 +223,19 @@ def test_config_of_a_cal_reruns_with_its_parameters(exposure, tmp_path, monkeypa
     assert s2["saturation"]["n_pix_grow_sat"] == f"config file {cal.name}"
     np.testing.assert_array_equal(data1, data2)
     np.testing.assert_array_equal(dq1, dq2)
+
+
+def test_importing_romanxr_configures_no_logging():
+    # quiet in notebooks and scripts: no handler and no level on import (the CLI sets its own
+    # for the length of a command); Python's last resort shows warnings only
+    code = (
+        "import logging, romanxr, romanxr.pipeline, romanxr.cli\n"
+        "l = logging.getLogger('romanxr')\n"
+        "print(l.level, l.handlers, logging.getLogger().handlers, l.getEffectiveLevel())"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "[]", "[]", str(30)]
