@@ -7,28 +7,50 @@ configured on import, so a notebook stays quiet unless it asks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 from romanxr.errors import ConfigError
 
-__all__ = ["LOG_FORMAT", "configure_logging"]
+__all__ = ["CLI_LEVEL", "LOG_FORMAT", "command_logging", "configure_logging"]
 
 #: stpipe's ``DEFAULT_FORMAT`` (``stpipe._log``), so scripts that scrape strun logs keep working
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+#: strun's default level, the command line's too
+CLI_LEVEL = "INFO"
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _MARK = "_romanxr_cli"
 
 
-def _level(level: str | int | None, verbosity: int) -> int:
-    if verbosity >= 2:
-        return logging.DEBUG
+class _CurrentStream(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr``/``sys.stdout`` is at each record (so a
+    stream replaced or closed after configuration, as pytest's capture does, is never used)."""
+
+    def __init__(self, name: str) -> None:
+        self._which = name
+        super().__init__()
+
+    @property
+    def stream(self) -> object:  # type: ignore[override]
+        return getattr(sys, self._which)
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def _level(level: str | int | None, verbosity: int, default: str | int = "WARNING") -> int:
+    if verbosity >= 2 or (verbosity == 1 and level is None and default == CLI_LEVEL):
+        return logging.DEBUG  # strun's --verbose: every message
     if verbosity == 1 and level is None:
         return logging.INFO
     if level is None:
-        return logging.WARNING
+        level = default
     if isinstance(level, int):
         return level
     name = str(level).strip().upper()
@@ -43,19 +65,24 @@ def configure_logging(
     verbosity: int = 0,
     log_file: str | os.PathLike | None = None,
     log_stream: str | None = None,
+    default: str | int = "WARNING",
 ) -> logging.Logger:
     """Set the ``romanxr`` logger's level and handlers (replacing those this function added).
 
     Parameters
     ----------
     level : str or int, optional
-        ``DEBUG``/``INFO``/``WARNING``/``ERROR``/``CRITICAL`` (default WARNING: quiet).
+        ``DEBUG``/``INFO``/``WARNING``/``ERROR``/``CRITICAL`` (default ``default``).
     verbosity : int
-        ``-v`` count: 1 is INFO when no level is given, 2 or more is DEBUG.
+        ``-v`` count: 2 or more is DEBUG; 1 is DEBUG when ``default`` is INFO (strun's
+        ``--verbose``), else INFO, when no level is given.
     log_file : path, optional
         Also write the log lines to this file (appended), as strun's ``--log-file``.
     log_stream : {"stderr", "stdout", "null"}, optional
         Where terminal lines go (default stderr), as strun's ``--log-stream``.
+    default : str or int
+        The level without ``level`` or ``verbosity``: WARNING (quiet) for Python callers,
+        :data:`CLI_LEVEL` (INFO, as strun) for the command line.
 
     Returns
     -------
@@ -71,7 +98,7 @@ def configure_logging(
         raise ConfigError(f"--log-stream {log_stream!r}: expected stderr, stdout or null")
     handlers: list[logging.Handler] = []
     if stream != "null":
-        handlers.append(logging.StreamHandler(sys.stdout if stream == "stdout" else sys.stderr))
+        handlers.append(_CurrentStream(stream))
     if log_file is not None:
         try:
             handlers.append(logging.FileHandler(os.fspath(log_file)))
@@ -81,5 +108,32 @@ def configure_logging(
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         setattr(handler, _MARK, True)
         logger.addHandler(handler)
-    logger.setLevel(_level(level, verbosity))
+    logger.setLevel(_level(level, verbosity, default))
     return logger
+
+
+@contextlib.contextmanager
+def command_logging(
+    level: str | int | None = None,
+    *,
+    verbosity: int = 0,
+    log_file: str | os.PathLike | None = None,
+    log_stream: str | None = None,
+) -> Iterator[logging.Logger]:
+    """:func:`configure_logging` for one command (strun's default INFO), undone on exit.
+
+    The ``romanxr`` logger gets back its level and handlers; the handlers added are closed
+    (a ``--log-file`` is complete when the command returns).
+    """
+    logger = logging.getLogger("romanxr")
+    saved = (logger.level, list(logger.handlers))
+    try:
+        yield configure_logging(
+            level, verbosity=verbosity, log_file=log_file, log_stream=log_stream, default=CLI_LEVEL
+        )
+    finally:
+        for handler in [h for h in logger.handlers if h not in saved[1]]:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.handlers[:] = saved[1]
+        logger.setLevel(saved[0])

@@ -12,9 +12,11 @@ Subcommands: ``calibrate``, ``step`` (one step, e.g. on a saved intermediate), `
 parameters), ``refs`` (which reference files, no compute), ``info`` (summarize a file),
 ``demo``.
 
-Logging goes through the ``romanxr`` logger only (quiet by default, ``-v`` info, ``-vv``
-debug); a dask progress bar is shown on a terminal (``--progress`` forces it,
-``--no-progress`` turns it off).
+Logging goes through the ``romanxr`` logger only, in stpipe's line format: INFO by default as
+strun logs, ``-v`` debug (strun's ``--verbose``), ``--log-level``/``--log-file``/
+``--log-stream`` as strun's; the logger is put back as it was when the command returns. A
+dask progress bar is shown on a terminal (``--progress`` forces it, ``--no-progress`` turns
+it off).
 
 Exit codes: 0 success, 1 unexpected error, 2 usage error (bad option, step or parameter),
 3 bad input file, 4 reference-file problem, 5 output could not be written.
@@ -50,7 +52,7 @@ from romanxr.errors import (
     ReferenceFileError,
     RomanxrError,
 )
-from romanxr.logsetup import configure_logging
+from romanxr.logsetup import command_logging
 
 __all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "main"]
 
@@ -146,14 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_CODES["usage"]
         verbosity = max(args.verbose, getattr(args, "verbose_sub", 0) or 0)
-        configure_logging(
+        known = _option_strings(parser.subcommand_parsers[args.command]) + _option_strings(parser)
+        with command_logging(
             getattr(args, "log_level", None),
             verbosity=verbosity,
             log_file=getattr(args, "log_file", None),
             log_stream=getattr(args, "log_stream", None),
-        )
-        known = _option_strings(parser.subcommand_parsers[args.command]) + _option_strings(parser)
-        return _run(args, extra, known)
+        ):
+            return _run(args, extra, known)
     except KeyboardInterrupt:
         print("romanxr: interrupted", file=sys.stderr)
         return 130

@@ -152,7 +152,6 @@ def run(
 ) -> int:
     """Calibrate every member of ``inputs`` and write ``<member>_cal.asdf`` for each."""
     from romanxr.exposures import open_exposures
-    from romanxr.exposures.association import is_association
     from romanxr.pipeline import write
     from romanxr.registry import STEPS, get_step
 
@@ -160,12 +159,10 @@ def run(
     mode = "continue" if args.continue_on_error else "raise"
     tree = open_exposures(inputs, on_error=mode)
     last = get_step(args.stop_after) if args.stop_after else STEPS[-1]
-    suffix = "cal" if last is STEPS[-1] else last.suffix
-    folder = args.output_dir
-    if folder is None and len(inputs) == 1 and is_association(inputs[0]):
-        folder = str(Path(inputs[0]).parent)  # an association's outputs go beside it
-    if folder is not None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    suffix = getattr(args, "suffix", None) or ("cal" if last is STEPS[-1] else last.suffix)
+    # outputs go to the current directory (associations included), as strun writes them
+    folder = args.output_dir if args.output_dir is not None else str(Path.cwd())
+    Path(folder).mkdir(parents=True, exist_ok=True)
     targets = tree.roman.output_paths(folder, suffix)
     if getattr(args, "output_format", None) == "zarr":
         targets = {k: v.with_suffix(".zarr") for k, v in targets.items()}

@@ -158,6 +158,8 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     check_step_options(step_options)
     inputs, config = inputs_and_config(args)
     if batch.is_batch(inputs):  # several files, a pattern, an association, a folder
+        if args.show_params:
+            raise ConfigError("--show-params shows the parameters of one exposure; give one file")
         return batch.run(args, step_options, inputs, config)
     source, config = input_and_config(args)
     # a partial run is named after its last step (r..._linearity.asdf), a whole one _cal
@@ -165,10 +167,15 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     suffix = args.suffix or ("cal" if last is STEPS[-1] else last.suffix)
     out = output_for(args, source, suffix, create=not args.dry_run)
     save = step_list(args.save_intermediate)
+    crds = None
+    if args.save_parameters or args.show_params or args.dry_run:
+        crds = crds_layer(args, source)
     if args.save_parameters:
-        pipeline.export_config(args.save_parameters, steps=step_options, config=config)
+        pipeline.export_config(args.save_parameters, steps=step_options, config=config, crds=crds)
+    if args.show_params:
+        return show_params(source, config, step_options, crds)
     if args.dry_run:
-        return dry_run(args, source, config, out, save, step_options)
+        return dry_run(args, source, config, out, save, step_options, crds)
     keep_existing(args, out)
     with progress(args.progress):
         pipeline.calibrate(source, output=out, **run_arguments(args, step_options, config))
@@ -183,11 +190,12 @@ def dry_run(
     out: Path,
     save: list[str],
     step_options: dict[str, dict[str, Any]],
+    crds: Any = None,
 ) -> int:
     """Print the plan :func:`romanxr.calibrate` would carry out, and the files it would write."""
     from romanxr.pipeline import intermediate_path, open_exposure, plan, resolve_step_options
 
-    options = resolve_step_options(step_options, config)
+    options = resolve_step_options(step_options, config, crds)
     runs = plan(
         options,
         open_exposure(source),
@@ -205,6 +213,37 @@ def dry_run(
             " (exists: refused with --no-overwrite)" if path.exists() and not args.overwrite else ""
         )
         print(f"writes {path}{note}")
+    return 0
+
+
+def crds_layer(args: argparse.Namespace, source: Path) -> Any:
+    """The CRDS ``pars-*`` step parameters of the input (none with --disable-crds-steppars)."""
+    from romanxr.pipeline import crds_step_options, open_exposure
+
+    meta = open_exposure(source).attrs.get("meta", {})
+    disable = True if args.disable_crds_steppars else None
+    return crds_step_options(meta, context=args.crds_context, disable=disable)
+
+
+def show_params(
+    source: Path, config: str | None, step_options: dict[str, dict[str, Any]], crds: Any
+) -> int:
+    """Print every step's effective parameters with where each value comes from."""
+    from romanxr.pipeline import effective_parameters, parameter_sources, resolve_step_options
+    from romanxr.registry import STEPS
+
+    options = resolve_step_options(step_options, config, crds)
+    sources = parameter_sources(step_options, config, crds, given="command line")
+    used = (
+        "disabled"
+        if crds.disabled
+        else ", ".join(f"{t} {Path(p).name}" for t, p in crds.references.items()) or "none"
+    )
+    print(f"effective step parameters for {source} (CRDS step parameters: {used})")
+    for spec in STEPS:
+        values = effective_parameters(spec, options.get(spec.name))
+        for name, value in values.items():
+            print(f"  --steps.{spec.name}.{name}={value!r}  [{sources[spec.name][name]}]")
     return 0
 
 

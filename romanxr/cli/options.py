@@ -105,7 +105,12 @@ def parse_bool(text: str) -> bool:
 def add_verbose(p: argparse.ArgumentParser) -> None:
     """``-v``/``-vv`` after the subcommand (also accepted before it)."""
     p.add_argument(
-        "-v", "--verbose", action="count", default=0, dest="verbose_sub", help="more log output"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="verbose_sub",
+        help="every log message (DEBUG), as strun's --verbose",
     )
 
 
@@ -123,17 +128,22 @@ def add_progress(p: argparse.ArgumentParser) -> None:
 
 
 def add_output(p: argparse.ArgumentParser, default: str = "the input's name with _cal") -> None:
-    """``-o/--output`` (strun's ``--output_file``) and ``--output-dir``."""
+    """``-o/--output`` (strun's ``--output_file``) and ``--output-dir``; outputs go to the
+    current directory by default, as strun writes them."""
     p.add_argument(
         "-o",
         "--output",
         "--output_file",
         "--output-file",
         dest="output",
-        help=f"output path (default: {default}, by the Roman naming rule)",
+        help=f"output path (default: {default}, by the Roman naming rule, in the current "
+        "directory as strun writes it; not next to the input)",
     )
     p.add_argument(
-        "--output-dir", "--output_dir", dest="output_dir", help="folder for every output"
+        "--output-dir",
+        "--output_dir",
+        dest="output_dir",
+        help="folder for every output (default: the current directory, as strun)",
     )
 
 
@@ -197,6 +207,9 @@ def run_arguments(
         "stop_after": args.stop_after,
         "save_intermediate": step_list(args.save_intermediate),
         "overwrite": args.overwrite,
+        # --disable-crds-steppars: no pars-* look-up; else stpipe's default (look them up
+        # unless $STPIPE_DISABLE_CRDS_STEPPARS says no)
+        "crds_steppars": False if getattr(args, "disable_crds_steppars", False) else None,
     }
 
 
@@ -307,8 +320,8 @@ def progress(enabled: bool | None) -> contextlib.AbstractContextManager:
 
 def output_for(args: argparse.Namespace, source: Path, suffix: str, *, create: bool = True) -> Path:
     """The output path from ``-o``/``--output-dir``/``--output-format`` (default: the input's
-    name with ``suffix``); an explicit ``--output-dir`` is created (as strun does) unless
-    ``create`` is False."""
+    name with ``suffix`` in the current directory, where strun writes it); an explicit
+    ``--output-dir`` is created (as strun does) unless ``create`` is False."""
     from romanxr.pipeline import output_name
 
     fmt = getattr(args, "output_format", None)
@@ -318,7 +331,7 @@ def output_for(args: argparse.Namespace, source: Path, suffix: str, *, create: b
         if not out.suffix:
             out = out.with_name(out.name + ext)
     else:
-        out = output_name(source, suffix, ext)
+        out = Path(output_name(source, suffix, ext).name)  # relative: the current directory
     if args.output_dir:
         folder = Path(args.output_dir)
         if create:

@@ -17,6 +17,7 @@ from romanxr.cli.options import (
     output_for,
     progress,
 )
+from romanxr.cli.strun import add_log_options
 
 __all__ = ["COMMAND"]
 
@@ -29,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_crds_context(p)
     add_progress(p)
     add_verbose(p)
+    add_log_options(p.add_argument_group("strun logging options"))
 
 
 def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> int:

@@ -13,7 +13,13 @@ from typing import Any
 
 from romanxr.errors import ConfigError
 
-__all__ = ["REFUSED", "REFUSED_STEP_PARAMETERS", "add_strun_options", "check_step_options"]
+__all__ = [
+    "REFUSED",
+    "REFUSED_STEP_PARAMETERS",
+    "add_log_options",
+    "add_strun_options",
+    "check_step_options",
+]
 
 #: strun options romanxr refuses, with the reason the user is told
 REFUSED: dict[str, str] = {
@@ -63,6 +69,26 @@ class _Refuse(argparse.Action):
         raise ConfigError(f"{option}: not supported by romanxr calibrate ({REFUSED[option]})")
 
 
+def add_log_options(g: Any) -> None:
+    """strun's ``--log-level``, ``--log-file`` and ``--log-stream`` (on a parser or group)."""
+    g.add_argument(
+        "--log-level",
+        "--log_level",
+        dest="log_level",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO, as strun); -v is DEBUG",
+    )
+    g.add_argument(
+        "--log-file", "--log_file", dest="log_file", help="also write the log to this file"
+    )
+    g.add_argument(
+        "--log-stream",
+        "--log_stream",
+        dest="log_stream",
+        choices=["stderr", "stdout", "null"],
+        help="where log lines go on the terminal (default stderr)",
+    )
+
+
 def add_strun_options(p: argparse.ArgumentParser) -> None:
     """strun's logging, parameter and naming options, and the refused ones."""
     g = p.add_argument_group("strun options")
@@ -79,25 +105,19 @@ def add_strun_options(p: argparse.ArgumentParser) -> None:
         "--disable_crds_steppars",
         dest="disable_crds_steppars",
         action="store_true",
-        help="do not use CRDS pars-* step parameter references (romanxr does not read "
-        "them yet, so this is what it always does)",
+        help="do not look up CRDS step-parameter references (pars-rampfitstep...); by "
+        "default they are used, below --config and the command line, as strun does "
+        "(STPIPE_DISABLE_CRDS_STEPPARS=true also turns them off)",
     )
     g.add_argument(
-        "--log-level",
-        "--log_level",
-        dest="log_level",
-        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default WARNING); -v is INFO, -vv DEBUG",
+        "--show-params",
+        "--show_params",
+        dest="show_params",
+        action="store_true",
+        help="print every effective step parameter and where it comes from (default, CRDS "
+        "pars-* reference, config file, command line) and stop: nothing is computed",
     )
-    g.add_argument(
-        "--log-file", "--log_file", dest="log_file", help="also write the log to this file"
-    )
-    g.add_argument(
-        "--log-stream",
-        "--log_stream",
-        dest="log_stream",
-        choices=["stderr", "stdout", "null"],
-        help="where log lines go on the terminal (default stderr)",
-    )
+    add_log_options(g)
     g.add_argument(
         "--suffix",
         help="suffix of the output's name instead of cal (r..._<suffix>.asdf), as strun's --suffix",

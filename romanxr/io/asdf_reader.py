@@ -35,6 +35,7 @@ from romanxr.io.product import (
     EXPECTED_TAG,
     JUMP_INDICES_DIMS,
     L2_ARRAY_DIMS,
+    PROVENANCE_ATTRS,
     RAMP_ARRAY_DIMS,
     SUPPORTED_MAJOR,
     product_kind,
@@ -265,7 +266,7 @@ def _apply_romanxr_node(path: str, tree: Any, roman: Any, variables: dict, coord
         if dim in coords and len(values) == len(coords[dim]):
             coords[dim] = np.asarray(values, dtype=np.int64)
     attrs = {}
-    for key in ("step_parameters", "frame_shape"):
+    for key in (*PROVENANCE_ATTRS, "frame_shape"):
         if key in node:
             attrs[key] = node[key]
     return attrs

@@ -44,6 +44,7 @@ from romanxr.io.product import (
     IMAGE_DTYPES,
     IMAGE_OPTIONAL,
     L2_ARRAY_DIMS,
+    PROVENANCE_ATTRS,
     RAMP_ARRAY_DIMS,
     RAMP_DTYPES,
 )
@@ -501,8 +502,9 @@ class _AsdfJob:
         }
         _validate(_build_model(kind, meta, placeholders), source, kind)
         extra: dict[str, Any] = {"romanxr_version": __version__}
-        if "step_parameters" in ds.attrs:
-            extra["step_parameters"] = plain_value(ds.attrs["step_parameters"])
+        for key in PROVENANCE_ATTRS:
+            if key in ds.attrs:
+                extra[key] = plain_value(ds.attrs[key])
         if "frame_shape" in ds.attrs:
             extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
         if JUMP_INDICES in arrays:

@@ -22,6 +22,7 @@ __all__ = [
     "IMAGE_SCHEMA",
     "JUMP_INDICES_DIMS",
     "L2_ARRAY_DIMS",
+    "PROVENANCE_ATTRS",
     "RAMP_ARRAYS",
     "RAMP_ARRAY_DIMS",
     "RAMP_DTYPES",
@@ -31,6 +32,12 @@ __all__ = [
     "tag_of",
     "to_plain",
 ]
+
+#: Dataset attrs romanxr's ASDF writer keeps in the top-level ``romanxr`` node and the reader
+#: brings back: every step's effective parameters, where each came from (default, CRDS
+#: ``pars-*`` reference, config file, command line/keyword) and which ``pars-*`` references
+#: CRDS selected.
+PROVENANCE_ATTRS = ("step_parameters", "parameter_sources", "crds_step_parameters")
 
 #: Roman tag name (without version) -> product kind understood by romanxr.
 KIND_BY_TAG = {

@@ -17,9 +17,12 @@ from __future__ import annotations
 from romanxr.pipeline.calibration import calibrate
 from romanxr.pipeline.executor import execute
 from romanxr.pipeline.options import (
+    CrdsStepOptions,
     StepOptions,
+    crds_step_options,
     effective_parameters,
     export_config,
+    parameter_sources,
     resolve_step_options,
 )
 from romanxr.pipeline.planning import (
@@ -46,10 +49,12 @@ __all__ = [
     "OFF",
     "RUN",
     "SKIP",
+    "CrdsStepOptions",
     "PlannedReference",
     "StepOptions",
     "StepRun",
     "calibrate",
+    "crds_step_options",
     "effective_parameters",
     "execute",
     "export_config",
@@ -58,6 +63,7 @@ __all__ = [
     "open_exposure",
     "output_name",
     "output_path",
+    "parameter_sources",
     "plan",
     "references_of",
     "resolve_step_options",

@@ -12,7 +12,7 @@ import xarray as xr
 
 from romanxr.errors import ConfigError
 from romanxr.pipeline.executor import execute
-from romanxr.pipeline.options import resolve_step_options
+from romanxr.pipeline.options import crds_step_options, parameter_sources, resolve_step_options
 from romanxr.pipeline.planning import StepRun, plan
 from romanxr.pipeline.products import intermediate_path, open_exposure, output_path, write
 from romanxr.refs import ReferenceResolver
@@ -39,6 +39,7 @@ def calibrate(
     save_intermediate: Iterable[str] = (),
     chunks: Any = "default",
     check_saturated: bool = True,
+    crds_steppars: bool | None = None,
 ) -> xr.Dataset:
     """Run the Exposure Level Pipeline lazily and return the calibrated Dataset.
 
@@ -49,10 +50,11 @@ def calibrate(
     :func:`romanxr.pipeline.plan` (``romanxr calibrate --dry-run`` prints it) and then carried
     out by :func:`romanxr.pipeline.execute`.
 
-    Parameter precedence, lowest first: step defaults < ``config`` file < ``steps``. The
-    effective value of every parameter of every step that ran (defaults included) is
-    recorded in ``attrs["step_parameters"][<cal_step key>]``, which the cal.asdf and Zarr
-    writers store.
+    Parameter precedence, lowest first, as in stpipe: step defaults < CRDS step-parameter
+    references (``pars-<step class>``, e.g. ``pars-rampfitstep``) < ``config`` file <
+    ``steps``. The effective value of every parameter of every step that ran (defaults
+    included) is recorded in ``attrs["step_parameters"][<cal_step key>]`` and where it came
+    from in ``attrs["parameter_sources"]``, which the cal.asdf and Zarr writers store.
 
     Parameters
     ----------
@@ -94,6 +96,10 @@ def calibrate(
         defined zeroed image (as romancal's exposure pipeline does). The test is the one
         computation ``calibrate`` does before you ask: a reduction over the saturation flags.
         Pass False to keep the call entirely lazy.
+    crds_steppars : bool, optional
+        Look up CRDS ``pars-*`` step-parameter references (True), or not (False, strun's
+        ``--disable-crds-steppars``). Default: look them up unless
+        ``$STPIPE_DISABLE_CRDS_STEPPARS`` is true, as stpipe does.
 
     Returns
     -------
@@ -119,8 +125,13 @@ def calibrate(
     turns the jump search off (``ramp_fit`` then runs with ``rejection_threshold=None``
     unless that is set for it explicitly). See :func:`romanxr.pipeline.fold_jump`.
     """
-    options = resolve_step_options(steps, config)
     ds, source = _open(data, chunks)
+    crds = crds_step_options(
+        ds.attrs.get("meta", {}),
+        context=crds_context,
+        disable=None if crds_steppars is None else not crds_steppars,
+    )
+    options = resolve_step_options(steps, config, crds)
     runs = plan(
         options,
         ds,
@@ -154,6 +165,7 @@ def calibrate(
         option_hints=override_options(),
     )
     ds = execute(runs, ds, resolver=resolver, save=save)
+    ds = _with_sources(ds, runs, parameter_sources(steps, config, crds), crds)
     if out_path is not None:
         has_catalog = "source_catalog" in ds.attrs
         if has_catalog:
@@ -176,3 +188,28 @@ def _open(data: str | os.PathLike | xr.Dataset, chunks: Any) -> tuple[xr.Dataset
         source = data.encoding.get("source")
         return data, Path(source) if source else None
     return open_exposure(data, chunks=chunks), Path(data)
+
+
+def _with_sources(
+    ds: xr.Dataset,
+    runs: Iterable[StepRun],
+    sources: Mapping[str, Mapping[str, str]],
+    crds: Any,
+) -> xr.Dataset:
+    """A shallow copy of ``ds`` recording where each planned step's parameters came from
+    (``attrs["parameter_sources"][<cal_step key>]``) and which CRDS ``pars-*`` references
+    were used (``attrs["crds_step_parameters"]``: ``{reftype: file name}``, or
+    ``"disabled"``)."""
+    out = ds.copy(deep=False)
+    attrs = dict(ds.attrs)
+    recorded = {}
+    for run in runs:
+        if run.action != "off":
+            names = {k: v for k, v in sources.get(run.name, {}).items() if k != "save_results"}
+            recorded[run.spec.key] = names
+    attrs["parameter_sources"] = recorded
+    attrs["crds_step_parameters"] = (
+        "disabled" if crds.disabled else {t: Path(p).name for t, p in crds.references.items()}
+    )
+    out.attrs = attrs
+    return out

@@ -1,6 +1,8 @@
 """Step options as users give them (keywords, command line, config files) -> per-step values.
 
-Precedence, lowest first: step defaults < config file < keyword arguments / command line.
+Precedence, lowest first, as stpipe's: step defaults < CRDS step-parameter references
+(``pars-<step class>``, :func:`crds_step_options`) < config file < keyword arguments / command
+line. :func:`parameter_sources` says which of these gave each effective value.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +24,182 @@ from romanxr.config import (
     normalize_step_name,
 )
 from romanxr.errors import ConfigError
-from romanxr.registry import NOT_RUN_STEPS, StepSpec, find_step, get_step
+from romanxr.registry import NOT_RUN_STEPS, STEPS, StepSpec, find_step, get_step
 
-__all__ = ["StepOptions", "effective_parameters", "export_config", "resolve_step_options"]
+__all__ = [
+    "PIPELINE_PARS",
+    "CrdsStepOptions",
+    "StepOptions",
+    "crds_step_options",
+    "effective_parameters",
+    "export_config",
+    "parameter_sources",
+    "pars_reftype",
+    "resolve_step_options",
+]
 
 log = logging.getLogger("romanxr")
 
 #: ``{step name: {parameter: value}}``, step names canonical (:data:`romanxr.registry.STEPS`).
 StepOptions = dict[str, dict[str, Any]]
 
+#: the CRDS step-parameter reference of romancal's Exposure Level Pipeline itself
+PIPELINE_PARS = "pars-exposurepipeline"
+
+
+@dataclass(frozen=True)
+class CrdsStepOptions:
+    """The step parameters CRDS ``pars-*`` references set for one exposure.
+
+    Attributes
+    ----------
+    options : dict
+        ``{step name: {parameter: value}}`` (canonical step names, checked and coerced).
+    files : dict
+        ``{step name: {parameter: file name}}``: the reference each value came from.
+    references : dict
+        ``{reftype: file path}`` of every ``pars-*`` reference CRDS selected.
+    disabled : bool
+        Whether the look-up was turned off (``--disable-crds-steppars``).
+    """
+
+    options: StepOptions = field(default_factory=dict)
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    disabled: bool = False
+
+
+def pars_reftype(spec: StepSpec | str) -> str | None:
+    """``pars-<romancal step class in lower case>`` (stpipe's ``Step.get_config_reftype``);
+    None for a step romancal does not have (romanxr's stand-alone ``jump``)."""
+    if isinstance(spec, str):
+        spec = get_step(spec)
+    if spec.romancal_class is None:
+        return None
+    return f"pars-{spec.romancal_class.rsplit('.', 1)[-1].lower()}"
+
+
+def crds_step_options(
+    meta: Mapping[str, Any],
+    *,
+    context: str | None = None,
+    disable: bool | None = None,
+) -> CrdsStepOptions:
+    """The step parameters CRDS holds for an exposure, as stpipe looks them up.
+
+    One ``pars-<step class>`` reference per step, then ``pars-exposurepipeline`` (whose
+    ``steps`` win over the steps' own references, as in stpipe's ``Pipeline``). CRDS not
+    configured, or no rules for a type, means none (see :mod:`romanxr.refs.step_pars`).
+
+    Parameters
+    ----------
+    meta : mapping
+        The exposure's ``meta`` tree.
+    context : str, optional
+        Pinned CRDS context.
+    disable : bool, optional
+        True: no look-up (``--disable-crds-steppars``). Default: off only when
+        ``$STPIPE_DISABLE_CRDS_STEPPARS`` says so, as in stpipe.
+
+    Returns
+    -------
+    CrdsStepOptions
+
+    Raises
+    ------
+    ConfigError
+        A reference sets a parameter the step does not have (named with the file).
+    ReferenceFormatError
+        A selected reference cannot be read.
+    """
+    from romanxr.refs.step_pars import crds_step_parameters, steppars_disabled
+
+    if steppars_disabled(disable):
+        log.debug("CRDS step-parameter references disabled")
+        return CrdsStepOptions(disabled=True)
+    by_type = {pars_reftype(s): s for s in STEPS if pars_reftype(s)}
+    found = crds_step_parameters([*by_type, PIPELINE_PARS], meta, context=context)
+    layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]] = []
+    for reftype, ref in found.items():
+        if reftype == PIPELINE_PARS:
+            continue
+        layers.append((ref.path, {by_type[reftype].name: ref.parameters}))
+    if PIPELINE_PARS in found:
+        layers.append((found[PIPELINE_PARS].path, found[PIPELINE_PARS].steps))
+    options: StepOptions = {}
+    files: dict[str, dict[str, str]] = {}
+    for path, layer in layers:
+        try:
+            canonical = _canonical_layer(layer)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"CRDS step-parameter reference {path}: {exc}; pass --disable-crds-steppars "
+                "(crds_steppars=False) to run without CRDS step parameters"
+            ) from None
+        for name, params in canonical.items():
+            options.setdefault(name, {}).update(params)
+            files.setdefault(name, {}).update(dict.fromkeys(params, Path(path).name))
+    return CrdsStepOptions(options, files, {t: r.path for t, r in found.items()})
+
+
+_CRDS = "crds"
+#: the source named for values given as ``steps=`` / ``--steps.<step>.<param>``
+GIVEN = "command line/keyword"
+
+
+def _layers(
+    steps: Mapping[str, Mapping[str, Any]] | None,
+    config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None,
+    crds: CrdsStepOptions | None,
+    given: str,
+) -> list[tuple[str, StepOptions]]:
+    """(source label, canonical options) per layer, lowest first."""
+    file_layer = load_config_file(config) if isinstance(config, str | os.PathLike) else config
+    if isinstance(file_layer, RecordedOptions):
+        file_layer = _parameters_only(file_layer)
+    label = (
+        f"config file {Path(config).name}" if isinstance(config, str | os.PathLike) else "config"
+    )
+    layers: list[tuple[str, StepOptions]] = []
+    if crds is not None and crds.options:
+        layers.append((_CRDS, crds.options))
+    layers += [(label, _canonical_layer(file_layer)), (given, _canonical_layer(steps))]
+    return layers
+
+
+def _merged(
+    layers: list[tuple[str, StepOptions]], crds: CrdsStepOptions | None
+) -> tuple[StepOptions, dict[str, dict[str, str]]]:
+    """The merged options and the source of each value."""
+    out: StepOptions = {}
+    sources: dict[str, dict[str, str]] = {}
+    rank: dict[tuple[str, str], int] = {}
+    for i, (label, layer) in enumerate(layers):
+        for name, params in layer.items():
+            out.setdefault(name, {}).update(params)
+            for pname in params:
+                rank[(name, pname)] = i
+                where = label
+                if label == _CRDS and crds is not None:
+                    where = f"crds {crds.files[name][pname]}"
+                sources.setdefault(name, {})[pname] = where
+    # jump's options run inside ramp_fit: one set in a higher layer than ramp_fit's same
+    # parameter (a CRDS pars-rampfitstep value under --steps.jump.X) wins over it
+    for pname in list(out.get("jump", {})):
+        fit = out.get("ramp_fit", {})
+        if pname in fit and pname not in {"skip", "save_results"}:
+            if rank[("jump", pname)] > rank[("ramp_fit", pname)]:
+                del fit[pname]
+                del sources["ramp_fit"][pname]
+    return out, sources
+
 
 def resolve_step_options(
     steps: Mapping[str, Mapping[str, Any]] | None = None,
     config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
+    crds: CrdsStepOptions | None = None,
 ) -> StepOptions:
-    """The options given per step, merged: step defaults < ``config`` < ``steps``.
+    """The options given per step, merged: step defaults < ``crds`` < ``config`` < ``steps``.
 
     Step names may use any romanxr, romancal or stpipe spelling (``rampfit``, ``flat``,
     ``dark_current``, ``FlatFieldStep``...); parameter names are checked (an unknown one
@@ -51,6 +215,9 @@ def resolve_step_options(
         ``{step: {parameter: value}}`` (keyword arguments / command line): the top layer.
     config : path or mapping, optional
         A config file (see :func:`romanxr.config.load_config_file`) or its content.
+    crds : CrdsStepOptions, optional
+        What CRDS ``pars-*`` references set (:func:`crds_step_options`): the lowest layer
+        above the defaults.
 
     Returns
     -------
@@ -58,13 +225,38 @@ def resolve_step_options(
         ``{step name: {parameter: value}}`` with only the parameters that were given;
         :func:`effective_parameters` adds the defaults.
     """
-    file_layer = load_config_file(config) if isinstance(config, str | os.PathLike) else config
-    if isinstance(file_layer, RecordedOptions):
-        file_layer = _parameters_only(file_layer)
-    out: StepOptions = {}
-    for layer in (file_layer, steps):
-        for name, params in _canonical_layer(layer).items():
-            out.setdefault(name, {}).update(params)
+    return _merged(_layers(steps, config, crds, GIVEN), crds)[0]
+
+
+def parameter_sources(
+    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
+    crds: CrdsStepOptions | None = None,
+    *,
+    given: str = GIVEN,
+) -> dict[str, dict[str, str]]:
+    """Where each effective parameter of every step comes from.
+
+    Parameters
+    ----------
+    steps, config, crds
+        As for :func:`resolve_step_options`.
+    given : str
+        The name of the ``steps`` layer (``romanxr calibrate --show-params`` says
+        ``"command line"``).
+
+    Returns
+    -------
+    dict
+        ``{step name: {parameter: source}}`` for every parameter of every step, the source
+        one of ``default``, ``crds <pars file>``, ``config file <name>`` (``config`` for a
+        mapping) or ``given``.
+    """
+    _, sources = _merged(_layers(steps, config, crds, given), crds)
+    out: dict[str, dict[str, str]] = {}
+    for spec in STEPS:
+        mine = sources.get(spec.name, {})
+        out[spec.name] = {p: mine.get(p, "default") for p in spec.parameters()}
     return out
 
 
@@ -89,6 +281,11 @@ def _parameters_only(record: RecordedOptions) -> StepOptions:
         if spec is not None:
             known = spec.parameters()
             out[name] = {k: v for k, v in params.items() if k in known}
+    # a jump search that ran inside ramp_fit ran with ramp_fit's recorded values (jump's record
+    # keeps its own defaults): given both again they would conflict, so ramp_fit's stand
+    jump, fit = record.get("jump") or {}, out.get("ramp_fit")
+    if jump.get("run_inside") == "ramp_fit" and fit is not None and "jump" in out:
+        out["jump"] = {k: v for k, v in out["jump"].items() if k == "skip" or k not in fit}
     return out
 
 
@@ -146,6 +343,7 @@ def export_config(
     path: str | os.PathLike,
     steps: Mapping[str, Mapping[str, Any]] | None = None,
     config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
+    crds: CrdsStepOptions | None = None,
 ) -> Path:
     """Write the effective step parameters as an stpipe parameter file (ASDF).
 
@@ -159,18 +357,17 @@ def export_config(
     ----------
     path : path
         ``*.asdf`` (stpipe reads parameter files as ASDF; TOML is refused).
-    steps, config
-        As for :func:`resolve_step_options`.
+    steps, config, crds
+        As for :func:`resolve_step_options` (with ``crds``, the values CRDS ``pars-*``
+        references set are written too, as strun's ``--save-parameters`` writes them).
 
     Returns
     -------
     Path
         ``path``.
     """
-    from romanxr.registry import STEPS
-
     path = Path(path)
-    given = resolve_step_options(steps, config)
+    given = resolve_step_options(steps, config, crds)
     entries = []
     for spec in STEPS:
         if spec.romancal_class is None:

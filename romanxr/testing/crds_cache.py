@@ -51,6 +51,7 @@ __all__ = [
     "LocalCrdsCache",
     "build_local_crds_cache",
     "write_fake_reference",
+    "write_step_parameters_reference",
 ]
 
 #: The server URL a local cache is used with: crds treats "serverless" URLs as no server.
@@ -166,10 +167,90 @@ class LocalCrdsCache:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     from romanxr.io.asdf_file import open_roman_tree
+
+    pars = _parameter_file_meta(path)
+    if pars is not None:
+        return pars
     from romanxr.io.product import to_plain
 
     with open_roman_tree(path) as (_, roman):
         return to_plain(roman["meta"])
+
+
+def _parameter_file_meta(path: Path) -> dict[str, Any] | None:
+    """The top-level ``meta`` of an stpipe parameter file (a ``pars-*`` reference), or None
+    for any other file."""
+    import asdf
+
+    if path.suffix.lower() != ".asdf":
+        return None
+    try:
+        with asdf.open(path, lazy_load=True, memmap=False) as af:
+            tree = af.tree
+            if "roman" in tree or "parameters" not in tree or "class" not in tree:
+                return None
+            return dict(tree.get("meta") or {})
+    except Exception:  # not ASDF: open_roman_tree says why
+        return None
+
+
+def write_step_parameters_reference(
+    path: str | os.PathLike,
+    step_class: str,
+    parameters: Mapping[str, Any],
+    *,
+    steps: Sequence[Mapping[str, Any]] = (),
+    useafter: str = "2000-01-01T00:00:00",
+) -> Path:
+    """Write a CRDS step-parameter reference (``pars-<step class lower>``) as stpipe reads it.
+
+    The layout is stpipe's parameter file (``class``, ``name``, ``parameters``, and for a
+    pipeline a ``steps`` list of ``{class, name, parameters}``) with the ``meta`` block stpipe's
+    ``StepConfig.to_asdf(include_metadata=True)`` writes for CRDS (``reftype``,
+    ``useafter``...), so both stpipe's ``config_parser.load_config_file`` and
+    :func:`build_local_crds_cache` take it.
+
+    Parameters
+    ----------
+    path : path
+        Output ``.asdf`` file.
+    step_class : str
+        The step's full class name, e.g. ``romancal.ramp_fitting.ramp_fit_step.RampFitStep``.
+    parameters : mapping
+        The parameters it sets.
+    steps : sequence of mappings, optional
+        For a pipeline: ``{class, name, parameters}`` of its steps.
+    useafter : str
+        ISO time from which CRDS selects it.
+
+    Returns
+    -------
+    Path
+    """
+    import asdf
+
+    short = step_class.rsplit(".", 1)[-1]
+    tree: dict[str, Any] = {
+        "class": step_class,
+        "name": short,
+        "parameters": dict(parameters),
+        "meta": {
+            "author": "romanxr.testing",
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "description": f"Parameters for calibration step {step_class}",
+            "instrument": {"name": "WFI"},
+            "origin": "romanxr.testing",
+            "pedigree": "DUMMY",
+            "reftype": f"pars-{short.lower()}",
+            "telescope": "ROMAN",
+            "useafter": useafter,
+        },
+    }
+    if steps:
+        tree["steps"] = [dict(s) for s in steps]
+    out = Path(os.fspath(path))
+    asdf.AsdfFile(tree).write_to(out)
+    return out
 
 
 def _get(meta: Mapping[str, Any], dotted: str) -> Any:
@@ -263,9 +344,11 @@ def build_local_crds_cache(
         Reference types whose rules say "N/A" for every exposure (as the real Roman rules
         do for some types in some contexts).
     step_parameters : bool
-        Also write "N/A" rules for every ``pars-<step>`` type crds knows, so that stpipe's
-        look-up of step parameters (romancal does one per step) finds "none" quietly
-        instead of logging a CRDS error.
+        Also write "N/A" rules for every other ``pars-<step>`` type crds knows, so that
+        stpipe's look-up of step parameters (romancal does one per step) finds "none"
+        quietly instead of logging a CRDS error. Step-parameter references themselves
+        (:func:`write_step_parameters_reference`) are given like any other file, under
+        ``pars-<step class lower>``.
     link : bool
         Hard-link the files into the cache when possible (else copy).
 

@@ -6,8 +6,10 @@ find the references through ``cache.environ()`` (no server).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,7 +74,11 @@ def test_tutorial_exercise_as_typed(work, env, default_cal):
     proc = run(["calibrate", UNCAL_NAME, "--steps.jump.rejection_threshold=500"], env, work)
     out = work / CAL_NAME
     assert proc.stdout.strip() == CAL_NAME
-    assert proc.stderr == ""  # quiet by default, no progress bar off a terminal
+    # strun's default level, INFO, in stpipe's line format; no progress bar off a terminal
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("romanxr: compil")]
+    assert any(" - romanxr - INFO - step ramp_fit" in line for line in lines)
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert all(re.match(rf"{stamp} - romanxr - (INFO|WARNING) - ", line) for line in lines)
     cal = romanxr.open_cal(out).compute()
     for name in ("data", "dq"):
         np.testing.assert_array_equal(cal[name].values, default_cal[name].values)
@@ -188,7 +194,7 @@ def test_progress_bar_and_overwrite(work, env):
     assert "already exists and --no-overwrite keeps it" in proc.stderr
     assert out.stat().st_mtime_ns == before
     # as strun does, an existing output is replaced by default
-    proc = run(["step", "dq_init", UNCAL_NAME, "--no-progress"], env, work)
+    proc = run(["step", "dq_init", UNCAL_NAME, "--no-progress", "--log-level=WARNING"], env, work)
     assert proc.stderr == ""  # no bar, no log output
     assert out.stat().st_mtime_ns > before
 
@@ -343,16 +349,37 @@ def test_unexpected_error_exits_1(monkeypatch, capsys, work):
     assert "unexpected error: RuntimeError: kaputt" in capsys.readouterr().err
 
 
-def test_logging_touches_only_the_romanxr_logger(exposure, capsys):
+def test_logging_touches_only_the_romanxr_logger(exposure, monkeypatch):
     root = logging.getLogger()
     before = (list(root.handlers), root.level, logging.getLogger("asdf").level)
     logger = logging.getLogger("romanxr")
     old_level, old_handlers = logger.level, list(logger.handlers)
     try:
-        assert cli.main(["info", str(exposure.uncal), "-vv"]) == 0
-        assert logger.level == logging.DEBUG
+        seen = []
+        info = dataclasses.replace(
+            cli._BY_NAME["info"], run=lambda *a: seen.append((logger.level, len(logger.handlers)))
+        )
+        monkeypatch.setitem(cli._BY_NAME, "info", info)
+        assert cli.main(["info", str(exposure.uncal), "-vv"]) is None
+        assert seen == [(logging.DEBUG, len(old_handlers) + 1)]  # during the command
         assert (list(root.handlers), root.level, logging.getLogger("asdf").level) == before
+        # and put back when it returns, as stpipe's log configuration is
+        assert (logger.level, logger.handlers) == (old_level, old_handlers)
     finally:
         logger.handlers[:] = old_handlers
         logger.setLevel(old_level)
-    assert "product:" in capsys.readouterr().out
+
+
+def test_default_output_goes_to_the_current_directory(work, env):
+    # strun writes into the directory it runs in, not next to the input
+    here = work / "elsewhere"
+    here.mkdir()
+    proc = run(["calibrate", f"../{UNCAL_NAME}", "--stop-after=dq_init"], env, here)
+    assert proc.stdout.strip() == f"{STEM}_dqinit.asdf"
+    assert (here / f"{STEM}_dqinit.asdf").is_file()
+    assert not (work / f"{STEM}_dqinit.asdf").exists()
+    # a batch (here a pattern) too; --output-dir still wins
+    run(["calibrate", f"../{STEM}*_uncal.asdf", "--stop-after=dq_init", "--suffix=b"], env, here)
+    assert (here / f"{STEM}_b.asdf").is_file()
+    run(["calibrate", f"../{UNCAL_NAME}", "--stop-after=dq_init", "--output-dir=out"], env, here)
+    assert (here / "out" / f"{STEM}_dqinit.asdf").is_file()

@@ -51,7 +51,11 @@ def test_a_quoted_glob_with_a_step_option_for_every_member(batch, tmp_path, caps
         assert meta["cal_step"]["flat_field"] == "SKIPPED"
 
 
-def test_an_association_writes_beside_it(batch, solo, tmp_path, capsys):
+def test_an_association_writes_in_the_current_directory(batch, solo, tmp_path, monkeypatch):
+    # as strun: outputs go where the command runs, not beside the association
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
     members = [
         {"expname": os.path.relpath(p, tmp_path), "exptype": "science"} for p in batch.members
     ]
@@ -59,10 +63,12 @@ def test_an_association_writes_beside_it(batch, solo, tmp_path, capsys):
     product = {"name": "r0000101001001001001_0001", "members": members}
     asn.write_text(json.dumps({"asn_type": "image", "products": [product]}))
     assert cli.main(["calibrate", str(asn)]) == 0
-    _same_as_solo(tmp_path, solo)
+    _same_as_solo(here, solo)
+    assert not list(tmp_path.glob("*_cal.asdf"))
 
 
-def test_dry_run_lists_the_outputs(batch, tmp_path, capsys):
+def test_dry_run_lists_the_outputs(batch, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(batch.folder / "data")
     assert cli.main(["calibrate", str(batch.folder / "data"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("dry run") == len(batch.members)
@@ -85,16 +91,20 @@ def with_truncated(batch, tmp_path):
     return data, bad
 
 
-def test_a_bad_member_stops_the_batch_before_anything_is_written(with_truncated, capsys):
+def test_a_bad_member_stops_the_batch_before_anything_is_written(
+    with_truncated, capsys, monkeypatch
+):
     data, bad = with_truncated
+    monkeypatch.chdir(data)
     assert cli.main(["calibrate", str(data)]) == 3
     err = capsys.readouterr().err
     assert bad.name in err and "nothing was computed" in err
     assert not list(data.glob("*_cal.asdf"))
 
 
-def test_continue_on_error_writes_the_others_and_exits_3(with_truncated, solo, capsys):
+def test_continue_on_error_writes_the_others_and_exits_3(with_truncated, solo, capsys, monkeypatch):
     data, bad = with_truncated
+    monkeypatch.chdir(data)
     assert cli.main(["calibrate", str(data), "--continue-on-error"]) == 3
     err = capsys.readouterr().err
     assert "1 written, 1 failed" in err and bad.name in err
