@@ -177,8 +177,9 @@ def test_meta_agrees(cals, oracle_run):
             assert crds["context"] == name["context"] == oracle_run.cache.context
             assert crds["version"] == name["version"]
         else:
-            # stpipe records crds://<file>, romanxr the file name
-            assert xr.meta.ref_file[reftype] == name.removeprefix("crds://"), reftype
+            # both record a file CRDS chose in stpipe's form, crds://<file>
+            assert name.startswith("crds://"), (reftype, name)
+            assert xr.meta.ref_file[reftype] == name, reftype
     assert xr.meta.photometry.conversion_megajanskys == rc.meta.photometry.conversion_megajanskys
 
 
