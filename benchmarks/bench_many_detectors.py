@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import peak_rss_bytes  # noqa: E402
 
-VARIABLES = ["data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo"]
+VARIABLES = ["data", "dq", "err", "var_poisson", "chisq", "dumo"]
 
 
 def _inputs(info: dict, folder: Path, n: int) -> list[Path]:

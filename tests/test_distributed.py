@@ -20,7 +20,7 @@ distributed = pytest.importorskip("distributed")
 
 pytestmark = [pytest.mark.enable_socket, pytest.mark.slow]
 
-VARIABLES = ("data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo")
+VARIABLES = ("data", "dq", "err", "var_poisson", "chisq", "dumo")
 CHUNKS = {"y": 64}  # 4 row bands: several tasks per step and per worker
 
 

@@ -187,7 +187,7 @@ def run(
             progress.step(False)
 
         def one(node: str) -> Path:
-            return write(datasets[node], targets[node], overwrite=args.overwrite)
+            return write(datasets[node], targets[node], overwrite=args.overwrite, wcs=True)
 
         def member(node: str) -> str:
             return str(datasets[node].attrs.get("source_file", node))

@@ -20,7 +20,7 @@ from romanxr.exposures.tree import ON_ERROR, failures, merge_failures, node_data
 from romanxr.io import to_asdf_many, zarr_io
 from romanxr.io.asdf_writer import input_files
 from romanxr.io.atomic import atomic_target, check_output_path
-from romanxr.pipeline import output_name
+from romanxr.pipeline import output_name, wcs_path
 
 __all__ = ["BatchReport", "output_paths", "to_asdf", "to_zarr"]
 
@@ -76,7 +76,8 @@ def to_asdf(
     suffix: str = "cal",
     compression: str | None = "lz4",
 ) -> BatchReport:
-    """Write every node of the tree as its own ``*_cal.asdf`` (romancal's names).
+    """Write every node of the tree as its own ``*_cal.asdf`` (romancal's names), each image
+    with a WCS with its ``*_wcs.asdf`` beside it, as romancal does.
 
     Parameters
     ----------
@@ -118,14 +119,18 @@ def to_asdf(
     report = BatchReport(failed=failures(tree))
     if on_error == "raise":
         items = [(datasets[p], targets[p]) for p in datasets]
-        written = to_asdf_many(items, overwrite=overwrite, compression=compression)
+        wcs = [wcs_path(targets[p]) for p in datasets]
+        written = to_asdf_many(items, overwrite=overwrite, compression=compression, wcs_paths=wcs)
         report.written = dict(zip(datasets, written, strict=True))
         return report
     problems: dict[str, BaseException] = {}
     for path, ds in datasets.items():
         try:
             report.written[path] = to_asdf_many(
-                [(ds, targets[path])], overwrite=overwrite, compression=compression
+                [(ds, targets[path])],
+                overwrite=overwrite,
+                compression=compression,
+                wcs_paths=[wcs_path(targets[path])],
             )[0]
         except Exception as exc:  # isolate the member, whatever went wrong in its graph
             problems[str(ds.attrs.get("source_file", path))] = exc

@@ -18,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from romanxr.dataset import CAL_STEP_KEYS
+from romanxr._version import __version__
+from romanxr.dataset import BORDER, CAL_STEP_KEYS
 from romanxr.errors import InputError
 from romanxr.io.product import IMAGE_SCHEMA, RAMP_SCHEMA
 
-__all__ = ["plain_value", "prepare_meta"]
+__all__ = ["check_serialisable", "nondefault_coords", "plain_value", "prepare_meta"]
+
+#: ``meta.calibration_software_name`` of every product romanxr writes
+SOFTWARE_NAME = "romanxr"
 
 PHOTOMETRY_KEYS = ("conversion_megajanskys", "conversion_megajanskys_uncertainty", "pixel_area")
 
@@ -135,7 +139,8 @@ def prepare_meta(meta: Mapping, *, kind: str, filename: str) -> dict:
         numpy scalars and arrays as Python values; ``cal_step`` completed with
         ``"INCOMPLETE"``; for images ``photometry`` (None placeholders when absent) and ``wcs``
         (None when absent); ``model_type``, ``product_type`` (``"l2"`` for images, kept or
-        ``"l1"`` for ramps), ``filename`` and ``file_date`` (now) set.
+        ``"l1"`` for ramps), ``filename``, ``file_date`` (now) and
+        ``calibration_software_name``/``_version`` (romanxr and its version) set.
     """
     from astropy.time import Time
 
@@ -155,6 +160,9 @@ def prepare_meta(meta: Mapping, *, kind: str, filename: str) -> dict:
     tree["cal_step"] = cal_step
     tree["filename"] = filename
     tree["file_date"] = Time.now()
+    # the software that wrote the product, where romancal records its own name and version
+    tree["calibration_software_name"] = SOFTWARE_NAME
+    tree["calibration_software_version"] = __version__
     if kind == "cal":
         tree["model_type"] = "ImageModel"
         tree["product_type"] = "l2"
@@ -170,3 +178,31 @@ def prepare_meta(meta: Mapping, *, kind: str, filename: str) -> dict:
         if wcs is not None:
             tree["wcs"] = copy.deepcopy(wcs)
     return tree
+
+
+def check_serialisable(extra: dict, source: str) -> None:
+    """Fail before computing if step_parameters hold something ASDF cannot write."""
+    import io
+
+    import asdf
+
+    try:
+        asdf.AsdfFile({"romanxr": extra}).write_to(io.BytesIO(), all_array_storage="inline")
+    except Exception as exc:
+        raise InputError(
+            f"{source}: attrs['step_parameters'] cannot be written to ASDF "
+            f"({type(exc).__name__}: {exc}); keep parameters to numbers, strings, lists, dicts "
+            "and None"
+        ) from exc
+
+
+def nondefault_coords(ds: Any, kind: str) -> dict[str, list[int]]:
+    """y/x coordinates that the reader would not reconstruct (cut-outs)."""
+    out = {}
+    start = BORDER if kind == "cal" else 0
+    for dim in ("y", "x"):
+        if dim in ds.coords and ds[dim].ndim == 1:
+            vals = np.asarray(ds[dim].values)
+            if not np.array_equal(vals, np.arange(start, start + vals.size)):
+                out[dim] = [int(v) for v in vals]
+    return out

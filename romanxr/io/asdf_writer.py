@@ -27,7 +27,7 @@ import xarray as xr
 from romanxr._version import __version__
 from romanxr.dataset import BORDER
 from romanxr.errors import InputError, OutputError
-from romanxr.io.asdf_meta import plain_value, prepare_meta
+from romanxr.io.asdf_meta import check_serialisable, nondefault_coords, plain_value, prepare_meta
 from romanxr.io.asdf_reader import AsdfBackendArray
 from romanxr.io.asdf_stream import (
     ArraySource,
@@ -48,6 +48,9 @@ from romanxr.io.product import (
     RAMP_ARRAY_DIMS,
     RAMP_DTYPES,
 )
+from romanxr.io.statistics import PLACEHOLDER as STATISTICS_PLACEHOLDER
+from romanxr.io.statistics import cal_statistics
+from romanxr.io.wcs_product import write_wcs_product
 from romanxr.kernels.ramp_common import jump_indices_from_flags
 from romanxr.schedule import (
     local_scheduler,
@@ -386,7 +389,9 @@ def to_asdf(
     ``attrs["step_parameters"]`` goes to a top-level ``romanxr`` node (numpy scalars are
     written as Python numbers and tuples as lists; use :func:`to_zarr` for an exact copy).
     y/x coordinates of a cut-out are kept there too. Variables the schema does not know are
-    not written.
+    not written. ``meta.calibration_software_name``/``_version`` name romanxr; an image's
+    ``meta.statistics`` are romancal's, from the stored arrays once computed (read back by
+    bands: at most one float32 copy of the image more in memory).
 
     The write is atomic (temporary sibling, then rename; see :mod:`romanxr.io.atomic`) and
     streams (see :mod:`romanxr.io.asdf_stream`): all dask-backed arrays are evaluated
@@ -433,6 +438,7 @@ def to_asdf_many(
     *,
     overwrite: bool = False,
     compression: str | None = "lz4",
+    wcs_paths: Sequence[str | os.PathLike | None] | None = None,
 ) -> list[Path]:
     """Write several Datasets (e.g. the 18 detectors of an exposure) in one computation.
 
@@ -447,6 +453,10 @@ def to_asdf_many(
         What to write where (distinct paths).
     overwrite, compression
         As for :func:`to_asdf`.
+    wcs_paths : sequence of path or None, optional
+        Per item, where to write the image's ``_wcs.asdf`` (romancal's ``WfiWcsModel``,
+        :mod:`romanxr.io.wcs_product`) after its cal.asdf; None (or a ramp): none. Checked
+        with the other outputs before anything is computed.
 
     Returns
     -------
@@ -458,7 +468,13 @@ def to_asdf_many(
     OutputError, InputError
         As :func:`to_asdf`, before anything is computed; also for a path given twice.
     """
-    jobs = [_AsdfJob(ds, path, overwrite, compression) for ds, path in items]
+    wcs = list(wcs_paths) if wcs_paths is not None else [None] * len(items)
+    if len(wcs) != len(items):
+        raise OutputError(f"to_asdf_many: {len(items)} items but {len(wcs)} wcs_paths")
+    jobs = [
+        _AsdfJob(ds, path, overwrite, compression, wcs_path)
+        for (ds, path), wcs_path in zip(items, wcs, strict=True)
+    ]
     seen: set = set()
     for job in jobs:
         if job.target in seen:
@@ -474,7 +490,12 @@ class _AsdfJob:
     """One file of :func:`to_asdf_many`: checked at creation, written after the compute."""
 
     def __init__(
-        self, ds: xr.Dataset, path: str | os.PathLike, overwrite: bool, compression: str | None
+        self,
+        ds: xr.Dataset,
+        path: str | os.PathLike,
+        overwrite: bool,
+        compression: str | None,
+        wcs_path: str | os.PathLike | None = None,
     ) -> None:
         if not isinstance(ds, xr.Dataset) or "data" not in ds.data_vars:
             raise InputError("to_asdf needs an xarray.Dataset with a 'data' variable")
@@ -494,6 +515,11 @@ class _AsdfJob:
             )
         target = check_output_path(path, overwrite=overwrite, inputs=input_files(ds))
         meta = prepare_meta(ds.attrs.get("meta"), kind=kind, filename=target.name)
+        if kind == "cal":  # filled in from the stored arrays once they are computed
+            meta["statistics"] = dict(STATISTICS_PLACEHOLDER)
+        self.wcs_target = None
+        if wcs_path is not None and kind == "cal":
+            self.wcs_target = check_output_path(wcs_path, overwrite=overwrite, inputs=[])
         arrays = _collect(ds, kind, source)
         # validate the tree with tiny stand-ins before spending time on the pixels
         placeholders = {
@@ -509,10 +535,10 @@ class _AsdfJob:
             extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
         if JUMP_INDICES in arrays:
             extra["dims"] = {JUMP_INDICES: list(arrays[JUMP_INDICES][0].dims)}
-        coords = _nondefault_coords(ds, kind)
+        coords = nondefault_coords(ds, kind)
         if coords:
             extra["coords"] = coords
-        _check_serialisable(extra, source)
+        check_serialisable(extra, source)
 
         self.target, self.kind, self.meta, self.extra = target, kind, meta, extra
         self.arrays, self.compression, self.overwrite = arrays, compression, overwrite
@@ -528,6 +554,8 @@ class _AsdfJob:
     def write(self, plan: _StreamPlan) -> Path:
         import asdf
 
+        if self.kind == "cal":
+            self.meta["statistics"] = cal_statistics(plan.sources)
         model = _build_model(self.kind, self.meta, plan.stand_ins())
         with atomic_target(self.target, overwrite=self.overwrite) as tmp:
             af = asdf.AsdfFile()
@@ -536,6 +564,8 @@ class _AsdfJob:
             af.write_to(tmp, all_array_compression="lz4")
             sources = {("roman", n): src for n, src in plan.sources.items()}
             write_blocks(tmp, sources, self.compression)
+        if self.wcs_target is not None:
+            write_wcs_product(model, self.wcs_target, overwrite=self.overwrite)
         return self.target
 
 
@@ -551,31 +581,3 @@ def _scratch(target: Path) -> Any:
             f"({type(exc).__name__}: {exc}); check free space and permissions there, or set "
             f"{scratch.ENV_VAR} to a folder with room for the output's arrays"
         ) from exc
-
-
-def _check_serialisable(extra: dict, source: str) -> None:
-    """Fail before computing if step_parameters hold something ASDF cannot write."""
-    import io
-
-    import asdf
-
-    try:
-        asdf.AsdfFile({"romanxr": extra}).write_to(io.BytesIO(), all_array_storage="inline")
-    except Exception as exc:
-        raise InputError(
-            f"{source}: attrs['step_parameters'] cannot be written to ASDF "
-            f"({type(exc).__name__}: {exc}); keep parameters to numbers, strings, lists, dicts "
-            "and None"
-        ) from exc
-
-
-def _nondefault_coords(ds: xr.Dataset, kind: str) -> dict[str, list[int]]:
-    """y/x coordinates that the reader would not reconstruct (cut-outs)."""
-    out = {}
-    start = BORDER if kind == "cal" else 0
-    for dim in ("y", "x"):
-        if dim in ds.coords and ds[dim].ndim == 1:
-            vals = np.asarray(ds[dim].values)
-            if not np.array_equal(vals, np.arange(start, start + vals.size)):
-                out[dim] = [int(v) for v in vals]
-    return out

@@ -41,6 +41,7 @@ from romanxr.pipeline.products import (
     open_exposure,
     output_name,
     output_path,
+    wcs_path,
     write,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "plan",
     "references_of",
     "resolve_step_options",
+    "wcs_path",
     "write",
 ]

@@ -14,7 +14,14 @@ from romanxr.errors import ConfigError
 from romanxr.pipeline.executor import execute
 from romanxr.pipeline.options import crds_step_options, parameter_sources, resolve_step_options
 from romanxr.pipeline.planning import StepRun, plan
-from romanxr.pipeline.products import intermediate_path, open_exposure, output_path, write
+from romanxr.pipeline.products import (
+    intermediate_path,
+    open_exposure,
+    output_path,
+    wcs_path,
+    write,
+)
+from romanxr.pipeline.run_log import recording_logs
 from romanxr.refs import ReferenceResolver
 from romanxr.registry import override_options
 
@@ -125,6 +132,31 @@ def calibrate(
     turns the jump search off (``ramp_fit`` then runs with ``rejection_threshold=None``
     unless that is set for it explicitly). See :func:`romanxr.pipeline.fold_jump`.
     """
+    arguments = dict(locals())
+    with recording_logs() as lines:
+        return _calibrate(lines=lines, **arguments)
+
+
+def _calibrate(
+    data: str | os.PathLike | xr.Dataset,
+    *,
+    steps: Mapping[str, Mapping[str, Any]] | None,
+    config: str | os.PathLike | Mapping[str, Any] | None,
+    output: str | os.PathLike | None,
+    output_format: str | None,
+    overwrite: bool,
+    save_results: bool,
+    crds_context: str | None,
+    overrides: Mapping[str, str | os.PathLike] | None,
+    start_at: str | None,
+    stop_after: str | None,
+    save_intermediate: Iterable[str],
+    chunks: Any,
+    check_saturated: bool,
+    crds_steppars: bool | None,
+    lines: list[str],
+) -> xr.Dataset:
+    """:func:`calibrate`'s work, while ``lines`` records the run's log lines."""
     ds, source = _open(data, chunks)
     crds = crds_step_options(
         ds.attrs.get("meta", {}),
@@ -145,12 +177,15 @@ def calibrate(
     if out_path is not None:
         from romanxr.io.atomic import check_output_path
 
+        inputs = [str(source)] if source else []
         check_output_path(
             out_path,
             overwrite=overwrite,
-            inputs=[str(source)] if source else [],
+            inputs=inputs,
             kind="directory" if out_path.suffix == ".zarr" else "file",
         )
+        if out_path.suffix != ".zarr":
+            check_output_path(wcs_path(out_path), overwrite=overwrite, inputs=inputs)
     if any(run.save for run in runs) and source is None and out_path is None:
         raise ConfigError("saving intermediates needs an input path or output=...")
 
@@ -166,20 +201,34 @@ def calibrate(
     )
     ds = execute(runs, ds, resolver=resolver, save=save)
     ds = _with_sources(ds, runs, parameter_sources(steps, config, crds), crds)
-    if out_path is not None:
-        has_catalog = "source_catalog" in ds.attrs
-        if has_catalog:
-            from romanxr.steps.source_catalog import measure_catalogs, to_catalog_files
+    has_catalog = out_path is not None and "source_catalog" in ds.attrs
+    if has_catalog:
+        from romanxr.steps.source_catalog import measure_catalogs, to_catalog_files
 
-            # the image and its catalog in one computation: the writes below then read the
-            # computed pixels instead of running the calibration chain once per product
-            (ds,), _ = measure_catalogs([ds])
+        # the image and its catalog in one computation: the writes below then read the
+        # computed pixels instead of running the calibration chain once per product
+        (ds,), _ = measure_catalogs([ds])
+    if out_path is not None:
         log.info("writing %s", out_path)
-        write(ds, out_path, overwrite=overwrite)
+    ds = with_cal_logs(ds, lines)
+    if out_path is not None:
+        write(ds, out_path, overwrite=overwrite, wcs=True)
         if has_catalog:  # the catalog products go beside it, romancal's names
             log.info("writing the catalog and segmentation map of %s", out_path.name)
             to_catalog_files(ds, out_path, overwrite=overwrite)
     return ds
+
+
+def with_cal_logs(ds: xr.Dataset, lines: list[str]) -> xr.Dataset:
+    """A shallow copy of a Level-2 image with ``meta.cal_logs`` = the run's log lines (as
+    romancal records them in every image it returns); a ramp is returned as it is."""
+    if "data" not in ds or ds["data"].ndim != 2:
+        return ds
+    attrs = dict(ds.attrs)
+    attrs["meta"] = {**attrs.get("meta", {}), "cal_logs": list(lines)}
+    out = ds.copy(deep=False)
+    out.attrs = attrs
+    return out
 
 
 def _open(data: str | os.PathLike | xr.Dataset, chunks: Any) -> tuple[xr.Dataset, Path | None]:

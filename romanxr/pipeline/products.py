@@ -11,7 +11,14 @@ import xarray as xr
 from romanxr.errors import ConfigError, InputError
 from romanxr.registry import STEPS
 
-__all__ = ["intermediate_path", "open_exposure", "output_name", "output_path", "write"]
+__all__ = [
+    "intermediate_path",
+    "open_exposure",
+    "output_name",
+    "output_path",
+    "wcs_path",
+    "write",
+]
 
 
 def open_exposure(path: str | os.PathLike, chunks: Any = "default") -> xr.Dataset:
@@ -80,13 +87,27 @@ def output_path(
     return output_name(source, "cal", ext)
 
 
-def write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write a Dataset to ``.asdf`` (roman_datamodels) or ``.zarr`` (Zarr v3) by suffix."""
+def wcs_path(cal_path: str | os.PathLike) -> Path:
+    """Where the ``_wcs.asdf`` of a cal.asdf goes, by the Roman naming rule
+    (``r..._cal.asdf`` -> ``r..._wcs.asdf``, beside it)."""
+    return output_name(Path(cal_path), "wcs")
+
+
+def write(
+    ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False, wcs: bool = False
+) -> Path:
+    """Write a Dataset to ``.asdf`` (roman_datamodels) or ``.zarr`` (Zarr v3) by suffix.
+
+    With ``wcs``, an image with a WCS written as ``.asdf`` also gets its ``_wcs.asdf``
+    (:func:`wcs_path`), as romancal writes one beside every cal it saves.
+    """
     path = Path(path)
     if path.suffix == ".zarr":
         from romanxr.io.zarr_io import to_zarr
 
         return to_zarr(ds, path, overwrite=overwrite)
-    from romanxr.io.asdf_writer import to_asdf
+    from romanxr.io.asdf_writer import to_asdf_many
 
-    return to_asdf(ds, path, overwrite=overwrite)
+    return to_asdf_many(
+        [(ds, path)], overwrite=overwrite, wcs_paths=[wcs_path(path) if wcs else None]
+    )[0]

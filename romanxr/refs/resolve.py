@@ -46,6 +46,14 @@ class ResolvedReference:
         """The file name recorded in ``meta.ref_file`` (``"N/A"`` when not applicable)."""
         return "N/A" if self.path is None else Path(self.path).name
 
+    @property
+    def recorded(self) -> str:
+        """What ``meta.ref_file`` records: ``crds://<file>`` for a file CRDS chose (stpipe's
+        form), else the file name (``"N/A"`` when not applicable)."""
+        if self.source == "crds" and self.path is not None:
+            return f"crds://{self.name}"
+        return self.name
+
 
 @dataclass
 class ReferenceResolver:

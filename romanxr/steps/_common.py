@@ -67,7 +67,7 @@ def finish_step(
         step,
         status,
         parameters=parameters,
-        references={r.reftype: r.name for r in references},
+        references={r.reftype: r.recorded for r in references},
     )
     if references:
         contexts = {r.context for r in references if r.context}

@@ -104,7 +104,7 @@ def jump(
     attrs = copy.deepcopy(dict(ds.attrs))
     ref_file = attrs.setdefault("meta", {}).setdefault("ref_file", {})
     for r in refs:
-        ref_file[r.reftype] = r.name
+        ref_file[r.reftype] = r.recorded
     attrs.setdefault("step_parameters", {})[JUMP_KEY] = {
         "rejection_threshold": float(rejection_threshold),
         "algorithm": "likely",

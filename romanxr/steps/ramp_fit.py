@@ -23,8 +23,9 @@ Differences from romancal 1.1.0 (on purpose):
   unusable and the rate guess is the median of the finite differences (stcal propagates
   NaN); in the likely fit a gain <= 0 or non-finite drops the Poisson term and sets
   NO_GAIN_VALUE instead of producing NaN (ols_cas22 flags NO_GAIN_VALUE as romancal does).
-* ``var_rnoise`` is kept by default (``include_var_rnoise=True``); errors and variances stay
-  float32 in memory (the cal.asdf writer casts them to float16).
+* ``var_rnoise`` is left out by default, as romancal 1.1.0 does (``include_var_rnoise=False``;
+  it can be rebuilt as ``err**2 - var_poisson``); ``include_var_rnoise=True`` keeps it. Errors
+  and variances stay float32 in memory (the cal.asdf writer casts them to float16).
 * Jumps found by the likely fit are kept as a boolean ``jumps`` (resultant, y, x) variable
   (lazy); :func:`jump_indices` turns it into romancal's ``(N, 3)`` int16 ``jump_indices``.
 * Snowball expansion (``expand_large_events``) is not implemented; asking for it raises.
@@ -90,7 +91,7 @@ def ramp_fit(
     use_ramp_jump_detection: bool = True,
     threshold_intercept: float | None = None,
     threshold_constant: float | None = None,
-    include_var_rnoise: bool = True,
+    include_var_rnoise: bool = False,
     record_jumps: bool = True,
     expand_large_events: bool = False,
     override_readnoise: Any = None,
@@ -122,7 +123,7 @@ def ramp_fit(
     threshold_intercept, threshold_constant : float, optional
         ``ols_cas22`` only: jump threshold ``b0 - b1 log10(rate)``; defaults 5.5 and 1/3.
     include_var_rnoise : bool
-        Keep ``var_rnoise`` in the output (romancal's default is False).
+        Keep ``var_rnoise`` in the output (default False, romancal's default).
     record_jumps : bool
         ``likely`` only: add the boolean ``jumps`` (resultant, y, x) variable.
     expand_large_events : bool

@@ -102,7 +102,7 @@ def _frame(var: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
 def saturated_image(ds_ramp: xr.Dataset) -> xr.Dataset:
     """The defined Level-2 image of a fully saturated ramp.
 
-    ``data = err = var_poisson = var_rnoise = 0`` (float32), ``dq = pixeldq | groupdq[0] |
+    ``data = err = var_poisson = 0`` (float32), ``dq = pixeldq | groupdq[0] |
     SATURATED`` trimmed to the science area (positions ``[4:-4, 4:-4]``: the ramp must be a
     full frame with its reference border), the carried amp33/border arrays copied, and
     cal_step ``SKIPPED`` for every step after saturation (refpix, dark_decay, wfi18_transient,
@@ -112,7 +112,8 @@ def saturated_image(ds_ramp: xr.Dataset) -> xr.Dataset:
 
     Differences from romancal 1.1.0 (documented, asserted by the parity tests): ``dumo`` and
     ``chisq`` are 0 (romancal stores the uniform-weight slope of the saturated resultants as
-    ``dumo``, a number without meaning), and ``var_rnoise`` is always present (0).
+    ``dumo``, a number without meaning). There is no ``var_rnoise``, as in romancal (and as
+    ramp_fit's default).
 
     Builds a graph only (nothing is computed); the input is not modified. Call it when
     :func:`is_fully_saturated` says so; it does not check.
@@ -145,7 +146,7 @@ def saturated_image(ds_ramp: xr.Dataset) -> xr.Dataset:
     dq = dq.transpose("y", "x").isel(science).reset_coords(drop=True)
     template = dq
     variables: dict[str, xr.DataArray] = {"data": _zeros(template, np.float32), "dq": dq}
-    for name in ("err", "var_poisson", "var_rnoise", "chisq", "dumo"):
+    for name in ("err", "var_poisson", "chisq", "dumo"):
         variables[name] = _zeros(template, np.float32)
 
     # carried full-frame arrays: taken from the ramp when dq_init made them, else sliced from

@@ -115,7 +115,7 @@ def test_pasted_strun_arguments(work, env, exposure):
     assert "romanxr - INFO - step ramp_fit" in proc.stderr
     out = work / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [CAL_NAME, f"{STEM}_refpix.asdf", f"{STEM}_rampfit.asdf"]
+        [CAL_NAME, f"{STEM}_refpix.asdf", f"{STEM}_rampfit.asdf", f"{STEM}_wcs.asdf"]
     )
     records = romanxr.open_cal(out / CAL_NAME).attrs["step_parameters"]
     assert records["flat_field"]["override_flat"] == str(flat)

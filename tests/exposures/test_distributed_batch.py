@@ -18,7 +18,7 @@ distributed = pytest.importorskip("distributed")
 
 pytestmark = [pytest.mark.enable_socket, pytest.mark.slow]
 
-VARIABLES = ("data", "dq", "err", "var_poisson", "var_rnoise")
+VARIABLES = ("data", "dq", "err", "var_poisson")
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import roman_datamodels.datamodels as dm
 import xarray as xr
 
 import romanxr
@@ -14,7 +15,7 @@ from romanxr.errors import BatchError, InputError
 from tests.exposures._batch import make_batch
 from tests.unit.detector_helpers import raise_if_dask_computes
 
-VARIABLES = ("data", "dq", "err", "var_poisson", "var_rnoise")
+VARIABLES = ("data", "dq", "err", "var_poisson")
 EXPOSURE = "r0000101001001001001_0001"
 
 
@@ -92,6 +93,13 @@ def test_calibrated_tree_equals_each_file_alone_in_asdf_and_zarr(batch, solo, tm
         expected = solo[path.name]
         np.testing.assert_array_equal(back["data"].values, expected["data"].values)
         np.testing.assert_array_equal(back["dq"].values, expected["dq"].values)
+        # each cal has its _wcs.asdf beside it, as romancal writes them
+        with dm.open(tmp_path / name.replace("_cal", "_wcs")) as wcs:
+            assert type(wcs) is dm.WfiWcsModel
+            x, y = np.array([0.0, 7.0, 20.0]), np.array([0.0, 3.0, 11.0])
+            sky = back.attrs["meta"]["wcs"](x, y)
+            for a, b in zip(wcs.wcs_l2(x, y), sky, strict=True):
+                np.testing.assert_array_equal(a, b)
     store = cal.roman.to_zarr(tmp_path / "exposures.zarr")
     assert (store / "zarr.json").is_file()
     back_tree = xr.open_datatree(store, engine="zarr")
@@ -145,8 +153,9 @@ def test_continue_on_error_writes_the_good_members(six_with_one_truncated, solo,
     tree = romanxr.open_exposures(members, on_error="continue")
     report = tree.roman.calibrate(on_error="continue").roman.to_asdf(out, on_error="continue")
     assert list(report.failed) == [str(bad)] and "truncated" in report.failed[str(bad)]
+    # each good member's cal and its _wcs.asdf, nothing of the bad one
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        p.name.replace("_uncal", "_cal") for p in members if p != bad
+        p.name.replace("_uncal", suffix) for p in members if p != bad for suffix in ("_cal", "_wcs")
     )
     for path in members:
         if path != bad:

@@ -25,6 +25,7 @@ from romanxr.io.asdf_stream import ChunkedScratch, MemorySource, untouched_zeros
 from romanxr.io.asdf_writer import to_asdf
 from romanxr.io.product import IMAGE_DTYPES
 from romanxr.kernels.ramp_common import jump_indices_from_flags
+from romanxr.kernels.statistics import good_values, image_statistics
 
 rdm = pytest.importorskip("roman_datamodels")
 
@@ -227,6 +228,9 @@ def _in_memory_reference(ds: xr.Dataset, path: Path, compression: str | None) ->
         else:
             values[name] = np.array(asdf_writer._cast_block(value, dtype), order="C", copy=True)
     meta = asdf_meta.prepare_meta(ds.attrs["meta"], kind=kind, filename=path.name)
+    if kind == "cal":  # romancal's statistics of the arrays as stored
+        good = good_values(values["data"], values["dq"], values["err"])
+        meta["statistics"] = image_statistics(good, values["data"].size)
     model = asdf_writer._build_model(kind, meta, values)
     extra = {"romanxr_version": __version__}
     if "step_parameters" in ds.attrs:
@@ -235,7 +239,7 @@ def _in_memory_reference(ds: xr.Dataset, path: Path, compression: str | None) ->
         extra["frame_shape"] = [int(v) for v in ds.attrs["frame_shape"]]
     if asdf_writer.JUMP_INDICES in arrays:
         extra["dims"] = {"jump_indices": list(arrays["jump_indices"][0].dims)}
-    coords = asdf_writer._nondefault_coords(ds, kind)
+    coords = asdf_meta.nondefault_coords(ds, kind)
     if coords:
         extra["coords"] = coords
     af = asdf.AsdfFile()

@@ -118,11 +118,23 @@ def test_cal_meta_round_trip(tmp_path, cal_path):
     }
     out = to_asdf(ds, tmp_path / "out_cal.asdf")
     back = romanxr.open_cal(out)
+    written_now = (
+        "filename",
+        "file_date",
+        "statistics",
+        "calibration_software_name",
+        "calibration_software_version",
+    )
     assert_tree_equal(
-        without(ds.attrs["meta"], "filename", "file_date"),
-        without(back.attrs["meta"], "filename", "file_date"),
+        without(ds.attrs["meta"], *written_now), without(back.attrs["meta"], *written_now)
     )
     assert back.attrs["meta"]["filename"] == "out_cal.asdf"
+    # the writer names itself and records the statistics of what it stored
+    assert back.attrs["meta"]["calibration_software_name"] == "romanxr"
+    assert back.attrs["meta"]["calibration_software_version"] == romanxr.__version__
+    assert back.attrs["meta"]["statistics"]["image_median"] == pytest.approx(
+        float(np.nanmedian(ds["data"].values[(ds["dq"].values & 1) == 0])), rel=0.05
+    )
     assert isinstance(back.attrs["meta"]["file_date"], Time)
     assert back.attrs["step_parameters"] == {
         "ramp_fit": {"algorithm": "ols_cas22", "threshold": 4.5, "maximum_cores": None},
@@ -274,10 +286,12 @@ def test_ramp_round_trip(tmp_path, uncal_path, backend):
     np.testing.assert_array_equal(back["dq_border_ref_pix_left"].values, pdq[:, :4])
     np.testing.assert_array_equal(back["dq_border_ref_pix_bottom"].values, pdq[-4:, :])
     assert back.attrs["step_parameters"] == {"dq_init": {"override_mask": None}}
+    written_now = ("filename", "file_date", "model_type", "cal_step", "calibration_software_name")
+    written_now += ("calibration_software_version",)
     assert_tree_equal(
-        without(ds.attrs["meta"], "filename", "file_date", "model_type", "cal_step"),
-        without(back.attrs["meta"], "filename", "file_date", "model_type", "cal_step"),
+        without(ds.attrs["meta"], *written_now), without(back.attrs["meta"], *written_now)
     )
+    assert back.attrs["meta"]["calibration_software_name"] == "romanxr"
 
 
 def test_ramp_needs_dq_init(tmp_path, uncal_path):

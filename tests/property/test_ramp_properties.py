@@ -83,6 +83,7 @@ def _fit(ds, algorithm, jumps, refs):
         ds,
         algorithm=algorithm,
         use_ramp_jump_detection=jumps,
+        include_var_rnoise=True,
         override_readnoise=rn,
         override_gain=gain,
     )

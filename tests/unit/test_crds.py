@@ -123,6 +123,18 @@ def test_configuration_from_environment(crds_cache, monkeypatch):
     assert ref.source == "crds"
     assert ref.context == "roman_9000.pmap"
     assert ref.name == "gain_WFI02.asdf"
+    # meta.ref_file gets stpipe's form for a file CRDS chose
+    assert ref.recorded == "crds://gain_WFI02.asdf"
+
+
+def test_recorded_name_of_an_override_and_of_not_applicable(tmp_path):
+    from romanxr.refs import ReferenceResolver
+
+    (tmp_path / "my_gain.asdf").write_bytes(b"")
+    meta = {"meta": exposure_meta("WFI02")}
+    resolver = ReferenceResolver(overrides={"gain": tmp_path / "my_gain.asdf", "dark": "N/A"})
+    assert resolver.resolve("gain", meta["meta"]).recorded == "my_gain.asdf"
+    assert resolver.resolve("dark", meta["meta"]).recorded == "N/A"
 
 
 def test_resolved_reference_loads(crds_cache):

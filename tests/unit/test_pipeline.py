@@ -63,7 +63,8 @@ def _chain(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _assert_same_image(a: xr.Dataset, b: xr.Dataset) -> None:
-    for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
+    assert "var_rnoise" not in a and "var_rnoise" not in b  # romancal's default: left out
+    for name in ("data", "dq", "err", "var_poisson"):
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
@@ -334,3 +335,61 @@ def test_saturated_exit_records_catalog_steps_skipped(exposure, tmp_path, monkey
     assert cal_step["ramp_fit"] == "SKIPPED"
     assert "source_catalog" not in out.attrs
     assert not out["data"].values.any()  # the zeroed image
+
+
+def test_saved_cal_has_romancals_metadata_and_a_wcs_product(uncal):
+    import re
+
+    import roman_datamodels.datamodels as dm
+    from astropy.stats import mad_std
+
+    cal = calibrate(uncal, save_results=True, overwrite=True)
+    path = uncal.with_name(CAL_NAME)
+    wcs_file = uncal.with_name(CAL_NAME.replace("_cal", "_wcs"))
+    with dm.open(path) as model:
+        meta = model.meta
+        assert meta.calibration_software_name == "romanxr"
+        assert meta.calibration_software_version == romanxr.__version__
+        # every reference CRDS chose, in stpipe's form
+        assert meta.ref_file.dark.startswith("crds://") and meta.ref_file.flat.startswith("crds://")
+        assert "var_rnoise" not in model
+        # statistics as romancal's populate_statistics computes them from the stored arrays
+        data, dq, err = np.asarray(model.data), np.asarray(model.dq), np.asarray(model.err)
+        good = np.isfinite(data) & ((dq & int(PixelFlag.DO_NOT_USE)) == 0) & (err > 0)
+        assert meta.statistics.image_median == float(np.median(data[good]))
+        assert meta.statistics.image_rms == float(mad_std(data[good]))
+        assert meta.statistics.good_pixel_fraction == good.sum() / data.size
+        logs = list(meta.cal_logs)
+        assert any(line.endswith(f":: romanxr :: INFO :: writing {path}") for line in logs)
+        line = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z :: romanxr :: INFO :: step ")
+        assert sum(bool(line.match(x)) for x in logs) >= 10
+        assert cal.attrs["meta"]["cal_logs"] == logs  # the returned Dataset carries them too
+        with dm.open(wcs_file) as wcs:
+            assert type(wcs) is dm.WfiWcsModel
+            wcs.validate()
+            ny, nx = data.shape
+            y, x = np.mgrid[0:ny:2, 0:nx:7].astype(np.float64)
+            for a, b in zip(wcs.wcs_l2(x, y), model.meta.wcs(x, y), strict=True):
+                assert np.isfinite(a).all()
+                np.testing.assert_array_equal(a, b)
+            assert wcs.meta.wcsinfo.ra_ref == meta.wcsinfo.ra_ref
+
+
+def test_an_existing_wcs_product_needs_overwrite_before_any_compute(uncal):
+    wcs_file = uncal.with_name(CAL_NAME.replace("_cal", "_wcs"))
+    wcs_file.write_text("old")
+    with raise_if_dask_computes(), pytest.raises(OutputError, match=r"_wcs\.asdf"):
+        calibrate(uncal, save_results=True)
+    assert wcs_file.read_text() == "old" and not uncal.with_name(CAL_NAME).exists()
+
+
+def test_without_a_wcs_the_wcs_product_has_the_metadata_only(uncal):
+    import roman_datamodels.datamodels as dm
+
+    calibrate(uncal, save_results=True, steps={"assign_wcs": {"skip": True}})
+    assert uncal.with_name(CAL_NAME).is_file()
+    # romancal writes it then too (WfiWcsModel.from_model_with_wcs leaves out wcs_l1/l2)
+    with dm.open(uncal.with_name(CAL_NAME.replace("_cal", "_wcs"))) as wcs:
+        wcs.validate()
+        assert "wcs_l2" not in wcs and "wcs_l1" not in wcs
+        assert wcs.meta.exposure.type == "WFI_IMAGE"

@@ -81,7 +81,12 @@ def _check(out, expected):
 @pytest.mark.parametrize("case", list(LIKELY))
 def test_likely_golden(refs, case):
     rn, g = refs(gain=case[0], readnoise=case[1])
-    out = ramp_fit(make_ramp(SIMPLE_RESULTANTS), override_readnoise=rn, override_gain=g)
+    out = ramp_fit(
+        make_ramp(SIMPLE_RESULTANTS),
+        include_var_rnoise=True,
+        override_readnoise=rn,
+        override_gain=g,
+    )
     _check(out, LIKELY[case])
     if case == (5, 0.01):
         assert out["dq"].values.ravel().tolist() == [0, 0, 0, 4]
@@ -96,6 +101,7 @@ def test_cas22_golden(refs, case, use_jump):
         make_ramp(SIMPLE_RESULTANTS),
         algorithm="ols_cas22",
         use_ramp_jump_detection=use_jump,
+        include_var_rnoise=True,
         override_readnoise=rn,
         override_gain=g,
     )
@@ -107,7 +113,7 @@ def test_cas22_golden(refs, case, use_jump):
 def test_output_layout_and_provenance(refs):
     rn, g = refs(gain=5, readnoise=0.01)
     ds = make_ramp(SIMPLE_RESULTANTS)
-    out = ramp_fit(ds, override_readnoise=rn, override_gain=g)
+    out = ramp_fit(ds, include_var_rnoise=True, override_readnoise=rn, override_gain=g)
     for var in ("data", "dq", "err", "var_poisson", "var_rnoise", "chisq", "dumo"):
         assert out[var].dims == ("y", "x")
     assert out["y"].values.tolist() == [4, 5] and out["x"].values.tolist() == [4, 5]
@@ -139,6 +145,23 @@ def test_dumo_uniform_minus_optimal(refs):
     rn, g = refs(gain=10, readnoise=0.01)
     out = ramp_fit(make_ramp(SIMPLE_RESULTANTS), override_readnoise=rn, override_gain=g)
     assert np.abs(out["dumo"].values).max() > 1e-2  # photon limit
+
+
+def test_var_rnoise_left_out_by_default_as_romancal(refs):
+    rn, g = refs(gain=5, readnoise=0.01)
+    out = ramp_fit(make_ramp(SIMPLE_RESULTANTS), override_readnoise=rn, override_gain=g)
+    assert "var_rnoise" not in out
+    assert out.attrs["step_parameters"]["ramp_fit"]["include_var_rnoise"] is False
+    kept = ramp_fit(
+        make_ramp(SIMPLE_RESULTANTS),
+        include_var_rnoise=True,
+        override_readnoise=rn,
+        override_gain=g,
+    )
+    # what is left out can be rebuilt: err**2 = var_poisson + var_rnoise
+    np.testing.assert_allclose(
+        out["err"].values ** 2 - out["var_poisson"].values, kept["var_rnoise"].values, rtol=1e-3
+    )
 
 
 def test_include_var_rnoise_false_and_record_jumps_false(refs):
