@@ -117,9 +117,12 @@ def add_progress(p: argparse.ArgumentParser) -> None:
         dest="progress",
         action="store_true",
         default=None,
-        help="show a progress bar (default: only on a terminal)",
+        help="show the progress bar redrawn in place (default: on a terminal or in a notebook; "
+        "elsewhere one line per step)",
     )
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress output"
+    )
 
 
 def add_output(p: argparse.ArgumentParser, default: str = "the input's name with _cal") -> None:
@@ -294,15 +297,12 @@ def collect_step_options(
 # ---------------------------------------------------------------- running
 
 
-def progress(enabled: bool | None) -> contextlib.AbstractContextManager:
-    """A dask progress bar on stderr (``None``: only on a terminal)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
+def progress(enabled: bool | None, label: str) -> contextlib.AbstractContextManager:
+    """The labelled progress bar of one calibration on stderr (``None``: a bar redrawn in
+    place on a terminal, one line per step otherwise; False: nothing)."""
+    from romanxr.schedule.progress import progress_for
 
-    return ProgressBar(out=sys.stderr)
+    return progress_for(enabled, label, sys.stderr)
 
 
 def output_for(args: argparse.Namespace, source: Path, suffix: str, *, create: bool = True) -> Path:

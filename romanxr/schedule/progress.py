@@ -1,0 +1,216 @@
+"""One labelled progress bar per calibration, on a terminal, in a notebook or in a log.
+
+:class:`Progress` is a dask callback (it counts the tasks every local ``dask.compute`` inside
+its ``with`` block finishes) that also hears, through two module functions, what the rest of
+romanxr knows in advance:
+
+* :func:`note_step`: the pipeline announces each step as it adds it to the graph;
+* :func:`expect`: :func:`~romanxr.schedule.store_by_region` announces how many tasks all its
+  regions will run before it computes the first, so that the percentage and the ETA cover the
+  whole write rather than one region at a time.
+
+Interactive output (a terminal, or a Jupyter notebook's stream, where ``\\r`` redraws the
+line too) gets one line redrawn in place::
+
+    calibrate r0000101001001001001_0001_wfi01_uncal.asdf: [######----]  62% 0:07, ETA 0:04
+
+Anything else (a batch job's log, a pipe) gets plain lines and no ``\\r``: one per step, one at
+each quarter of the computation and one at the end. With a ``dask.distributed`` client dask's
+local callbacks do not fire; the bar then shows the steps and the end line only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from typing import Any, TextIO
+
+from dask.callbacks import Callback
+
+__all__ = ["Progress", "expect", "note_step", "progress_for"]
+
+#: The bars open now (innermost last): those the announcements go to.
+_ACTIVE: list[Progress] = []
+
+_WIDTH = 20
+
+
+def note_step(name: str) -> None:
+    """Tell the open progress bars that step ``name`` is being added to the graph."""
+    for bar in _ACTIVE:
+        bar.step(name)
+
+
+def expect(tasks: int) -> None:
+    """Tell the open progress bars that the next computations will run ``tasks`` tasks."""
+    for bar in _ACTIVE:
+        bar.expect(tasks)
+
+
+def progress_for(
+    enabled: bool | None, label: str, out: TextIO | None = None
+) -> contextlib.AbstractContextManager:
+    """The progress of one calibration as the command line's ``--progress`` options say it.
+
+    Parameters
+    ----------
+    enabled : bool or None
+        None: the bar redrawn in place on a terminal or in a notebook, plain lines (one per
+        step) elsewhere; True: always redrawn in place; False: nothing.
+    label : str
+        The bar's label.
+    out : text stream, optional
+        Default ``sys.stderr``.
+    """
+    if enabled is False:
+        return contextlib.nullcontext()
+    return Progress(label, out, interactive=True if enabled else None)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _interactive(stream: Any) -> bool:
+    """A terminal, or a Jupyter kernel's stream (which reports no TTY but redraws on ``\\r``)."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        if isatty is not None and isatty():
+            return True
+    except ValueError:  # a closed stream
+        return False
+    return type(stream).__module__.startswith("ipykernel")
+
+
+class Progress(Callback):
+    """A labelled progress bar over every local dask computation inside ``with Progress(...)``.
+
+    Parameters
+    ----------
+    label : str
+        What is being computed (``calibrate r..._uncal.asdf``); starts every line.
+    out : text stream, optional
+        Where to write (default ``sys.stderr``).
+    interactive : bool, optional
+        Redraw one line with ``\\r`` (True) or write plain lines (False). Default: True on a
+        terminal or in a notebook.
+    dt : float
+        Least time in seconds between two redraws of the interactive line.
+
+    Examples
+    --------
+    >>> with Progress("calibrate r..._uncal.asdf"):  # doctest: +SKIP
+    ...     cal.roman.to_asdf("r..._cal.asdf")
+    """
+
+    def __init__(
+        self,
+        label: str,
+        out: TextIO | None = None,
+        *,
+        interactive: bool | None = None,
+        dt: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.label = label
+        self.out = out if out is not None else sys.stderr
+        self.interactive = _interactive(self.out) if interactive is None else interactive
+        self.dt = dt
+        self.total = self.done = 0
+        self.steps: list[str] = []
+        self._announced = 0
+        self._quarter = 0
+        self._drawn = 0.0
+        self._width = 0
+        self._start_time = time.monotonic()
+
+    # ---- what the pipeline and the writers announce
+    def step(self, name: str) -> None:
+        """Count step ``name`` (added to the graph) and show it."""
+        self.steps.append(name)
+        if self.interactive:
+            self._draw(f"step {len(self.steps)} {name}", force=True)
+        else:
+            self._line(f"step {len(self.steps)} {name}, {self._elapsed()} elapsed")
+
+    def expect(self, tasks: int) -> None:
+        """Count ``tasks`` tasks of computations to come (their own counts are then not added)."""
+        self.total += int(tasks)
+        self._announced += int(tasks)
+
+    # ---- dask's callbacks
+    def _start(self, dsk: Any) -> None:
+        n = len(dsk)
+        covered = min(self._announced, n)
+        self._announced -= covered
+        self.total += n - covered
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self.done = min(self.done + 1, self.total)
+        if self.interactive:
+            self._draw(self._bar())
+        else:
+            quarter = 4 * self.done // max(self.total, 1)
+            if quarter > self._quarter and self.done < self.total:
+                self._quarter = quarter
+                self._line(f"{25 * quarter}% computed, {self._elapsed()} elapsed{self._eta()}")
+
+    # ---- the context
+    def __enter__(self) -> Progress:
+        super().__enter__()
+        _ACTIVE.append(self)
+        self._start_time = time.monotonic()
+        return self
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        _ACTIVE.remove(self)
+        super().__exit__(kind, value, traceback)
+        if kind is not None:
+            end = f"failed after {self._elapsed()}"
+        else:
+            self.done = self.total
+            end = f"done in {self._elapsed()}" + (f" ({self.total} tasks)" if self.total else "")
+        if self.interactive:
+            bar = self._bar() + ", " if self.total and kind is None else ""
+            self._draw(bar + end, force=True)
+            self._write("\n")
+        else:
+            self._line(end)
+
+    # ---- drawing
+    def _elapsed(self) -> str:
+        return _clock(time.monotonic() - self._start_time)
+
+    def _eta(self) -> str:
+        if not self.done or self.done >= self.total:
+            return ""
+        spent = time.monotonic() - self._start_time
+        return f", ETA {_clock(spent / self.done * (self.total - self.done))}"
+
+    def _bar(self) -> str:
+        fraction = self.done / self.total if self.total else 0.0
+        filled = round(_WIDTH * fraction)
+        bar = "#" * filled + "-" * (_WIDTH - filled)
+        return f"[{bar}] {100 * fraction:3.0f}% {self._elapsed()}{self._eta()}"
+
+    def _draw(self, text: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._drawn < self.dt and self.done < self.total:
+            return
+        self._drawn = now
+        line = f"{self.label}: {text}"
+        pad = " " * max(0, self._width - len(line))  # clear what a longer line left
+        self._width = len(line)
+        self._write(f"\r{line}{pad}")
+
+    def _line(self, text: str) -> None:
+        self._write(f"{self.label}: {text}\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except ValueError:  # the stream was closed under us: progress is not worth an error
+            pass
