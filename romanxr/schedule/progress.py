@@ -7,7 +7,8 @@ romanxr knows in advance:
 * :func:`note_step`: the pipeline announces each step as it adds it to the graph;
 * :func:`expect`: :func:`~romanxr.schedule.store_by_region` announces how many tasks all its
   regions will run before it computes the first, so that the percentage and the ETA cover the
-  whole write rather than one region at a time.
+  whole write rather than one region at a time. A computation nobody announced (the
+  pipeline's saturation check, a plain ``.compute()``) is a phase of the bar of its own.
 
 Interactive output (a terminal, or a Jupyter notebook's stream, where ``\\r`` redraws the
 line too) gets one line redrawn in place::
@@ -118,10 +119,10 @@ class Progress(Callback):
         self.out = out if out is not None else sys.stderr
         self.interactive = _interactive(self.out) if interactive is None else interactive
         self.dt = dt
-        self.total = self.done = 0
+        self.total = self.done = 0  # tasks seen and finished, over every computation
         self.steps: list[str] = []
-        self._announced = 0
-        self._quarter = 0
+        self._announced = 0  # announced tasks whose computation has not started
+        self._new_phase(announced=False)
         self._drawn = 0.0
         self._width = 0
         self._start_time = time.monotonic()
@@ -136,24 +137,39 @@ class Progress(Callback):
             self._line(f"step {len(self.steps)} {name}, {self._elapsed()} elapsed")
 
     def expect(self, tasks: int) -> None:
-        """Count ``tasks`` tasks of computations to come (their own counts are then not added)."""
-        self.total += int(tasks)
+        """Count ``tasks`` tasks of computations to come: one phase of the bar covers them all
+        (their own counts are then not added again)."""
+        if self._announced == 0:  # no announced work pending: a new phase starts
+            self._new_phase(announced=True)
+        self._goal += int(tasks)
         self._announced += int(tasks)
+
+    def _new_phase(self, *, announced: bool, goal: int = 0) -> None:
+        self._goal, self._phase_done, self._quarter = goal, 0, 0
+        self._phase_announced = announced
+        self._phase_start = time.monotonic()
 
     # ---- dask's callbacks
     def _start(self, dsk: Any) -> None:
         n = len(dsk)
         covered = min(self._announced, n)
         self._announced -= covered
-        self.total += n - covered
+        self.total += n
+        if covered:
+            return  # its few extra tasks (dask's finalize, kept results) do not move the goal
+        if self._phase_announced and self._phase_done < self._goal:
+            self._goal += n  # inside announced work that has not finished
+        else:
+            self._new_phase(announced=False, goal=n)  # a computation nobody announced
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        self.done = min(self.done + 1, self.total)
+        self.done += 1
+        self._phase_done = min(self._phase_done + 1, self._goal)
         if self.interactive:
             self._draw(self._bar())
-        else:
-            quarter = 4 * self.done // max(self.total, 1)
-            if quarter > self._quarter and self.done < self.total:
+        elif self._phase_announced:  # a log gets the quarters of the announced work only
+            quarter = 4 * self._phase_done // max(self._goal, 1)
+            if quarter > self._quarter and self._phase_done < self._goal:
                 self._quarter = quarter
                 self._line(f"{25 * quarter}% computed, {self._elapsed()} elapsed{self._eta()}")
 
@@ -170,10 +186,10 @@ class Progress(Callback):
         if kind is not None:
             end = f"failed after {self._elapsed()}"
         else:
-            self.done = self.total
-            end = f"done in {self._elapsed()}" + (f" ({self.total} tasks)" if self.total else "")
+            self._phase_done = self._goal
+            end = f"done in {self._elapsed()}" + (f" ({self.done} tasks)" if self.done else "")
         if self.interactive:
-            bar = self._bar() + ", " if self.total and kind is None else ""
+            bar = self._bar() + ", " if self._goal and kind is None else ""
             self._draw(bar + end, force=True)
             self._write("\n")
         else:
@@ -184,20 +200,22 @@ class Progress(Callback):
         return _clock(time.monotonic() - self._start_time)
 
     def _eta(self) -> str:
-        if not self.done or self.done >= self.total:
+        """The time left of this phase, at the rate of its tasks so far."""
+        left = self._goal - self._phase_done
+        if not self._phase_done or left <= 0:
             return ""
-        spent = time.monotonic() - self._start_time
-        return f", ETA {_clock(spent / self.done * (self.total - self.done))}"
+        spent = time.monotonic() - self._phase_start
+        return f", ETA {_clock(spent / self._phase_done * left)}"
 
     def _bar(self) -> str:
-        fraction = self.done / self.total if self.total else 0.0
+        fraction = self._phase_done / self._goal if self._goal else 0.0
         filled = round(_WIDTH * fraction)
         bar = "#" * filled + "-" * (_WIDTH - filled)
         return f"[{bar}] {100 * fraction:3.0f}% {self._elapsed()}{self._eta()}"
 
     def _draw(self, text: str, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._drawn < self.dt and self.done < self.total:
+        if not force and now - self._drawn < self.dt and self._phase_done < self._goal:
             return
         self._drawn = now
         line = f"{self.label}: {text}"
