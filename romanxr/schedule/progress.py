@@ -10,8 +10,8 @@ romanxr knows in advance:
   whole write rather than one region at a time. A computation nobody announced (the
   pipeline's saturation check, a plain ``.compute()``) is a phase of the bar of its own.
 
-Interactive output (a terminal, or a Jupyter notebook's stream, where ``\\r`` redraws the
-line too) gets one line redrawn in place::
+Interactive output gets one line redrawn in place: with ``\\r`` on a terminal, as one updated
+display in a Jupyter notebook (so the saved notebook, and the docs, keep only its last state)::
 
     calibrate r0000101001001001001_0001_wfi01_uncal.asdf: [######----]  62% 0:07, ETA 0:04
 
@@ -74,15 +74,20 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def _notebook(stream: Any) -> bool:
+    """A Jupyter kernel's stream (it reports no TTY)."""
+    return type(stream).__module__.startswith("ipykernel")
+
+
 def _interactive(stream: Any) -> bool:
-    """A terminal, or a Jupyter kernel's stream (which reports no TTY but redraws on ``\\r``)."""
+    """A terminal or a notebook."""
     isatty = getattr(stream, "isatty", None)
     try:
         if isatty is not None and isatty():
             return True
     except ValueError:  # a closed stream
         return False
-    return type(stream).__module__.startswith("ipykernel")
+    return _notebook(stream)
 
 
 class Progress(Callback):
@@ -119,6 +124,8 @@ class Progress(Callback):
         self.out = out if out is not None else sys.stderr
         self.interactive = _interactive(self.out) if interactive is None else interactive
         self.dt = dt
+        self._display: Any = None  # a notebook's display handle, made on the first draw
+        self._in_notebook = self.interactive and _notebook(self.out)
         self.total = self.done = 0  # tasks seen and finished, over every computation
         self.steps: list[str] = []
         self._announced = 0  # announced tasks whose computation has not started
@@ -191,7 +198,8 @@ class Progress(Callback):
         if self.interactive:
             bar = self._bar() + ", " if self._goal and kind is None else ""
             self._draw(bar + end, force=True)
-            self._write("\n")
+            if not self._in_notebook:
+                self._write("\n")
         else:
             self._line(end)
 
@@ -219,9 +227,21 @@ class Progress(Callback):
             return
         self._drawn = now
         line = f"{self.label}: {text}"
+        if self._in_notebook:
+            self._show(line)
+            return
         pad = " " * max(0, self._width - len(line))  # clear what a longer line left
         self._width = len(line)
         self._write(f"\r{line}{pad}")
+
+    def _show(self, line: str) -> None:
+        """The line as a notebook display, updated in place."""
+        from IPython.display import Pretty, display
+
+        if self._display is None:
+            self._display = display(Pretty(line), display_id=True)
+        else:
+            self._display.update(Pretty(line))
 
     def _line(self, text: str) -> None:
         self._write(f"{self.label}: {text}\n")
