@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/romanxr demo --output demo-output
 
+# --dist loadgroup: the docs build, which executes the notebooks, runs once, on one worker
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 # house rules: ruff, plus module size, complexity (radon), import cycles, private imports
 lint: $(STAMP)

@@ -4,7 +4,6 @@ cal.asdf and a quicklook PNG. Run it with ``romanxr demo`` (``make demo``)."""
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ def describe_truth(name: str, truth: object) -> str:
 
 
 def run_demo(
-    folder: str | Path, *, size: int = 256, seed: int = 2026, progress: bool = True
+    folder: str | Path, *, size: int = 256, seed: int = 2026, progress: bool | None = None
 ) -> dict[str, Path]:
     """Run the demo in ``folder`` and return the paths it wrote.
 
@@ -47,8 +46,10 @@ def run_demo(
         (refpix works on whole rows of an even number of 128-column channels).
     seed : int
         Random seed of the simulation.
-    progress : bool
-        Show a dask progress bar while computing.
+    progress : bool or None
+        The calibration's progress bar on stderr: None (default) redraws it in place on a
+        terminal or in a notebook and writes one line per step elsewhere; True always redraws
+        it; False shows nothing.
     """
     import romanxr
     from romanxr.pipeline import (
@@ -60,6 +61,7 @@ def run_demo(
     )
     from romanxr.plot import quicklook_png
     from romanxr.refs import ReferenceResolver
+    from romanxr.schedule.progress import progress_for
     from romanxr.testing import make_detector, make_reference_set, simulate_exposure
     from romanxr.testing.crds_cache import build_local_crds_cache
 
@@ -94,12 +96,7 @@ def run_demo(
                 print(f"  {run.name:16s} {found.reftype:22s} {found.resolved.name}")
         out = output_name(sim.path, "cal")
         t1 = time.perf_counter()
-        bar = contextlib.nullcontext()
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            bar = ProgressBar()
-        with bar:
+        with progress_for(progress, f"calibrate {sim.path.name}"):
             cal = calibrate(ds, output=out, overwrite=True)
         print(f"\ncalibrated and wrote {out.name} in {time.perf_counter() - t1:.1f} s")
     steps = cal.attrs["meta"].get("cal_step", {})
@@ -131,23 +128,22 @@ def run_demo(
     }
 
 
-def calibrate_files(paths: list[Path], output_dir: Path, *, progress: bool = False) -> list[Path]:
+def calibrate_files(
+    paths: list[Path], output_dir: Path, *, progress: bool | None = False
+) -> list[Path]:
     """Calibrate uncal files into ``output_dir``; return the cal files, in the same order.
 
     The seam for the batch engine: today one :func:`romanxr.pipeline.calibrate` per file, one
-    after another (references resolved through whatever CRDS settings are active).
+    after another (references resolved through whatever CRDS settings are active), each with
+    its labelled progress bar unless ``progress`` is False (see :func:`run_demo`).
     """
     from romanxr.pipeline import calibrate, output_name
+    from romanxr.schedule.progress import progress_for
 
     outputs = []
-    for path in paths:
+    for n, path in enumerate(paths, start=1):
         out = Path(output_dir) / output_name(path, "cal").name
-        bar = contextlib.nullcontext()
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            bar = ProgressBar()
-        with bar:
+        with progress_for(progress, f"calibrate {Path(path).name} ({n}/{len(paths)})"):
             calibrate(path, output=out, overwrite=True)
         outputs.append(out)
     return outputs

@@ -493,4 +493,4 @@ def _jump_ramp(ax: Any, cal: xr.Dataset, ramp: xr.Dataset | None) -> None:
     steps = np.diff(cube, axis=0)
     best = int(np.argmax(steps.max(axis=0) - np.median(steps, axis=0)))
     RomanPlotter(ramp).ramp(int(yc[best]), int(xc[best]), ax=ax)
-    ax.set_title(f"ramp of a JUMP_DET pixel (y={int(yc[best])}, x={int(xc[best])})")
+    ax.set_title(f"JUMP_DET pixel y={int(yc[best])}, x={int(xc[best])}", fontsize="medium")

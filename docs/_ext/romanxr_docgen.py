@@ -5,8 +5,11 @@
 * ``generated/api.rst``: the API reference, an autodoc entry for every name in the ``__all__``
   of the public modules (each documented once, where it is defined) and the ``ds.roman``
   accessor's methods;
-* ``generated/steps/<step>.rst``: a user-guide page per pipeline step (what it does, its
-  parameters, reference types, DQ bits, and its docstring with the differences from romancal).
+* ``generated/steps/<step>.rst``: a user-guide page per pipeline step (what it does, a figure
+  of it on simulated data (:mod:`romanxr_stepfigures`), its parameters, reference types, DQ
+  bits, and its docstring with the differences from romancal);
+* ``generated/notebooks/*.ipynb``: copies of ``notebooks/``, executed by myst-nb during the
+  build so that their pages show the outputs.
 
 The same lists are used by ``tests/docs`` to check that everything public is documented.
 """
@@ -19,6 +22,9 @@ import inspect
 import re
 from pathlib import Path
 from typing import Any
+
+#: The notebooks rendered into the docs (executed at build time).
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: Modules whose ``__all__`` is the public API, in the order of the API reference.
 PUBLIC_MODULES = (
@@ -231,9 +237,12 @@ def write_cli(folder: Path) -> None:
 
 
 def write_steps(folder: Path) -> None:
+    from romanxr_stepfigures import write_figures
+
     from romanxr.registry import STEPS
 
     folder.mkdir(parents=True, exist_ok=True)
+    captions = write_figures(folder)
     for position, spec in enumerate(STEPS, start=1):
         func = spec.load()
         module = importlib.import_module(f"romanxr.steps.{spec.module}")
@@ -262,6 +271,13 @@ def write_steps(folder: Path) -> None:
             ":Reference types: "
             + (", ".join(f"``{r.upper()}``" for r in reftypes) if reftypes else "none"),
             f":DQ bits: {STEP_DQ.get(spec.name, 'see the docstring')}",
+            "",
+            f".. figure:: {spec.name}.png",
+            f"   :alt: {spec.name} applied to a simulated exposure",
+            "   :width: 100%",
+            "",
+            f"   What {spec.name} does to a small simulated exposure (made while these pages were "
+            f"built): {captions[spec.name]}",
             "",
             "Parameters",
             "----------",
@@ -300,12 +316,28 @@ def write_steps(folder: Path) -> None:
         (folder / f"{spec.name}.rst").write_text("\n".join(lines) + "\n")
 
 
+def copy_notebooks(folder: Path) -> list[Path]:
+    """Copy ``notebooks/*.ipynb`` (stripped, as committed) into ``folder`` for myst-nb, which
+    executes them during the build; a copy is rewritten only when its source changed, so an
+    incremental build does not re-read unchanged pages."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for source in sorted(NOTEBOOKS.glob("*.ipynb")):
+        target = folder / source.name
+        text = source.read_text()
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+        copies.append(target)
+    return copies
+
+
 def generate(app: Any) -> None:
     folder = Path(app.srcdir) / "generated"
     folder.mkdir(exist_ok=True)
     write_api(folder)
     write_cli(folder)
     write_steps(folder / "steps")
+    copy_notebooks(folder / "notebooks")
 
 
 _STRAY_BAR = re.compile(r"(?<![`\\])\|=")

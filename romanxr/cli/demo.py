@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     if args.detectors != 1:
         run_exposure_demo(Path(args.output), detectors=args.detectors, size=args.size)
         return 0
-    shown = sys.stderr.isatty() if args.progress is None else args.progress
-    run_demo(Path(args.output), size=args.size, progress=shown)
+    run_demo(Path(args.output), size=args.size, progress=args.progress)
     return 0
 
 

@@ -122,9 +122,12 @@ def add_progress(p: argparse.ArgumentParser) -> None:
         dest="progress",
         action="store_true",
         default=None,
-        help="show a progress bar (default: only on a terminal)",
+        help="show the progress bar redrawn in place (default: on a terminal or in a notebook; "
+        "elsewhere one line per step)",
     )
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress output"
+    )
 
 
 def add_output(p: argparse.ArgumentParser, default: str = "the input's name with _cal") -> None:
@@ -307,15 +310,26 @@ def collect_step_options(
 # ---------------------------------------------------------------- running
 
 
-def progress(enabled: bool | None) -> contextlib.AbstractContextManager:
-    """A dask progress bar on stderr (``None``: only on a terminal)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
+def progress(enabled: bool | None, label: str) -> contextlib.AbstractContextManager:
+    """The labelled progress bar of one calibration on stderr (``None``: a bar redrawn in
+    place on a terminal; elsewhere one line per step, unless the INFO log already gives
+    them; False: nothing)."""
+    import logging
 
-    return ProgressBar(out=sys.stderr)
+    from romanxr.schedule.progress import progress_for
+
+    if enabled is None and not _isatty(sys.stderr):
+        if logging.getLogger("romanxr").isEnabledFor(logging.INFO):
+            # strun's INFO log already says each step, one line each: it is the progress
+            return contextlib.nullcontext()
+    return progress_for(enabled, label, sys.stderr)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def output_for(args: argparse.Namespace, source: Path, suffix: str, *, create: bool = True) -> Path:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     source = Path(args.input)
     out = output_for(args, source, spec.suffix)
     keep_existing(args, out)
-    with progress(args.progress):
+    with progress(args.progress, f"{spec.name} {source.name}"):
         pipeline.calibrate(
             source,
             steps=step_options,

@@ -53,6 +53,8 @@ def execute(
         The last step's output (or the zeroed image of a fully saturated exposure), with
         ``attrs["step_parameters"]`` holding the record of every planned step.
     """
+    from romanxr.schedule.progress import note_step
+
     pending: list[StepRun] = []
     for index, run in enumerate(runs):
         if run.action == OFF:
@@ -65,6 +67,7 @@ def execute(
                 ds = _record(ds, run.spec.key, run.record)
             continue
         log.info("step %s with %s", run.name, run.arguments or "defaults")
+        note_step(run.name)
         ds = run.spec.apply(ds, run.arguments, resolver)
         ran = ds.attrs.get("step_parameters", {}).get(run.spec.key, {})
         ds = _record(ds, run.spec.key, {**run.record, **ran})

@@ -148,6 +148,9 @@ def _store_group(
     outputs = {r: [k for k, v in region_of.items() if v == r] for r in regions}
     deps = {k: get_dependencies(graph, k) for k in graph}
     plan, last = _plan_regions([outputs[r] for r in regions], deps)
+    from romanxr.schedule.progress import expect
+
+    expect(sum(len(todo) for todo in plan))  # the progress bar's total covers every region
     _run_regions(graph, [outputs[r] for r in regions], plan, last)
 
 

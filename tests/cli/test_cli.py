@@ -74,16 +74,30 @@ def test_tutorial_exercise_as_typed(work, env, default_cal):
     proc = run(["calibrate", UNCAL_NAME, "--steps.jump.rejection_threshold=500"], env, work)
     out = work / CAL_NAME
     assert proc.stdout.strip() == CAL_NAME
-    # strun's default level, INFO, in stpipe's line format; no progress bar off a terminal
+    # strun's default level, INFO, in stpipe's line format; off a terminal the log is the
+    # progress (one line per step), so no bar is drawn besides it
     lines = [line for line in proc.stderr.splitlines() if not line.startswith("romanxr: compil")]
-    assert any(" - romanxr - INFO - step ramp_fit" in line for line in lines)
+    assert sum(" - romanxr - INFO - step ramp_fit" in line for line in lines) == 1
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
     assert all(re.match(rf"{stamp} - romanxr - (INFO|WARNING) - ", line) for line in lines)
+    assert not any("[" in line and "%" in line for line in lines), lines
     cal = romanxr.open_cal(out).compute()
     for name in ("data", "dq"):
         np.testing.assert_array_equal(cal[name].values, default_cal[name].values)
     assert cal.attrs["step_parameters"]["jump"]["rejection_threshold"] == 500
     assert cal.attrs["meta"]["cal_step"]["ramp_fit"] == "COMPLETE"
+
+
+def test_quiet_log_off_a_terminal_gets_one_progress_line_per_step(work, env):
+    """With the log at WARNING, the progress says each step itself: plain lines, no bar."""
+    out = work / "quiet_cal.asdf"
+    cmd = ["calibrate", UNCAL_NAME, "--log-level", "WARNING", "--output_file", out.name]
+    proc = run(cmd, env, work)
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("romanxr: compil")]
+    assert not any("\r" in line or "[" in line for line in lines), lines
+    assert all(line.startswith(f"calibrate {UNCAL_NAME}: ") for line in lines), lines
+    assert sum(": step " in line and " ramp_fit," in line for line in lines) == 1
+    assert "done in" in lines[-1]
 
 
 def test_pasted_strun_arguments(work, env, exposure):
@@ -187,7 +201,9 @@ def test_single_steps_resume_and_overwrite(work, env, exposure):
 
 def test_progress_bar_and_overwrite(work, env):
     proc = run(["step", "dq_init", UNCAL_NAME, "--progress"], env, work)
-    assert "Completed" in proc.stderr
+    # forced: the labelled bar (text mode reads its \r as a line end), ending at 100 %
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith(f"dq_init {UNCAL_NAME}: [####################] 100%"), last
     out = work / f"{STEM}_dqinit.asdf"
     before = out.stat().st_mtime_ns
     proc = run(["step", "dq_init", UNCAL_NAME, "--no-overwrite"], env, work, expect=5)

@@ -19,8 +19,8 @@ SHARED = {"errors", "dq", "dataset", "config", "wcs", "_version", "logsetup"}
 # the arrows drawn on the page: room -> rooms it may import (besides SHARED)
 ARROWS = {
     "cli": {"pipeline", "refs", "registry", "schedule", "demo", "exposures"},
-    "demo": {"pipeline", "refs", "plot", "testing", "romanxr", "focal_plane"},
-    "pipeline": {"registry", "steps", "io", "refs"},
+    "demo": {"pipeline", "refs", "plot", "testing", "romanxr", "focal_plane", "schedule"},
+    "pipeline": {"registry", "steps", "io", "refs", "schedule"},
     "steps": {"kernels", "refs", "io", "schedule"},
     "refs": {"io"},
     "io": {"schedule", "kernels"},
