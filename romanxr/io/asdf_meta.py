@@ -20,6 +20,7 @@ import numpy as np
 
 from romanxr.dataset import CAL_STEP_KEYS
 from romanxr.errors import InputError
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.product import IMAGE_SCHEMA, RAMP_SCHEMA
 
 __all__ = ["plain_value", "prepare_meta"]
@@ -29,7 +30,7 @@ PHOTOMETRY_KEYS = ("conversion_megajanskys", "conversion_megajanskys_uncertainty
 
 @functools.cache
 def _schema(uri: str) -> dict:
-    import asdf
+    asdf = prepare_asdf()
 
     return asdf.schema.load_schema(uri, resolve_references=True)
 

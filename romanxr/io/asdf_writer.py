@@ -29,6 +29,7 @@ from romanxr.dataset import BORDER
 from romanxr.errors import InputError, OutputError
 from romanxr.io.asdf_meta import plain_value, prepare_meta
 from romanxr.io.asdf_reader import AsdfBackendArray
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.asdf_stream import (
     ArraySource,
     ChunkedScratch,
@@ -524,7 +525,7 @@ class _AsdfJob:
         )
 
     def write(self, plan: _StreamPlan) -> Path:
-        import asdf
+        asdf = prepare_asdf()
 
         model = _build_model(self.kind, self.meta, plan.stand_ins())
         with atomic_target(self.target, overwrite=self.overwrite) as tmp:
@@ -555,7 +556,7 @@ def _check_serialisable(extra: dict, source: str) -> None:
     """Fail before computing if step_parameters hold something ASDF cannot write."""
     import io
 
-    import asdf
+    asdf = prepare_asdf()
 
     try:
         asdf.AsdfFile({"romanxr": extra}).write_to(io.BytesIO(), all_array_storage="inline")
