@@ -16,13 +16,22 @@ wall time, the median CPU time (user + system) and the median peak RSS of the ch
 * ``python_512``: ``romanxr.calibrate`` of the 512² exposure loaded in memory, warm: one
   process, one unmeasured call, then ``--repeat`` timed calls (wall and process CPU time);
 * ``cold_256``: ``romanxr calibrate`` of the 256² cut-out with ``NUMBA_CACHE_DIR`` pointing
-  at a fresh empty folder each run (the first run after an install).
+  at a fresh empty folder each run (the first run after an install); its CPU time includes
+  the helper process that compiles the ramp-fit kernel meanwhile
+  (:mod:`romanxr.schedule.compile_ahead`), which the command waits for;
+* ``asdf_plugins`` / ``asdf_plugins_plain``: building asdf's plugin lists in a fresh process
+  (after ``import romanxr.io``) with :func:`romanxr.io.asdf_setup.prepare_asdf` / with asdf's
+  own entry-point loading, the fixed cost the first ``asdf.open`` of every run pays.
+
+``--repo DIR`` runs the romanxr of another checkout (put first on ``PYTHONPATH``), so the
+same command measures a before and an after on the same quiet machine.
 
 Usage::
 
     python benchmarks/bench_startup.py                       # everything, medians of 5
     python benchmarks/bench_startup.py --cases import help calibrate_help --repeat 9
     python benchmarks/bench_startup.py --cases cold_256 --repeat 3
+    python benchmarks/bench_startup.py --cases cli_256 cli_512 cold_256 --repo /tmp/before
 
 Inputs are simulated once into ``--cache`` (default ``~/.cache/romanxr_bench_startup``).
 """
@@ -50,7 +59,14 @@ CASES = (
     "strun_512",
     "python_512",
     "cold_256",
+    "asdf_plugins",
+    "asdf_plugins_plain",
 )
+PLUGINS = "import romanxr.io.asdf_setup as s, asdf\n"
+PLUGIN_CODE = {
+    "asdf_plugins": PLUGINS + "s.prepare_asdf()",
+    "asdf_plugins_plain": PLUGINS + "c = asdf.get_config(); c.resource_mappings; c.extensions",
+}
 SKIPPED = ("refpix", "dark_decay")
 ROMANCAL_SKIPPED = (*SKIPPED, "source_catalog", "tweakreg")
 
@@ -136,6 +152,8 @@ def commands(case: str, inputs: dict, work: Path) -> tuple[list[str], dict[str, 
     py = sys.executable
     if case == "import":
         return [py, "-c", "import romanxr"], {}, False
+    if case in PLUGIN_CODE:
+        return [py, "-c", PLUGIN_CODE[case]], {}, False
     if case == "import_xarray":
         return [py, "-c", "import romanxr, xarray"], {}, False
     if case == "help":
@@ -154,6 +172,17 @@ def commands(case: str, inputs: dict, work: Path) -> tuple[list[str], dict[str, 
     raise ValueError(case)
 
 
+#: the checkout whose romanxr is measured (``--repo``); None: the one this Python imports
+REPO: Path | None = None
+
+
+def _repo_env() -> dict[str, str]:
+    if REPO is None:
+        return {}
+    rest = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": os.pathsep.join([str(REPO), *([rest] if rest else [])])}
+
+
 def measure(case: str, inputs: dict, work: Path, repeat: int) -> list[dict]:
     """``repeat`` whole-process runs of ``case`` (after a warm-up run where it has one)."""
     if case == "python_512":
@@ -164,13 +193,13 @@ def measure(case: str, inputs: dict, work: Path, repeat: int) -> list[dict]:
         )
         here = str(Path(__file__).parent)
         cmd = [sys.executable, "-c", code, here, info["uncal"], json.dumps(info["overrides"])]
-        run = run_measured([*cmd, str(repeat)], dict(os.environ), work)
+        run = run_measured([*cmd, str(repeat)], dict(os.environ, **_repo_env()), work)
         line = next(x for x in run["stdout"].splitlines() if x.startswith("RESULT "))
         return [dict(r, rss_mib=run["rss_mib"]) for r in json.loads(line[7:])]
     cmd, extra, warm_up = commands(case, inputs, work)
     runs = []
     for i in range(repeat + warm_up):
-        env = dict(os.environ, **extra)
+        env = dict(os.environ, **extra, **_repo_env())
         if case == "cold_256":
             cache = tempfile.mkdtemp(prefix="numba-cold-", dir=work)
             env["NUMBA_CACHE_DIR"] = cache
@@ -189,11 +218,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/romanxr_bench_startup")
     parser.add_argument("--json", type=Path, help="also write every run here")
+    parser.add_argument("--repo", type=Path, help="measure the romanxr of this checkout")
     args = parser.parse_args()
+    global REPO
+    REPO = args.repo.resolve() if args.repo else None
 
     sizes = {int(c[-3:]) for c in args.cases if c[-3:] in ("256", "512")}
     inputs = {size: prepare(args.cache, size) for size in sorted(sizes)}
     print(f"medians of {args.repeat} runs; load average {os.getloadavg()[0]:.1f} at the start")
+    print(f"romanxr from {REPO or 'this interpreter'}")
     print("| case | wall s | CPU s | peak RSS MiB | runs (wall s) |\n|---|---:|---:|---:|---|")
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:

@@ -152,6 +152,11 @@ def input_and_config(args: argparse.Namespace) -> tuple[Path, str | None]:
 
 
 def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> int:
+    from romanxr.schedule import compile_ahead
+
+    if not args.dry_run:
+        # a cold numba cache: the ramp-fit kernel compiles on another core meanwhile
+        compile_ahead.start("ramp_likely")
     from romanxr import pipeline
     from romanxr.registry import STEPS, get_step
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from romanxr.errors import FileFormatError, InputFileError, WrongProductError
 from romanxr.io.asdf_guard import check_yaml_tree
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.blocks import BLOCK_MAGIC, read_block_header
 from romanxr.io.identity import FileIdentity, check_identity, file_identity
 
@@ -58,7 +59,7 @@ _VALIDATED: set[FileIdentity] = set()
 
 
 def _asdf_open(path: str) -> Any:
-    import asdf
+    asdf = prepare_asdf()
 
     # A file validated once in this process is not validated again while it is unchanged
     # (same inode, size and modification time): a calibration opens its ~12 reference files

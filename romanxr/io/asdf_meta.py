@@ -21,6 +21,7 @@ import numpy as np
 from romanxr._version import __version__
 from romanxr.dataset import BORDER, CAL_STEP_KEYS
 from romanxr.errors import InputError
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.product import IMAGE_SCHEMA, RAMP_SCHEMA
 
 __all__ = ["check_serialisable", "nondefault_coords", "plain_value", "prepare_meta"]
@@ -33,7 +34,7 @@ PHOTOMETRY_KEYS = ("conversion_megajanskys", "conversion_megajanskys_uncertainty
 
 @functools.cache
 def _schema(uri: str) -> dict:
-    import asdf
+    asdf = prepare_asdf()
 
     return asdf.schema.load_schema(uri, resolve_references=True)
 
@@ -184,8 +185,7 @@ def check_serialisable(extra: dict, source: str) -> None:
     """Fail before computing if step_parameters hold something ASDF cannot write."""
     import io
 
-    import asdf
-
+    asdf = prepare_asdf()
     try:
         asdf.AsdfFile({"romanxr": extra}).write_to(io.BytesIO(), all_array_storage="inline")
     except Exception as exc:

@@ -29,6 +29,7 @@ from romanxr.dataset import BORDER
 from romanxr.errors import InputError, OutputError
 from romanxr.io.asdf_meta import check_serialisable, nondefault_coords, plain_value, prepare_meta
 from romanxr.io.asdf_reader import AsdfBackendArray
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.asdf_stream import (
     ArraySource,
     ChunkedScratch,
@@ -552,7 +553,7 @@ class _AsdfJob:
         )
 
     def write(self, plan: _StreamPlan) -> Path:
-        import asdf
+        asdf = prepare_asdf()
 
         if self.kind == "cal":
             self.meta["statistics"] = cal_statistics(plan.sources)

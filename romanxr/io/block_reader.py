@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from romanxr.errors import FileFormatError
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.blocks import LZ4_FRAME_START, LZ4_PIECE_HEAD, lz4_piece_head
 from romanxr.io.identity import FileIdentity, check_identity
 
@@ -292,7 +293,7 @@ def block_layout(
     """The block layout of the array at ``keys``, or None when it cannot be read in parts
     (other compression, strided/offset views, inline arrays...). ``identity``: the file's,
     checked on every read through the layout."""
-    import asdf
+    asdf = prepare_asdf()
 
     with asdf.config_context() as cfg:
         cfg.validate_on_read = False

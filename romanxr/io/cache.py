@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.block_reader import BlockLayout, block_layout
 from romanxr.io.identity import FileIdentity
 
@@ -103,7 +104,7 @@ CACHE = ArrayCache()
 
 
 def _load_array(path: str, keys: tuple[str, ...]) -> tuple[np.ndarray, Any]:
-    import asdf
+    asdf = prepare_asdf()
 
     # memmap=True gives a view on disk for uncompressed blocks; compressed blocks are
     # decompressed into memory once and kept in the cache. The tree was validated when the

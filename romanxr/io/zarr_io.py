@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from romanxr.errors import FileFormatError, InputError, OutputError
+from romanxr.io.asdf_setup import prepare_asdf
 from romanxr.io.asdf_writer import input_files
 from romanxr.io.atomic import atomic_target, check_output_path
 
@@ -69,7 +70,7 @@ def encode_attrs(
     attrs: Mapping[str, Any], variable_attrs: Mapping[str, Mapping] | None = None
 ) -> str:
     """Serialise attrs (and per-variable attrs) to an ASDF YAML text (arrays inline)."""
-    import asdf
+    asdf = prepare_asdf()
 
     tree = {
         "attrs": _wrap_scalars(dict(attrs)),
@@ -89,7 +90,7 @@ def encode_attrs(
 
 def decode_attrs(text: str) -> tuple[dict, dict]:
     """Inverse of :func:`encode_attrs`: ``(attrs, variable_attrs)``."""
-    import asdf
+    asdf = prepare_asdf()
 
     from romanxr.io.product import to_plain
 

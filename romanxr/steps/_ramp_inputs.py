@@ -8,8 +8,10 @@ import xarray as xr
 
 from romanxr.dataset import ReadPatternInfo, validate_exposure
 from romanxr.errors import ExposureError, ReferenceNotFoundError
+from romanxr.kernels.ramp_likely import likely_fit_block, likely_jump_block
 from romanxr.refs import ReferenceResolver, ResolvedReference
 from romanxr.schedule import chunk_like
+from romanxr.schedule.compile_ahead import wait
 from romanxr.steps._common import get_reference
 
 #: ``attrs["step_parameters"]`` key written by the stand-alone jump step.
@@ -17,6 +19,19 @@ JUMP_KEY = "jump"
 LIKELY_MIN_RESULTANTS = 4
 #: No fitter can measure a slope from one resultant.
 MIN_RESULTANTS = 2
+
+
+def likely_fit(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """:func:`~romanxr.kernels.ramp_likely.likely_fit_block`, once a helper compiling it for
+    a cold first run is done (:func:`romanxr.schedule.compile_ahead.wait`)."""
+    wait("ramp_likely")
+    return likely_fit_block(*args, **kwargs)
+
+
+def likely_jump(*args: Any, **kwargs: Any) -> Any:
+    """:func:`~romanxr.kernels.ramp_likely.likely_jump_block`, after the same wait."""
+    wait("ramp_likely")
+    return likely_jump_block(*args, **kwargs)
 
 
 def check_ramp(ds: xr.Dataset, step: str) -> ReadPatternInfo:

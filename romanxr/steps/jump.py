@@ -16,13 +16,13 @@ import numpy as np
 import xarray as xr
 
 from romanxr.errors import ConfigError
-from romanxr.kernels.ramp_likely import likely_jump_block
 from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import apply_kernel
 from romanxr.steps._ramp_inputs import (
     JUMP_KEY,
     check_likely_resultants,
     check_ramp,
+    likely_jump,
     ramp_references,
     ramp_variables,
 )
@@ -88,7 +88,7 @@ def jump(
     refs, readnoise, gain = ramp_references(ds, override_readnoise, override_gain, resolver, "jump")
     data, gdq, _ = ramp_variables(ds)
     (new_gdq,) = apply_kernel(
-        likely_jump_block,
+        likely_jump,
         [data, gdq, readnoise, gain],
         output_dims=[("resultant", "y", "x")],
         output_dtypes=[np.uint8],

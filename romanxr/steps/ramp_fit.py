@@ -47,13 +47,13 @@ from romanxr.dq import GroupFlag
 from romanxr.errors import ConfigError, RomanxrWarning
 from romanxr.kernels.ramp_cas22 import cas22_fit_block
 from romanxr.kernels.ramp_common import jump_indices_from_flags
-from romanxr.kernels.ramp_likely import likely_fit_block
 from romanxr.refs import ReferenceResolver
 from romanxr.steps._common import apply_kernel, finish_step
 from romanxr.steps._ramp_inputs import (
     check_likely_resultants,
     check_ramp,
     jump_step_ran,
+    likely_fit,
     ramp_references,
     ramp_variables,
 )
@@ -174,7 +174,7 @@ def ramp_fit(
     }
     parameters: dict[str, Any] = {"algorithm": algorithm, "include_var_rnoise": include_var_rnoise}
     if algorithm == "likely":
-        kernel = likely_fit_block
+        kernel = likely_fit
         kwargs = {
             **timing,
             "rejection_threshold": None if pre_flagged else rejection_threshold,
