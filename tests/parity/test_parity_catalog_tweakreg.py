@@ -278,6 +278,7 @@ def test_pipeline_writes_catalog_products_and_the_aligned_cal(run, aligned, tmp_
         "r_cal.asdf",
         "r_cat.parquet",
         "r_segm.asdf",
+        "r_wcs.asdf",  # romancal's WfiWcsModel beside every saved cal
     ]
     assert len(pd.read_parquet(tmp_path / "r_cat.parquet")) == len(out.roman.catalog)
     with dm.open(tmp_path / "r_segm.asdf") as segm:

@@ -99,7 +99,13 @@ def test_parity_with_romancal(tmp_path, algorithm):
     ds = make_ramp(science, READ_PATTERN, groupdq=gdq, pixeldq=pixeldq)
     shape = (ds.sizes["y"], ds.sizes["x"])
     rn_path, g_path = write_refs(tmp_path, shape, gain=GAIN, readnoise=READNOISE)
-    ours = ramp_fit(ds, algorithm=algorithm, override_readnoise=rn_path, override_gain=g_path)
+    ours = ramp_fit(
+        ds,
+        algorithm=algorithm,
+        override_readnoise=rn_path,
+        override_gain=g_path,
+        include_var_rnoise=True,
+    )
 
     rn_model = dm.open(rn_path)
     g_model = dm.open(g_path)

@@ -167,7 +167,11 @@ def test_same_ramp_parity(simulated, algorithm):
 
     _, refs, ramp = simulated
     ours = ramp_fit(
-        ramp, algorithm=algorithm, override_readnoise=refs["readnoise"], override_gain=refs["gain"]
+        ramp,
+        algorithm=algorithm,
+        override_readnoise=refs["readnoise"],
+        override_gain=refs["gain"],
+        include_var_rnoise=True,
     ).compute()
     rn, gain = dm.open(refs["readnoise"]), dm.open(refs["gain"])
     model = _ramp_model(ramp)
@@ -214,7 +218,11 @@ def test_romancal_chain_parity(simulated, algorithm, monkeypatch):
             override_gain=refs["gain"],
         )
     ours = ramp_fit(
-        ramp, algorithm=algorithm, override_readnoise=refs["readnoise"], override_gain=refs["gain"]
+        ramp,
+        algorithm=algorithm,
+        override_readnoise=refs["readnoise"],
+        override_gain=refs["gain"],
+        include_var_rnoise=True,
     ).compute()
     counts = _compare(ours, theirs, algorithm, _two_difference_jumps(ramp, ours, theirs))
     print(f"romancal chain, {algorithm}: differing pixels {counts}")
