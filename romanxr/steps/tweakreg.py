@@ -477,23 +477,34 @@ def _match(p: dict, prefix: str) -> Any:
     )
 
 
-def _relative(correctors: list, p: dict) -> None:
-    """Align the groups to each other (in place); a failure is a warning, as in romancal."""
+def _align_block(correctors: list, p: dict, prefix: str, **options: Any) -> None:
+    """tweakwcs' ``align_wcs`` with the fit parameters of one block (``prefix`` ``""`` for
+    the relative alignment, ``"abs_"`` for the absolute one), in place."""
     from tweakwcs import align_wcs
 
+    align_wcs(
+        correctors,
+        minobj=p[f"{prefix}minobj"],
+        match=_match(p, prefix),
+        fitgeom=p[f"{prefix}fitgeometry"],
+        nclip=p[f"{prefix}nclip"],
+        sigma=(p[f"{prefix}sigma"], "rmse"),
+        clip_accum=True,
+        **options,
+    )
+
+
+def _relative(correctors: list, p: dict) -> None:
+    """Align the groups to each other (in place); a failure is a warning, as in romancal."""
     try:
-        align_wcs(
+        _align_block(
             correctors,
+            p,
+            "",
             refcat=None,
             enforce_user_order=p["enforce_user_order"],
             # romancal expands the catalogue whenever abs_refcat is not the service default
             expand_refcat=p["expand_refcat"] or p["abs_refcat"] != DEFAULT_ABS_REFCAT,
-            minobj=p["minobj"],
-            match=_match(p, ""),
-            fitgeom=p["fitgeometry"],
-            nclip=p["nclip"],
-            sigma=(p["sigma"], "rmse"),
-            clip_accum=True,
         )
     except (ValueError, RuntimeError) as exc:
         log.warning("tweakreg: relative alignment not done: %s", exc)
@@ -522,8 +533,6 @@ def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _absolute(correctors: list, reference: Any, p: dict) -> str:
     """Align every image, as one group, to the reference catalogue; the reason it failed
     (empty on success)."""
-    from tweakwcs import align_wcs
-
     n_sources = sum(len(c.meta["catalog"]) for c in correctors)
     if len(reference) < p["abs_minobj"] or n_sources < p["abs_minobj"]:
         return (
@@ -535,17 +544,8 @@ def _absolute(correctors: list, reference: Any, p: dict) -> str:
         if "REFERENCE" in str((corrector.meta.get("fit_info") or {}).get("status", "")):
             del corrector.meta["fit_info"]
     try:
-        align_wcs(
-            correctors,
-            refcat=reference,
-            enforce_user_order=True,
-            expand_refcat=False,
-            minobj=p["abs_minobj"],
-            match=_match(p, "abs_"),
-            fitgeom=p["abs_fitgeometry"],
-            nclip=p["abs_nclip"],
-            sigma=(p["abs_sigma"], "rmse"),
-            clip_accum=True,
+        _align_block(
+            correctors, p, "abs_", refcat=reference, enforce_user_order=True, expand_refcat=False
         )
     except (ValueError, RuntimeError) as exc:
         return f"tweakwcs could not fit: {exc}"
