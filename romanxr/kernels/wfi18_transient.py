@@ -55,13 +55,18 @@ def row_residual_means(residual: np.ndarray, later_difference: np.ndarray) -> np
 
     if residual.shape[0] == 0:
         return np.zeros(0, dtype=np.float64)
-    with warnings.catch_warnings():
-        # all-NaN rows give NaN means; the fit then fails and the caller masks instead
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.filterwarnings("ignore", "Input data contains invalid values")
-        bright = later_difference > np.median(later_difference, axis=1, keepdims=True)
-        mean, _, _ = sigma_clipped_stats(residual, mask=bright, sigma=3.0, axis=1)
-    return np.asarray(mean, dtype=np.float64)
+    # Non-finite pixels are masked here rather than left to astropy (which clips them with a
+    # warning), and rows with no usable pixel are not passed at all (their mean is NaN; the fit
+    # then fails and the caller masks instead). No warnings filter is touched: filters are
+    # process-global, and this runs in dask's worker threads.
+    bright = later_difference > np.median(later_difference, axis=1, keepdims=True)
+    excluded = bright | ~np.isfinite(residual)
+    usable = ~excluded.all(axis=1)
+    means = np.full(residual.shape[0], np.nan, dtype=np.float64)
+    if usable.any():
+        mean, _, _ = sigma_clipped_stats(residual[usable], mask=excluded[usable], sigma=3.0, axis=1)
+        means[usable] = mean
+    return means
 
 
 def fit_transient(

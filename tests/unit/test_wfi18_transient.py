@@ -109,3 +109,28 @@ def test_fallback_lazy_with_too_few_resultants():
     np.testing.assert_array_equal(lazy.groupdq.values, eager.groupdq.values)
     assert np.all(eager.groupdq.values[0, :1000] == 129)
     assert np.all(eager.groupdq.values[0, 1000:] == 0)
+
+
+def test_row_means_skip_unusable_rows_without_touching_warning_filters(monkeypatch, recwarn):
+    # warnings filters are process-global: changing them in dask's worker threads races with
+    # other threads (a warning seen as an error elsewhere), so the kernel must not touch them
+    import warnings
+
+    from romanxr.kernels.wfi18_transient import row_residual_means
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("row_residual_means changed the process-wide warning filters")
+
+    rng = np.random.default_rng(5)
+    residual = rng.normal(size=(6, 40))
+    later = rng.normal(size=(6, 40))
+    residual[1, :3] = np.nan
+    residual[2] = np.nan
+    residual[3, ::2] = np.inf
+    monkeypatch.setattr(warnings, "catch_warnings", refuse)
+    means = row_residual_means(residual, later)
+    assert [str(w.message) for w in recwarn] == []
+    assert np.isnan(means[2])
+    assert np.all(np.isfinite(np.delete(means, 2)))
+    # a partly invalid row averages its finite pixels
+    assert abs(means[1]) < 1.0
