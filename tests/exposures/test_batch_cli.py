@@ -147,3 +147,26 @@ def test_no_batch_options_and_no_environment_run_on_local_threads(monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     with scheduler(None, None) as client:
         assert client is None
+
+
+def test_the_heap_is_handed_back_before_and_after_every_member(batch, tmp_path, monkeypatch):
+    # a long batch must not carry each member's freed heap holes into the next one
+    import romanxr.pipeline
+    from romanxr.schedule import allocator
+
+    events: list[str] = []
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: events.append("trim") or True)
+    real_write = romanxr.pipeline.write
+
+    def write(*args, **kwargs):
+        events.append("write")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(romanxr.pipeline, "write", write)
+    args = ["calibrate", *map(str, batch.members), "--output-dir", str(tmp_path)]
+    assert cli.main(args) == 0
+    writes = events.count("write")
+    assert writes == len(batch.members)
+    assert events[0] == "trim"
+    # every write is followed by a trim
+    assert all(events[i + 1] == "trim" for i, e in enumerate(events) if e == "write")
