@@ -97,6 +97,29 @@ def test_graph_pickles_without_open_files(exposure):
     walk(graph)
 
 
+def test_naming_the_graph_reads_no_pixels(exposure, monkeypatch):
+    # a distributed submit names (tokenizes) the whole graph on the client: nothing in it may
+    # be read for that (a lazily indexed reference would be read and hashed whole, per task)
+    from dask.base import tokenize
+
+    from romanxr.io.asdf_reader import AsdfBackendArray
+    from romanxr.pipeline import calibrate
+
+    path, overrides = exposure
+    cal = calibrate(path, overrides=overrides, chunks=CHUNKS)
+    graph = dict(cal.__dask_graph__())
+    assert any(str(key[0] if isinstance(key, tuple) else key).startswith("refpix") for key in graph)
+    reads = []
+    real = AsdfBackendArray._raw_getitem
+    monkeypatch.setattr(
+        AsdfBackendArray,
+        "_raw_getitem",
+        lambda self, key: reads.append(self.keys) or real(self, key),
+    )
+    tokenize(graph)
+    assert reads == []
+
+
 def test_distributed_results_equal_threaded(exposure, threaded, client):
     from romanxr.io import cache as array_cache
     from romanxr.pipeline import calibrate

@@ -63,9 +63,9 @@ class BorderStage(NamedTuple):
     channel_width: int
 
 
-def _spill(block_frames: Callable, reference: Any, constants: Any, c0: int, c1: int, path):
+def _spill(block_frames: Callable, reference: Any, constants: graph.Opaque, c0: int, c1: int, path):
     """A block's piece on every row, written to the scratch file ``path``; the path or None."""
-    return write_frames(path, block_frames(reference, constants, c0, c1))
+    return write_frames(path, block_frames(reference, constants.value, c0, c1))
 
 
 def _read_back(
@@ -74,7 +74,7 @@ def _read_back(
     shape: tuple[int, int],
     inputs: Any,
     options: Any,
-    constants: Any,
+    constants: graph.Opaque,
     c0: int,
     c1: int,
     rows: slice,
@@ -91,7 +91,7 @@ def _read_back(
     if out is not None:
         count_read(spilled, n_groups)
         return out
-    return block_rows(inputs, options, constants, c0, c1, rows)
+    return block_rows(inputs, options, constants.value, c0, c1, rows)
 
 
 def _reference(frame, bad, side, stage: BorderStage, options, rows, edge, name, token):
@@ -166,6 +166,8 @@ def stream_border_stage(
     edges = np.concatenate([[0], np.cumsum(ychunks)]).astype(int)
     first_band = graph.chunk_anchors(frame)[0, :, 0]
     groups = stage.groups(edges, nres, nx)
+    # the tasks take the constants as they are (read block by block), never normalised
+    constants = graph.Opaque(constants, token)
     blocks = stage.blocks(nx // stage.channel_width)
     spills = [
         dask.delayed(_spill, pure=True)(

@@ -12,7 +12,8 @@ input's own chunk keys:
 * :func:`single_chunk_task` - one task on single-chunk arrays without re-optimizing them;
 * :func:`chunk_anchors` - a Delayed per chunk, to order a task after a chunk's read;
 * :func:`map_row_chunks` - one task per band of rows, with shared task results as arguments;
-* :func:`item_array` - a one-chunk array from one item of a task's result.
+* :func:`item_array` - a one-chunk array from one item of a task's result;
+* :class:`Opaque` - a task argument dask must not look into (a lazily indexed reference).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "Opaque",
     "chunk_anchors",
     "clone",
     "edge_and_row_cuts",
@@ -32,6 +34,25 @@ __all__ = [
     "map_row_chunks",
     "single_chunk_task",
 ]
+
+
+class Opaque:
+    """A task argument handed to the task as it is, identified by ``token``.
+
+    dask normalises the arguments of a graph when it names it; for dask.distributed that
+    happens on every submit, and normalising an xarray Variable over a lazily indexed file
+    array reads the whole array and hashes it. A reference used by many tasks (refpix's
+    coefficients: three arrays of ~150 MB at full frame, in ~30 tasks) was then read and
+    hashed once per task on the client before the cluster started. Wrapped, it costs its
+    token; the tasks unwrap ``value`` and read only what they index.
+    """
+
+    def __init__(self, value: Any, token: Any) -> None:
+        self.value = value
+        self.token = token
+
+    def __dask_tokenize__(self) -> Any:
+        return ("romanxr-opaque", self.token)
 
 
 def clone(x: Any) -> Any:

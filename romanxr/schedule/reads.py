@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from romanxr.schedule.graph import Opaque
+
 __all__ = ["PIXEL_DIMS", "chunk_like", "rechunk_reference"]
 
 #: The image dims that references are chunked along.
@@ -71,7 +73,7 @@ def chunk_like(ref: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     data = da.map_blocks(
         _read_region,
         anchor_data,
-        variable=_Opaque(ref.variable, id(backing)),
+        variable=Opaque(ref.variable, id(backing)),
         n_lead=len(lead),
         name=name,
         new_axis=list(range(len(lead))) or None,
@@ -93,20 +95,8 @@ def rechunk_reference(ref: xr.DataArray, chunks: Mapping[str, Any]) -> Any:
     return ref.variable.chunk(dict(chunks)).data
 
 
-class _Opaque:
-    """A lazily indexed Variable passed to tasks as is (dask would otherwise normalise the
-    argument, which reads it whole)."""
-
-    def __init__(self, variable: xr.Variable, token: Any) -> None:
-        self.variable = variable
-        self.token = token
-
-    def __dask_tokenize__(self) -> Any:
-        return ("romanxr-lazy-variable", self.token)
-
-
-def _read_region(anchor: np.ndarray, variable: _Opaque, n_lead: int, block_info=None):
+def _read_region(anchor: np.ndarray, variable: Opaque, n_lead: int, block_info=None):
     """The part of ``variable`` under this chunk of the anchor (all leading dims)."""
     where = block_info[0]["array-location"]
     key = (slice(None),) * n_lead + tuple(slice(a, b) for a, b in where)
-    return np.asarray(variable.variable[key].values)
+    return np.asarray(variable.value[key].values)

@@ -273,6 +273,7 @@ def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path):
     """
     from romanxr.kernels import refpix_stages as stages
     from romanxr.schedule import banded
+    from romanxr.schedule.graph import Opaque
 
     nres, ny, nch = 2, 24, 2
     m = K.spectrum_length(ny)
@@ -286,13 +287,14 @@ def test_scratch_file_is_read_by_every_group_in_any_order(tmp_path):
     )
     flags = {"remove_offset": True, "remove_trends": True}
     path = str(tmp_path / "refpix-test-0.f32")
+    constants = Opaque(coeffs, "test")  # as stream_border_stage hands them to its tasks
 
     def spill():
-        return banded._spill(stages.corrections_by_resultant, spectra, coeffs, 0, nch, path)
+        return banded._spill(stages.corrections_by_resultant, spectra, constants, 0, nch, path)
 
     def read(rows, n_groups):
         return banded._read_back(
-            path, no_transform, (nres, ny), None, flags, coeffs, 0, nch, rows, n_groups, 128
+            path, no_transform, (nres, ny), None, flags, constants, 0, nch, rows, n_groups, 128
         )
 
     def no_transform(*args, **kwargs):
