@@ -133,6 +133,12 @@ def scheduler(address: str | None, workers: int | None) -> Iterator[Any]:
         ) as cluster,
         Client(cluster) as client,
     ):
+        # the workers are processes of our own: give them the allocator settings this process
+        # has (romanxr.schedule.allocator: without them every chunk-sized array is mapped and
+        # zero-filled anew, system time that made --workers runs slower than threads)
+        from romanxr.schedule.allocator import tune_allocator
+
+        client.run(tune_allocator)
         yield client
 
 
