@@ -81,12 +81,21 @@ class StepSpec:
     ignored_parameters : frozenset of str
         romancal parameters without a romanxr equivalent: accepted and ignored (with a log
         message) so that pasted ``strun`` arguments and romancal parameter files work.
+    exposure_types : tuple of str
+        When set, the exposure types the step runs on (narrower than ``imaging_only``:
+        source_catalog and tweakreg run on WFI_IMAGE and WFI_LOLO, not WFI_WFSC, as in
+        romancal's exposure pipeline); the pipeline records SKIPPED for the others.
     precheck : str or None
-        A function of the step module that the plan calls with the step's arguments, to
-        reject options before any work (tweakreg: its reference catalogue).
-    opt_in : bool
-        Runs only when asked for: some option of the step is given (``skip=False``, or any
-        parameter). Otherwise the plan leaves it out and ``meta.cal_step`` keeps INCOMPLETE.
+        A function of the step module that the plan calls as ``precheck(arguments,
+        exposure, resolver)`` to reject options (tweakreg: its reference catalogue) or
+        missing inputs (source_catalog: its references) before any work.
+    optional : bool
+        Runs by default when it can: a run nobody asked for whose :attr:`precheck` fails is
+        SKIPPED (the reason logged), while one the user asked for (``skip=False``, or one
+        of :attr:`request_options`) raises the precheck's error.
+    request_options : tuple of str
+        The options that ask for an :attr:`optional` step explicitly (tweakreg:
+        ``abs_refcat``).
     joint : str or None
         A function of the step module that works on several images at once (a mapping of
         Datasets in, the same mapping out): ``dt.roman.<step>`` on a tree calls it with all
@@ -108,8 +117,10 @@ class StepSpec:
     reftypes: tuple[str, ...] = ()
     romancal_class: str | None = None
     ignored_parameters: frozenset[str] = frozenset()
-    opt_in: bool = False
+    exposure_types: tuple[str, ...] = ()
     precheck: str | None = None
+    optional: bool = False
+    request_options: tuple[str, ...] = ()
     joint: str | None = None
     member_check: str | None = None
 
@@ -124,10 +135,13 @@ class StepSpec:
         check = _load(self.module, self.member_check) if self.member_check else None
         return _load(self.module, self.joint), check
 
-    def check_arguments(self, arguments: dict[str, Any]) -> None:
-        """Run the step's :attr:`precheck` (if any) on its planned arguments."""
+    def check_arguments(
+        self, arguments: dict[str, Any], exposure: Any = None, resolver: Any = None
+    ) -> None:
+        """Run the step's :attr:`precheck` (if any) on its planned arguments (and, when
+        given, the exposure and the reference resolver the run will use)."""
         if self.precheck:
-            _load(self.module, self.precheck)(arguments)
+            _load(self.module, self.precheck)(arguments, exposure, resolver)
 
     @property
     def key(self) -> str:
@@ -150,9 +164,12 @@ class StepSpec:
         return "resolver" in inspect.signature(self.load()).parameters
 
     def applies_to(self, ds: xr.Dataset) -> bool:
-        """Whether the step runs on this exposure (``imaging_only`` steps: imaging only)."""
-        from romanxr.dataset import is_imaging
+        """Whether the step runs on this exposure (``imaging_only`` steps: imaging only;
+        with :attr:`exposure_types`, those types only)."""
+        from romanxr.dataset import exposure_type, is_imaging
 
+        if self.exposure_types:
+            return exposure_type(ds) in self.exposure_types
         return not self.imaging_only or is_imaging(ds)
 
     def apply(
@@ -201,6 +218,9 @@ _RAMP_FIT_IGNORED = frozenset(
         "edge_size",
     }
 )
+
+#: the exposure types romancal's exposure pipeline measures a source catalog of (and aligns)
+_CATALOG_TYPES = ("WFI_IMAGE", "WFI_LOLO")
 
 #: romancal's ExposurePipeline order, with romanxr's stand-alone jump step before ramp_fit.
 STEPS: tuple[StepSpec, ...] = (
@@ -313,7 +333,8 @@ STEPS: tuple[StepSpec, ...] = (
         reftypes=("flat",),
         romancal_class="romancal.flatfield.flat_field_step.FlatFieldStep",
     ),
-    # opt-in for now: it needs APCORR/EPSF references that not every CRDS cache carries
+    # on by default for WFI_IMAGE/WFI_LOLO, as in romancal; without APCORR/EPSF references
+    # (not every CRDS cache carries them) a default run is SKIPPED
     StepSpec(
         "source_catalog",
         "source_catalog",
@@ -324,10 +345,13 @@ STEPS: tuple[StepSpec, ...] = (
         imaging_only=True,
         reftypes=("apcorr", "epsf"),
         romancal_class="romancal.source_catalog.source_catalog_step.SourceCatalogStep",
-        opt_in=True,
+        exposure_types=_CATALOG_TYPES,
+        precheck="check_arguments",
+        optional=True,
+        request_options=("override_apcorr", "override_epsf"),
     ),
-    # opt-in: it needs a local reference catalogue (abs_refcat); asking for it runs
-    # source_catalog too
+    # on by default too, but it needs a local reference catalogue (abs_refcat): the default
+    # service catalogue makes a default run SKIPPED; asking for it runs source_catalog too
     StepSpec(
         "tweakreg",
         "tweakreg",
@@ -337,8 +361,10 @@ STEPS: tuple[StepSpec, ...] = (
         level="image",
         imaging_only=True,
         romancal_class="romancal.tweakreg.tweakreg_step.TweakRegStep",
-        opt_in=True,
+        exposure_types=_CATALOG_TYPES,
         precheck="check_arguments",
+        optional=True,
+        request_options=("abs_refcat",),
         joint="tweakreg_many",
         member_check="check_image",
     ),

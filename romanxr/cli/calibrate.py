@@ -198,7 +198,15 @@ def dry_run(
     crds: Any = None,
 ) -> int:
     """Print the plan :func:`romanxr.calibrate` would carry out, and the files it would write."""
-    from romanxr.pipeline import intermediate_path, open_exposure, plan, resolve_step_options
+    from romanxr.pipeline import (
+        intermediate_path,
+        open_exposure,
+        plan,
+        requested_steps,
+        resolve_step_options,
+    )
+    from romanxr.refs import ReferenceResolver
+    from romanxr.registry import override_options
 
     options = resolve_step_options(step_options, config, crds)
     runs = plan(
@@ -208,6 +216,8 @@ def dry_run(
         stop_after=args.stop_after,
         save_intermediate=save,
         source=source,
+        requested=requested_steps(step_options, config),
+        resolver=ReferenceResolver(context=args.crds_context, option_hints=override_options()),
     )
     print(f"plan for {source} (dry run: nothing computed or written)")
     for line in plan_lines(runs):

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
         open_exposure,
         plan,
         references_of,
+        requested_steps,
         resolve_step_options,
     )
     from romanxr.refs import ReferenceResolver
@@ -46,8 +47,16 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
 
     options = resolve_step_options(step_options, args.config)
     ds = open_exposure(args.input)
-    runs = plan(options, ds, start_at=args.start_at, stop_after=args.stop_after, source=args.input)
     resolver = ReferenceResolver(context=args.crds_context, option_hints=override_options())
+    runs = plan(
+        options,
+        ds,
+        start_at=args.start_at,
+        stop_after=args.stop_after,
+        source=args.input,
+        requested=requested_steps(step_options, args.config),
+        resolver=resolver,
+    )
     failures = 0
     unconfigured = 0  # lookups that failed only because CRDS is not set up: one message
     first_unconfigured: Exception | None = None

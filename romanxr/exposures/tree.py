@@ -310,10 +310,17 @@ def map_jointly(
 def _joint_runs(kwargs: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
     """The steps with a joint form (tweakreg) that this pipeline call would run, with
     their options: those the nodes must not run one by one."""
-    from romanxr.pipeline import resolve_step_options
+    from romanxr.pipeline import (
+        RUN,
+        StepRun,
+        optional_skip_reason,
+        requested_steps,
+        resolve_step_options,
+    )
     from romanxr.registry import STEPS, get_step
 
     options = resolve_step_options(kwargs.get("steps"), kwargs.get("config"))
+    asked = requested_steps(kwargs.get("steps"), kwargs.get("config"))
     names = [s.name for s in STEPS]
     first = names.index(get_step(kwargs["start_at"]).name) if kwargs.get("start_at") else 0
     last = names.index(get_step(kwargs["stop_after"]).name) if kwargs.get("stop_after") else -1
@@ -321,8 +328,13 @@ def _joint_runs(kwargs: Mapping[str, Any]) -> list[tuple[Any, dict[str, Any]]]:
     runs = []
     for spec in chosen:
         given = dict(options.get(spec.name) or {})
-        if spec.joint and given and not given.pop("skip", False):
-            given.pop("save_results", None)
+        if not spec.joint or given.pop("skip", False):
+            continue
+        given.pop("save_results", None)
+        # a default run that cannot work (tweakreg with the service catalogue) is skipped
+        # node by node; one asked for raises here, before any work
+        run = StepRun(spec, RUN, arguments=given, requested=spec.name in asked)
+        if not optional_skip_reason(run):
             runs.append((spec, given))
     return runs
 
@@ -345,8 +357,6 @@ def calibrate_nodes(
     joint = _joint_runs(kwargs)
     if not joint:
         return map_nodes(tree, calibrate, on_error=on_error, **kwargs)
-    for spec, options in joint:
-        spec.check_arguments(options)  # a bad abs_refcat fails before any work
     steps = {k: dict(v) for k, v in (kwargs.get("steps") or {}).items()}
     for spec, _ in joint:
         steps[spec.name] = {"skip": True}

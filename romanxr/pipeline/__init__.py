@@ -4,7 +4,8 @@
   files; any romanxr/romancal/stpipe step spelling) into ``{step: {parameter: value}}``;
 * :func:`plan` turns them, with the exposure's metadata, into a list of :class:`StepRun`:
   which steps run or are skipped and why, with which arguments, what is recorded, what is
-  saved (pure: no pixel is read, nothing is written);
+  saved (no pixel is read, nothing is written; the one look-up is where the references of
+  source_catalog and tweakreg's catalogue are: without them a default run skips both);
 * :func:`execute` carries a plan out on the exposure;
 * :func:`calibrate` does all three from a file or a Dataset and writes the result.
 
@@ -23,6 +24,7 @@ from romanxr.pipeline.options import (
     effective_parameters,
     export_config,
     parameter_sources,
+    requested_steps,
     resolve_step_options,
 )
 from romanxr.pipeline.planning import (
@@ -33,8 +35,10 @@ from romanxr.pipeline.planning import (
     PlannedReference,
     StepRun,
     fold_jump,
+    optional_skip_reason,
     plan,
     references_of,
+    settle_optional,
 )
 from romanxr.pipeline.products import (
     intermediate_path,
@@ -62,12 +66,15 @@ __all__ = [
     "fold_jump",
     "intermediate_path",
     "open_exposure",
+    "optional_skip_reason",
     "output_name",
     "output_path",
     "parameter_sources",
     "plan",
     "references_of",
+    "requested_steps",
     "resolve_step_options",
+    "settle_optional",
     "wcs_path",
     "write",
 ]

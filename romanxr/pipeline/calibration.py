@@ -12,7 +12,12 @@ import xarray as xr
 
 from romanxr.errors import ConfigError
 from romanxr.pipeline.executor import execute
-from romanxr.pipeline.options import crds_step_options, parameter_sources, resolve_step_options
+from romanxr.pipeline.options import (
+    crds_step_options,
+    parameter_sources,
+    requested_steps,
+    resolve_step_options,
+)
 from romanxr.pipeline.planning import StepRun, plan
 from romanxr.pipeline.products import (
     intermediate_path,
@@ -52,7 +57,13 @@ def calibrate(
 
     The steps run in romancal's order (:data:`romanxr.registry.STEPS`): dq_init, saturation,
     refpix, dark_decay, wfi18_transient, linearity, jump, ramp_fit, dark_current, assign_wcs,
-    photom, flatfield. ``ds.roman.dq_init().roman.saturation()...`` chained by hand gives the
+    photom, flatfield, source_catalog, tweakreg. The last two run by default on WFI_IMAGE
+    and WFI_LOLO exposures, as in romancal; a default run that lacks what it needs
+    (APCORR/EPSF references; a local ``abs_refcat``, since the default ``GAIADR3_S3`` needs
+    the network) is SKIPPED with the reason logged at INFO, while asking for the step
+    (``skip=False``, ``abs_refcat=...``) makes that an error. With ``output``, the catalog
+    and segmentation map are written beside the cal (``_cat.parquet``, ``_segm.asdf``).
+    ``ds.roman.dq_init().roman.saturation()...`` chained by hand gives the
     same result. What runs, with which parameters, is decided first by
     :func:`romanxr.pipeline.plan` (``romanxr calibrate --dry-run`` prints it) and then carried
     out by :func:`romanxr.pipeline.execute`.
@@ -164,6 +175,11 @@ def _calibrate(
         disable=None if crds_steppars is None else not crds_steppars,
     )
     options = resolve_step_options(steps, config, crds)
+    resolver = ReferenceResolver(
+        overrides={k: os.fspath(v) for k, v in (overrides or {}).items()},
+        context=crds_context,
+        option_hints=override_options(),
+    )
     runs = plan(
         options,
         ds,
@@ -172,6 +188,8 @@ def _calibrate(
         save_intermediate=save_intermediate,
         check_saturated=check_saturated,
         source=source,
+        requested=requested_steps(steps, config),
+        resolver=resolver,
     )
     out_path = output_path(output, save_results, source, output_format)
     if out_path is not None:
@@ -194,11 +212,6 @@ def _calibrate(
         log.info("writing %s", target)
         write(result, target, overwrite=overwrite)
 
-    resolver = ReferenceResolver(
-        overrides={k: os.fspath(v) for k, v in (overrides or {}).items()},
-        context=crds_context,
-        option_hints=override_options(),
-    )
     ds = execute(runs, ds, resolver=resolver, save=save)
     ds = _with_sources(ds, runs, parameter_sources(steps, config, crds), crds)
     has_catalog = out_path is not None and "source_catalog" in ds.attrs

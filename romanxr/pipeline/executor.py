@@ -90,14 +90,14 @@ def _pass(run: StepRun, ds: xr.Dataset) -> xr.Dataset:
     if run.action == FOLD:
         log.debug("step %s %s", run.name, run.reason)
         return ds
-    log.info("step %s skipped", run.name)
+    log.info("step %s skipped: %s", run.name, run.reason or "skip is set")
     return skip_step(ds, run.spec.cal_step, "SKIPPED") if run.spec.cal_step else ds
 
 
 def _skip_rest(ds: xr.Dataset, rest: Sequence[StepRun]) -> xr.Dataset:
-    """After the saturated exit every later step is SKIPPED in ``meta.cal_step``, the opt-in
-    ones too (romancal runs source_catalog and tweakreg by default and records both SKIPPED
-    for a saturated exposure; its zeroed image alone leaves tweakreg INCOMPLETE)."""
+    """After the saturated exit every later step is SKIPPED in ``meta.cal_step``,
+    source_catalog and tweakreg included (romancal records both SKIPPED for a saturated
+    exposure; its zeroed image alone leaves tweakreg INCOMPLETE)."""
     for run in rest:
         if run.spec.cal_step:
             ds = skip_step(ds, run.spec.cal_step, "SKIPPED")

@@ -35,6 +35,7 @@ __all__ = [
     "export_config",
     "parameter_sources",
     "pars_reftype",
+    "requested_steps",
     "resolve_step_options",
 ]
 
@@ -206,8 +207,8 @@ def resolve_step_options(
     raises :class:`ConfigError` naming the closest valid spelling) and values coerced to the
     parameter's type (``"500"`` -> 500.0, ``"true"`` -> True). stpipe's generic parameters
     (``output_dir``, ``suffix``, ``pre_hooks``...), romancal options without a romanxr
-    equivalent and the steps romanxr does not run (``source_catalog``, ``tweakreg``) are
-    accepted and ignored with a log message.
+    equivalent and the steps romanxr does not run (:data:`romanxr.registry.NOT_RUN_STEPS`)
+    are accepted and ignored with a log message.
 
     Parameters
     ----------
@@ -226,6 +227,35 @@ def resolve_step_options(
         :func:`effective_parameters` adds the defaults.
     """
     return _merged(_layers(steps, config, crds, GIVEN), crds)[0]
+
+
+def requested_steps(
+    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    config: str | os.PathLike | Mapping[str, Mapping[str, Any]] | None = None,
+) -> set[str]:
+    """The steps the user asks for by name: an optional step among them that cannot run
+    (tweakreg offline with the default ``abs_refcat``) fails instead of being skipped.
+
+    A step is asked for when ``steps`` (keywords / command line) give it ``skip=False`` or
+    one of its :attr:`~romanxr.registry.StepSpec.request_options` (tweakreg's
+    ``abs_refcat``, source_catalog's ``override_apcorr``/``override_epsf``), or when the
+    config file gives one of these a value other than the step's default: a parameter
+    dump (``strun --save-parameters``, romancal's own export, a cal's record) lists every
+    default and asks for nothing. CRDS ``pars-*`` values never ask.
+    """
+    layers = _layers(steps, config, None, GIVEN)
+    asked: set[str] = set()
+    for position, (_, layer) in enumerate(layers):
+        top = position == len(layers) - 1
+        for name, params in layer.items():
+            spec = get_step(name)
+            defaults = effective_parameters(spec)
+            for pname in ("skip", *spec.request_options):
+                if pname not in params or (pname == "skip" and params[pname] is not False):
+                    continue
+                if top or params[pname] != defaults.get(pname):
+                    asked.add(name)
+    return asked
 
 
 def parameter_sources(

@@ -11,14 +11,20 @@ The plan is built in three passes:
 
 1. every selected step on its own (:func:`_decide`): run, or skip (``skip=True``, or an
    imaging-only step on another exposure type);
-2. rewrites: the ``jump`` search folds into ``ramp_fit`` (:func:`fold_jump`);
+2. rewrites: the ``jump`` search folds into ``ramp_fit`` (:func:`fold_jump`); the optional
+   steps (source_catalog, tweakreg) that run by default but lack what they need (their
+   references, a local ``abs_refcat``) are skipped (:func:`settle_optional`);
 3. checks that the steps fit the data (an image step needs an image), and the saturated exit.
+
+Asking where the references of the optional steps are is the one look-up the plan does (CRDS
+or the overrides; no reference file is read).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +36,8 @@ from romanxr.pipeline.options import effective_parameters
 from romanxr.refs import ReferenceResolver, ResolvedReference
 from romanxr.registry import STEPS, StepSpec, get_step
 
+log = logging.getLogger("romanxr")
+
 __all__ = [
     "FOLD",
     "OFF",
@@ -38,8 +46,10 @@ __all__ = [
     "PlannedReference",
     "StepRun",
     "fold_jump",
+    "optional_skip_reason",
     "plan",
     "references_of",
+    "settle_optional",
 ]
 
 #: :attr:`StepRun.action` values
@@ -60,8 +70,8 @@ class StepRun:
     action : {"run", "skip", "fold", "off"}
         ``run``: call the step function. ``skip``: pass the data on, with ``meta.cal_step``
         SKIPPED when the step has a cal_step key. ``fold``: the step's work is done by a later
-        step (the jump search inside ``ramp_fit``). ``off``: an opt-in step nobody asked for:
-        nothing happens, nothing is recorded.
+        step (the jump search inside ``ramp_fit``). ``off``: nothing happens, nothing is
+        recorded (no step is planned so today; kept for callers that test for it).
     reason : str
         Why the step is skipped or folded (empty when it runs).
     arguments : dict
@@ -76,6 +86,9 @@ class StepRun:
         Also write the step's output (an intermediate product, named by ``spec.suffix``).
     check_saturated : bool
         After the step, stop with the zeroed image if every pixel is saturated.
+    requested : bool
+        The user asked for the step by name (see :func:`romanxr.pipeline.requested_steps`):
+        an optional step that cannot run then fails instead of being skipped.
     """
 
     spec: StepSpec
@@ -86,6 +99,7 @@ class StepRun:
     record_after: str | None = None
     save: bool = False
     check_saturated: bool = False
+    requested: bool = False
 
     @property
     def name(self) -> str:
@@ -102,8 +116,10 @@ def plan(
     save_intermediate: Iterable[str] = (),
     check_saturated: bool = True,
     source: str | os.PathLike | None = None,
+    requested: Collection[str] | None = None,
+    resolver: ReferenceResolver | None = None,
 ) -> list[StepRun]:
-    """Plan a pipeline run on ``exposure`` (reads its metadata only; pure).
+    """Plan a pipeline run on ``exposure`` (reads its metadata only, no pixel).
 
     Parameters
     ----------
@@ -121,6 +137,13 @@ def plan(
         Check for a fully saturated exposure after ``saturation``.
     source : path, optional
         The input's file, named in error messages.
+    requested : collection of str, optional
+        The steps the user asked for by name (:func:`romanxr.pipeline.requested_steps`).
+        Default: every step whose ``options`` set ``skip=False`` or one of its
+        ``request_options``.
+    resolver : ReferenceResolver, optional
+        Where the optional steps' references are looked up (default: the environment's
+        CRDS settings).
 
     Returns
     -------
@@ -135,16 +158,23 @@ def plan(
     InputError
         The steps do not fit the data (an uncal not starting at dq_init, an image step on a
         ramp...).
+    ReferenceFileError
+        An optional step asked for by name whose references cannot be found.
     """
     selected = _selection(start_at, stop_after)
     saves = _saves(options, save_intermediate, selected)
     where = f"{source}: " if source is not None else ""
     _check_first(exposure, selected[0], where)
+    if requested is None:
+        requested = _asked_in(options)
     runs = [
-        _decide(spec, options.get(spec.name, {}), exposure, spec.name in saves) for spec in selected
+        _decide(
+            spec, options.get(spec.name, {}), exposure, spec.name in saves, spec.name in requested
+        )
+        for spec in selected
     ]
     runs = fold_jump(runs, options)
-    runs = _catalog_for_tweakreg(runs)
+    runs = settle_optional(runs, exposure, resolver)
     _check_levels(runs, exposure)
     if check_saturated:
         runs = _saturated_exit(runs)
@@ -194,23 +224,33 @@ def _check_first(ds: xr.Dataset, first: StepSpec, where: str) -> None:
         )
 
 
-def _decide(spec: StepSpec, given: Mapping[str, Any], ds: xr.Dataset, save: bool) -> StepRun:
+def _asked_in(options: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The steps ``options`` ask for by name (``skip=False`` or a request option)."""
+    asked = set()
+    for spec in STEPS:
+        given = options.get(spec.name) or {}
+        if given.get("skip", True) is False or any(o in given for o in spec.request_options):
+            asked.add(spec.name)
+    return asked
+
+
+def _decide(
+    spec: StepSpec, given: Mapping[str, Any], ds: xr.Dataset, save: bool, requested: bool
+) -> StepRun:
     """Run or skip one step, on its own (before any rewrite)."""
     arguments = dict(given)
     skip = bool(arguments.pop("skip", False))
     arguments.pop("save_results", None)
     record = effective_parameters(spec, {**arguments, "skip": skip})
     record.pop("save_results", None)
+    step = StepRun(spec, RUN, "", arguments, record, save=save, requested=requested)
     if skip:
-        reason = f"steps.{spec.name}.skip is set"
-        return StepRun(spec, SKIP, reason, arguments, record, save=save)
-    if spec.opt_in and not given:
-        reason = f"opt-in (--steps.{spec.name}.skip=false or one of its options)"
-        return StepRun(spec, OFF, reason, arguments, record, save=save)
+        return replace(step, action=SKIP, reason=f"steps.{spec.name}.skip is set")
     if not spec.applies_to(ds):
-        reason = f"not an imaging exposure ({exposure_type(ds) or 'no meta.exposure.type'})"
-        return StepRun(spec, SKIP, reason, arguments, record, save=save)
-    return StepRun(spec, RUN, "", arguments, record, save=save)
+        kind = f"a {'/'.join(spec.exposure_types)}" if spec.exposure_types else "an imaging"
+        reason = f"not {kind} exposure ({exposure_type(ds) or 'no meta.exposure.type'})"
+        return replace(step, action=SKIP, reason=reason)
+    return step
 
 
 def fold_jump(runs: Sequence[StepRun], options: Mapping[str, Mapping[str, Any]]) -> list[StepRun]:
@@ -275,19 +315,74 @@ def _merge_jump_into_ramp_fit(
     return merged
 
 
-def _catalog_for_tweakreg(runs: Sequence[StepRun]) -> list[StepRun]:
-    """tweakreg aligns the source catalog: when it runs, an opt-in source_catalog nobody
-    asked for runs too (with its defaults). Its reference catalogue is checked here, so that
-    a bad ``abs_refcat`` (a catalogue-service name offline) fails before any work."""
+def optional_skip_reason(
+    run: StepRun, exposure: xr.Dataset | None = None, resolver: ReferenceResolver | None = None
+) -> str:
+    """Why an optional step (:attr:`~romanxr.registry.StepSpec.optional`) that runs by
+    default cannot run: its precheck's complaint (``""``: it can run).
+
+    A step the user asked for (``run.requested``) gets the precheck's error instead.
+
+    Raises
+    ------
+    ConfigError, ReferenceFileError
+        ``run.requested`` and the precheck fails (tweakreg offline with the default
+        ``abs_refcat``: the error names ``--steps.tweakreg.abs_refcat``).
+    """
+    try:
+        run.spec.check_arguments(run.arguments, exposure, resolver)
+    except (ConfigError, ReferenceFileError) as exc:
+        if run.requested or not run.spec.optional:
+            raise
+        if isinstance(exc, ReferenceFileError):
+            found = "/".join(run.spec.reftypes)
+            return f"no {found} reference ({str(exc).split(';')[0]})"
+        return str(exc).removeprefix(f"{run.name}: ")
+    return ""
+
+
+def settle_optional(
+    runs: Sequence[StepRun],
+    exposure: xr.Dataset | None = None,
+    resolver: ReferenceResolver | None = None,
+) -> list[StepRun]:
+    """The optional steps' pass of the plan: each planned one is checked
+    (:func:`optional_skip_reason`) and SKIPPED when it runs by default but cannot (recorded
+    with ``skip=True``, so that the record given back as a config reproduces the run).
+    tweakreg aligns the source catalog: when it runs, source_catalog is asked for too (its
+    references must be found), and it is skipped when source_catalog is."""
     runs = list(runs)
     index = {r.name: i for i, r in enumerate(runs)}
-    if "tweakreg" in index and runs[index["tweakreg"]].action == RUN:
-        runs[index["tweakreg"]].spec.check_arguments(runs[index["tweakreg"]].arguments)
-    if "tweakreg" in index and "source_catalog" in index:
-        tweak, cat = runs[index["tweakreg"]], runs[index["source_catalog"]]
-        if tweak.action == RUN and cat.action == OFF:
-            runs[index["source_catalog"]] = replace(cat, action=RUN, reason="")
+    tweak = runs[index["tweakreg"]] if "tweakreg" in index else None
+    if tweak is not None and tweak.action == RUN:
+        tweak = _settled(tweak, exposure, resolver)
+        runs[index["tweakreg"]] = tweak
+    for i, run in enumerate(runs):
+        if run.name == "tweakreg" or run.action != RUN:
+            continue
+        if run.name == "source_catalog" and tweak is not None and tweak.action == RUN:
+            run = replace(run, requested=True)
+        runs[i] = _settled(run, exposure, resolver)
+    if "source_catalog" in index and tweak is not None and tweak.action == RUN:
+        cat = runs[index["source_catalog"]]
+        if cat.action != RUN:
+            runs[index["tweakreg"]] = _skipped(
+                tweak, f"no source catalog (source_catalog: {cat.reason})"
+            )
     return runs
+
+
+def _settled(
+    run: StepRun, exposure: xr.Dataset | None, resolver: ReferenceResolver | None
+) -> StepRun:
+    if not run.spec.precheck:
+        return run
+    reason = optional_skip_reason(run, exposure, resolver)
+    return _skipped(run, reason) if reason else run
+
+
+def _skipped(run: StepRun, reason: str) -> StepRun:
+    return replace(run, action=SKIP, reason=reason, record={**run.record, "skip": True})
 
 
 def _check_levels(runs: Sequence[StepRun], ds: xr.Dataset) -> None:

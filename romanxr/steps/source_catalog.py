@@ -35,6 +35,7 @@ from romanxr.steps._common import finish_step
 
 __all__ = [
     "catalog_table",
+    "check_arguments",
     "measure_catalogs",
     "replace_catalog",
     "source_catalog",
@@ -179,6 +180,29 @@ def source_catalog(
     result = finish_step(out, ds, STEP, "COMPLETE", parameters=parameters, references=references)
     result.attrs[ATTRS_KEY] = {"key": key, "suffix": suffix}
     return result
+
+
+def check_arguments(
+    arguments: dict[str, Any], exposure: xr.Dataset | None = None, resolver: Any = None
+) -> None:
+    """The pipeline's check before any work: the references this run reads can be found
+    (APCORR always, EPSF when ``fit_psf`` without ``forced_segmentation``), by the rules
+    the step uses (``override_<reftype>`` > the resolver's overrides > CRDS). Asks where
+    they are, reads none. Without an exposure there is nothing to resolve.
+
+    Raises
+    ------
+    ReferenceFileError
+        A reference that cannot be resolved (the message names the override option).
+    """
+    if exposure is None:
+        return
+    reftypes = ["apcorr"]
+    if arguments.get("fit_psf", True) and not arguments.get("forced_segmentation"):
+        reftypes.append("epsf")
+    for reftype in reftypes:
+        explicit = arguments.get(f"override_{reftype}")
+        resolve_reference(reftype, exposure, explicit=explicit, resolver=resolver)
 
 
 def _check_parameters(

@@ -352,9 +352,9 @@ def _check_options(p: dict[str, Any]) -> None:
             )
 
 
-def check_arguments(arguments: dict[str, Any]) -> None:
+def check_arguments(arguments: dict[str, Any], exposure: Any = None, resolver: Any = None) -> None:
     """The pipeline's check before any work: a usable ``abs_refcat`` (see
-    :func:`check_abs_refcat`)."""
+    :func:`check_abs_refcat`); ``exposure`` and ``resolver`` are not needed."""
     check_abs_refcat(arguments.get("abs_refcat", DEFAULT_ABS_REFCAT))
 
 

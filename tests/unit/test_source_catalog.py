@@ -290,26 +290,64 @@ def test_tweakreg_skips_non_imaging_exposures():
 
 
 # ------------------------------------------------------------------------------------------
-# the plan: both steps are opt-in; asking for tweakreg runs source_catalog too
+# the plan: both steps run by default and are skipped when they cannot; asking for tweakreg
+# runs source_catalog too
 
 
-def test_plan_leaves_the_catalog_steps_off_unless_asked(tmp_path):
-    from romanxr.pipeline import OFF, RUN, plan
+NA_REFS = {"override_apcorr": "N/A", "override_epsf": "N/A"}
+
+
+def test_plan_runs_the_catalog_steps_by_default_or_skips_them_with_a_reason(tmp_path):
+    from romanxr.pipeline import RUN, SKIP, plan
+    from romanxr.refs import ReferenceResolver
 
     image = make_image()
-    runs = {r.name: r for r in plan({}, image, start_at="source_catalog")}
-    assert runs["source_catalog"].action == OFF and runs["tweakreg"].action == OFF
+    # no CRDS here and no overrides: source_catalog has no APCORR/EPSF; tweakreg's default
+    # catalogue is a network service: both SKIPPED, recorded skip=True, no error
+    nowhere = ReferenceResolver(crds_path=tmp_path / "no_cache", server_url="")
+    runs = {r.name: r for r in plan({}, image, start_at="source_catalog", resolver=nowhere)}
+    assert [runs[n].action for n in ("source_catalog", "tweakreg")] == [SKIP, SKIP]
+    assert runs["source_catalog"].reason.startswith("no apcorr/epsf reference")
+    assert "--steps.tweakreg.abs_refcat" in runs["tweakreg"].reason
+    assert runs["source_catalog"].record["skip"] is True
+    assert runs["tweakreg"].record["skip"] is True
+    # with references: source_catalog runs by default, tweakreg still skipped
+    resolver = ReferenceResolver(overrides={"apcorr": "N/A", "epsf": "N/A"})
+    runs = {r.name: r for r in plan({}, image, start_at="source_catalog", resolver=resolver)}
+    assert (runs["source_catalog"].action, runs["tweakreg"].action) == (RUN, SKIP)
+    assert runs["source_catalog"].record["skip"] is False
     refcat = tmp_path / "ref.ecsv"
     _write_refcat(refcat, np.array([150.0]), np.array([2.0]))
-    runs = {
-        r.name: r
-        for r in plan({"tweakreg": {"abs_refcat": str(refcat)}}, image, start_at="source_catalog")
-    }
+    asked = {"tweakreg": {"abs_refcat": str(refcat)}, "source_catalog": NA_REFS}
+    runs = {r.name: r for r in plan(asked, image, start_at="source_catalog")}
     assert runs["source_catalog"].action == RUN and runs["tweakreg"].action == RUN
-    runs = {
-        r.name: r for r in plan({"source_catalog": {"npixels": 5}}, image, start_at="flatfield")
-    }
-    assert runs["source_catalog"].action == RUN and runs["tweakreg"].action == OFF
+
+
+def test_plan_skips_the_catalog_steps_on_wfsc_and_spectral_exposures(tmp_path):
+    from romanxr.pipeline import SKIP, plan
+
+    refcat = tmp_path / "ref.ecsv"
+    _write_refcat(refcat, np.array([150.0]), np.array([2.0]))
+    asked = {"tweakreg": {"abs_refcat": str(refcat)}, "source_catalog": NA_REFS}
+    for kind in ("WFI_WFSC", "WFI_SPECTRAL", "WFI_IM_DARK", "WFI_FLAT"):
+        image = make_image(exposure_type=kind)
+        runs = {r.name: r for r in plan(asked, image, start_at="source_catalog")}
+        assert runs["source_catalog"].action == SKIP, kind
+        assert runs["tweakreg"].action == SKIP, kind
+        assert kind in runs["tweakreg"].reason and "WFI_IMAGE/WFI_LOLO" in runs["tweakreg"].reason
+
+
+def test_asking_for_source_catalog_without_references_is_an_error(tmp_path):
+    from romanxr.errors import ReferenceFileError
+    from romanxr.pipeline import plan
+
+    missing = tmp_path / "no_apcorr.asdf"
+    with pytest.raises(ReferenceFileError, match="override_apcorr"):
+        plan(
+            {"source_catalog": {"override_apcorr": str(missing)}},
+            make_image(),
+            start_at="source_catalog",
+        )
 
 
 def test_pipeline_with_tweakreg_on_the_default_catalogue_fails_before_any_work():
