@@ -158,7 +158,7 @@ def run(
 ) -> int:
     """Calibrate every member of ``inputs`` and write ``<member>_cal.asdf`` for each."""
     from romanxr.exposures import open_exposures
-    from romanxr.pipeline import write
+    from romanxr.pipeline import write_products
     from romanxr.registry import STEPS, get_step
 
     _options(args)
@@ -192,8 +192,8 @@ def run(
         for _ in cal.roman.failures:
             progress.step(False)
 
-        def one(node: str) -> Path:
-            return write(datasets[node], targets[node], overwrite=args.overwrite, wcs=True)
+        def one(node: str) -> Path:  # with _cat.parquet/_segm.asdf when source_catalog ran
+            return write_products(datasets[node], targets[node], overwrite=args.overwrite)
 
         def member(node: str) -> str:
             return str(datasets[node].attrs.get("source_file", node))

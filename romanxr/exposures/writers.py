@@ -20,7 +20,9 @@ from romanxr.exposures.tree import ON_ERROR, failures, merge_failures, node_data
 from romanxr.io import to_asdf_many, zarr_io
 from romanxr.io.asdf_writer import input_files
 from romanxr.io.atomic import atomic_target, check_output_path
+from romanxr.io.catalog_io import catalog_paths
 from romanxr.pipeline import output_name, wcs_path
+from romanxr.pipeline.products import has_catalog, write_products
 
 __all__ = ["BatchReport", "output_paths", "to_asdf", "to_zarr"]
 
@@ -77,7 +79,9 @@ def to_asdf(
     compression: str | None = "lz4",
 ) -> BatchReport:
     """Write every node of the tree as its own ``*_cal.asdf`` (romancal's names), each image
-    with a WCS with its ``*_wcs.asdf`` beside it, as romancal does.
+    with a WCS with its ``*_wcs.asdf`` beside it, as romancal does, and each node that
+    source_catalog ran on with its ``*_cat.parquet`` and ``*_segm.asdf`` (every file
+    written to a temporary name and renamed into place).
 
     Parameters
     ----------
@@ -91,9 +95,10 @@ def to_asdf(
         ``"raise"``: every output is checked first (paths, metadata, schema), then all nodes
         are computed in one graph (:func:`romanxr.io.to_asdf_many`: on the local scheduler
         one file after the other, region by region; on a dask.distributed cluster all at
-        once). ``"continue"``: node by node, so a member that fails (also while its pixels
-        are computed, e.g. a damaged block) costs only its own output; the failures are in
-        the report.
+        once); a node with a source catalog is computed on its own, its image and catalog
+        together (the catalog needs the whole image). ``"continue"``: node by node, so a
+        member that fails (also while its pixels are computed, e.g. a damaged block) costs
+        only its own output; the failures are in the report.
     suffix : str
         Product suffix of the names (``cal``; ``rampfit`` for a tree stopped after ramp_fit).
     compression
@@ -117,21 +122,29 @@ def to_asdf(
     if output_dir is not None and not Path(output_dir).is_dir():
         raise OutputError(f"{output_dir}: the output folder does not exist; create it first")
     report = BatchReport(failed=failures(tree))
+
+    def write_node(path: str) -> Path:
+        return write_products(
+            datasets[path], targets[path], overwrite=overwrite, compression=compression
+        )
+
     if on_error == "raise":
-        items = [(datasets[p], targets[p]) for p in datasets]
-        wcs = [wcs_path(targets[p]) for p in datasets]
+        plain = [p for p in datasets if not has_catalog(datasets[p])]
+        for p in datasets:  # every output refused before any compute
+            if p not in plain:
+                for extra in (targets[p], wcs_path(targets[p]), *catalog_paths(targets[p])):
+                    check_output_path(extra, overwrite=overwrite)
+        items = [(datasets[p], targets[p]) for p in plain]
+        wcs = [wcs_path(targets[p]) for p in plain]
         written = to_asdf_many(items, overwrite=overwrite, compression=compression, wcs_paths=wcs)
-        report.written = dict(zip(datasets, written, strict=True))
+        report.written = dict(zip(plain, written, strict=True))
+        report.written.update({p: write_node(p) for p in datasets if p not in plain})
+        report.written = {p: report.written[p] for p in datasets}
         return report
     problems: dict[str, BaseException] = {}
     for path, ds in datasets.items():
         try:
-            report.written[path] = to_asdf_many(
-                [(ds, targets[path])],
-                overwrite=overwrite,
-                compression=compression,
-                wcs_paths=[wcs_path(targets[path])],
-            )[0]
+            report.written[path] = write_node(path)
         except Exception as exc:  # isolate the member, whatever went wrong in its graph
             problems[str(ds.attrs.get("source_file", path))] = exc
     report.failed = merge_failures(tree, problems)

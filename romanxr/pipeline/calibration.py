@@ -20,11 +20,14 @@ from romanxr.pipeline.options import (
 )
 from romanxr.pipeline.planning import StepRun, plan
 from romanxr.pipeline.products import (
+    has_catalog,
     intermediate_path,
+    measured,
     open_exposure,
     output_path,
     wcs_path,
     write,
+    write_products,
 )
 from romanxr.pipeline.run_log import recording_logs
 from romanxr.refs import ReferenceResolver
@@ -204,6 +207,11 @@ def _calibrate(
         )
         if out_path.suffix != ".zarr":
             check_output_path(wcs_path(out_path), overwrite=overwrite, inputs=inputs)
+        if any(r.name == "source_catalog" and r.action == "run" for r in runs):
+            from romanxr.io.catalog_io import catalog_paths
+
+            for target in catalog_paths(out_path):
+                check_output_path(target, overwrite=overwrite, inputs=inputs)
     if any(run.save for run in runs) and source is None and out_path is None:
         raise ConfigError("saving intermediates needs an input path or output=...")
 
@@ -214,22 +222,16 @@ def _calibrate(
 
     ds = execute(runs, ds, resolver=resolver, save=save)
     ds = _with_sources(ds, runs, parameter_sources(steps, config, crds), crds)
-    has_catalog = out_path is not None and "source_catalog" in ds.attrs
-    if has_catalog:
-        from romanxr.steps.source_catalog import measure_catalogs, to_catalog_files
-
-        # the image and its catalog in one computation: the writes below then read the
-        # computed pixels instead of running the calibration chain once per product
-        (ds,), _ = measure_catalogs([ds])
     if out_path is not None:
         log.info("writing %s", out_path)
-    ds = with_cal_logs(ds, lines)
-    if out_path is not None:
-        write(ds, out_path, overwrite=overwrite, wcs=True)
-        if has_catalog:  # the catalog products go beside it, romancal's names
-            log.info("writing the catalog and segmentation map of %s", out_path.name)
-            to_catalog_files(ds, out_path, overwrite=overwrite)
-    return ds
+        if has_catalog(ds):
+            log.info("and its catalog and segmentation map (_cat.parquet, _segm.asdf)")
+        # measured first: the image and its catalog in one computation, which the returned
+        # Dataset keeps (its meta.cal_logs then has the lines above)
+        ds = with_cal_logs(measured(ds), lines)
+        write_products(ds, out_path, overwrite=overwrite, wcs=True)
+        return ds
+    return with_cal_logs(ds, lines)
 
 
 def with_cal_logs(ds: xr.Dataset, lines: list[str]) -> xr.Dataset:

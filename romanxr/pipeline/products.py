@@ -18,6 +18,7 @@ __all__ = [
     "output_path",
     "wcs_path",
     "write",
+    "write_products",
 ]
 
 
@@ -94,12 +95,18 @@ def wcs_path(cal_path: str | os.PathLike) -> Path:
 
 
 def write(
-    ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False, wcs: bool = False
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    wcs: bool = False,
+    compression: str | None = "lz4",
 ) -> Path:
     """Write a Dataset to ``.asdf`` (roman_datamodels) or ``.zarr`` (Zarr v3) by suffix.
 
     With ``wcs``, an image with a WCS written as ``.asdf`` also gets its ``_wcs.asdf``
-    (:func:`wcs_path`), as romancal writes one beside every cal it saves.
+    (:func:`wcs_path`), as romancal writes one beside every cal it saves; ``compression``
+    is the ASDF blocks' (see :func:`romanxr.to_asdf`).
     """
     path = Path(path)
     if path.suffix == ".zarr":
@@ -109,5 +116,73 @@ def write(
     from romanxr.io.asdf_writer import to_asdf_many
 
     return to_asdf_many(
-        [(ds, path)], overwrite=overwrite, wcs_paths=[wcs_path(path) if wcs else None]
+        [(ds, path)],
+        overwrite=overwrite,
+        compression=compression,
+        wcs_paths=[wcs_path(path) if wcs else None],
     )[0]
+
+
+def has_catalog(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` carries a source catalog made by source_catalog (the step ran)."""
+    return "source_catalog" in ds.attrs
+
+
+def measured(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its image and source catalog computed together, once (see
+    :func:`romanxr.steps.source_catalog.measure_catalogs`); ``ds`` itself without one."""
+    if not has_catalog(ds):
+        return ds
+    from romanxr.steps.source_catalog import measure_catalogs
+
+    (ds,), _ = measure_catalogs([ds])
+    return ds
+
+
+def write_products(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    wcs: bool = True,
+    compression: str | None = "lz4",
+) -> Path:
+    """Write a calibrated image and, when source_catalog ran on it, its catalog products
+    beside it with romancal's names (``<name>_cat.parquet``, ``<name>_segm.asdf``).
+
+    The image and its catalog are computed in one go first (the writes then read the
+    computed pixels, instead of running the calibration chain once per product); every file
+    is written to a temporary name and renamed into place (:mod:`romanxr.io.atomic`).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The image (:func:`romanxr.calibrate`'s result).
+    path : path-like
+        The cal file (``.asdf`` or ``.zarr``).
+    overwrite : bool
+        Replace existing outputs.
+    wcs : bool
+        Also write the ``_wcs.asdf`` of an ``.asdf`` image (see :func:`write`).
+    compression : str or None
+        As for :func:`write`.
+
+    Returns
+    -------
+    Path
+        The cal file written.
+    """
+    catalog = has_catalog(ds)
+    if catalog:
+        from romanxr.io.atomic import check_output_path
+        from romanxr.io.catalog_io import catalog_paths
+
+        for target in catalog_paths(path):  # refused before any work, not after the cal
+            check_output_path(target, overwrite=overwrite)
+    ds = measured(ds)
+    written = write(ds, path, overwrite=overwrite, wcs=wcs, compression=compression)
+    if catalog:
+        from romanxr.steps.source_catalog import to_catalog_files
+
+        to_catalog_files(ds, written, overwrite=overwrite)
+    return written

@@ -55,6 +55,29 @@ def test_demo_prints_the_true_counts_and_the_cache_settings(demo, tmp_path):
     assert written["cal"].exists() and written["png"].exists()
 
 
+@pytest.mark.slow
+def test_demo_writes_the_catalog_and_segmentation_map(demo):
+    import pyarrow.parquet as pq
+    import roman_datamodels.datamodels as dm
+
+    _, written, out = demo
+    cal = written["cal"]
+    assert written["catalog"] == cal.with_name(cal.name.replace("_cal.asdf", "_cat.parquet"))
+    assert written["segmentation"] == cal.with_name(cal.name.replace("_cal.asdf", "_segm.asdf"))
+    table = pq.read_table(written["catalog"])
+    assert {"x_centroid", "y_centroid", "ra_centroid", "aper_total_flux"} <= set(table.column_names)
+    n = table.num_rows
+    assert n > 10  # the simulated stars are found
+    assert f"source catalog: {n} sources in {written['catalog'].name}" in out
+    with dm.open(written["segmentation"]) as segm:
+        labels = np.asarray(segm.data)
+        assert labels.shape == (248, 248)
+        assert len(np.unique(labels[labels > 0])) == n
+    with dm.open(cal) as model:
+        assert model.meta.cal_step.source_catalog == "COMPLETE"
+        assert model.meta.cal_step.tweakreg == "SKIPPED"  # no local abs_refcat in the demo
+
+
 def _blocks() -> list[tuple[str, str]]:
     """(language, code) of every fenced block of the README, in order."""
     return re.findall(r"^```(\w+)\n(.*?)^```", README.read_text(), flags=re.S | re.M)

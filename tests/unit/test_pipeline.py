@@ -335,7 +335,8 @@ def test_saturated_exit_records_catalog_steps_skipped(exposure, tmp_path, monkey
     monkeypatch.setattr(saturated_exposure, "is_fully_saturated", lambda ds: True)
     refcat = tmp_path / "refcat.ecsv"
     refcat.write_text("# %ECSV 1.0\n# ---\n# datatype:\n# - {name: ra, datatype: float64}\n")
-    steps = {"tweakreg": {"abs_refcat": str(refcat)}} if asked else None
+    na = {"override_apcorr": "N/A", "override_epsf": "N/A"}  # this cache has neither
+    steps = {"tweakreg": {"abs_refcat": str(refcat)}, "source_catalog": na} if asked else None
     out = calibrate(exposure.uncal, steps=steps)
     cal_step = out.attrs["meta"]["cal_step"]
     assert cal_step["source_catalog"] == "SKIPPED"
