@@ -24,7 +24,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["PeakRSS", "ProcessUsage", "peak_rss_bytes", "rss_bytes", "run_measured"]
+__all__ = [
+    "CATALOG_STEPS",
+    "PeakRSS",
+    "ProcessUsage",
+    "calibration_only",
+    "peak_rss_bytes",
+    "rss_bytes",
+    "run_measured",
+]
+
+#: the steps after the calibration proper, on by default for imaging exposures since issue 15;
+#: the benchmarks that time the calibration skip them explicitly, so that their figures stay
+#: comparable with the earlier ones (bench_catalog.py measures these two)
+CATALOG_STEPS = ("source_catalog", "tweakreg")
+
+
+def calibration_only(steps: dict | None = None) -> dict:
+    """``steps`` (romanxr.calibrate's) with source_catalog and tweakreg skipped."""
+    out = {name: dict(options) for name, options in (steps or {}).items()}
+    for name in CATALOG_STEPS:
+        out.setdefault(name, {})["skip"] = True
+    return out
 
 
 def _status_kib(field: str, pid: int | str = "self") -> int:

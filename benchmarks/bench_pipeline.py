@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import peak_rss_bytes  # noqa: E402
+from _measure import calibration_only, peak_rss_bytes  # noqa: E402
 
 DEFAULT_CACHE = Path(
     os.environ.get("ROMANXR_BENCH_CACHE", Path.home() / ".cache" / "romanxr_bench")
@@ -113,7 +113,7 @@ def _run_e2e(info: dict, out: Path, chunks: str | None, stack: bool = False) -> 
     ck = json.loads(chunks) if chunks else "default"
     t0, c0 = time.perf_counter(), _cpu()
     ds = romanxr.open_uncal(info["uncal"], chunks=ck)
-    calibrate(ds, output=out, overwrite=True, overrides=info["overrides"])
+    calibrate(ds, output=out, overwrite=True, overrides=info["overrides"], steps=calibration_only())
     return {
         "wall": time.perf_counter() - t0,
         "cpu": _cpu() - c0,
@@ -136,7 +136,7 @@ def _run_steps(info: dict, out: Path, chunks: str | None) -> dict:
     ds = romanxr.open_uncal(info["uncal"], chunks=ck)
     prev_peak = _peak_rss_gib()
     rows.append(_step_row("open", t_start, c_start, prev_peak, prev_peak))
-    for run in plan({}, ds, check_saturated=False):
+    for run in plan(calibration_only(), ds, check_saturated=False):
         if run.action != RUN:  # jump runs inside ramp_fit, as calibrate() does
             continue
         t0, c0 = time.perf_counter(), _cpu()

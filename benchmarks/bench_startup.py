@@ -67,8 +67,10 @@ PLUGIN_CODE = {
     "asdf_plugins": PLUGINS + "s.prepare_asdf()",
     "asdf_plugins_plain": PLUGINS + "c = asdf.get_config(); c.resource_mappings; c.extensions",
 }
-SKIPPED = ("refpix", "dark_decay")
-ROMANCAL_SKIPPED = (*SKIPPED, "source_catalog", "tweakreg")
+# source_catalog and tweakreg (on by default since issue 15) are skipped by both tools: the
+# figures time the calibration, as before
+ROMANCAL_SKIPPED = ("refpix", "dark_decay", "source_catalog", "tweakreg")
+SKIPPED = ROMANCAL_SKIPPED
 
 
 def prepare(folder: Path, size: int) -> dict:
@@ -127,8 +129,8 @@ def romanxr_command() -> list[str]:
 
 
 def _cli_calibrate(info: dict, out: Path) -> list[str]:
-    args = [a for a in info["args"] if not any(f".{s}." in a for s in ("source_catalog",))]
-    args = [a for a in args if ".tweakreg." not in a]
+    # the same --steps.* as romancal gets: the overrides, and the skipped steps
+    args = info["args"]
     return [*romanxr_command(), "calibrate", info["uncal"], *args, "--output_dir", str(out)]
 
 

@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
 
     skip_rc = list(SKIP_ALWAYS) + ([] if full else list(SKIP_SMALL))
-    skip_xr = [] if full else list(SKIP_SMALL)
+    skip_xr = skip_rc  # the same steps: source_catalog and tweakreg run by default in both
     env = cache.environ()
     results = {}
     for tool, skip in (("romancal", skip_rc), ("romanxr", skip_xr)):

@@ -47,6 +47,7 @@ from romanxr.pipeline.products import (
     output_path,
     wcs_path,
     write,
+    write_products,
 )
 
 __all__ = [
@@ -77,4 +78,5 @@ __all__ = [
     "settle_optional",
     "wcs_path",
     "write",
+    "write_products",
 ]

@@ -27,11 +27,16 @@ class Exposure:
     cache: LocalCrdsCache
 
 
-def make_exposure(folder: Path, seed: int = 11) -> Exposure:
-    """Simulate the exposure (with cosmic-ray jumps) and write references and a CRDS cache."""
+def make_exposure(folder: Path, seed: int = 11, *, catalog: bool = False) -> Exposure:
+    """Simulate the exposure (with cosmic-ray jumps) and write references and a CRDS cache
+    (with ``catalog``, the APCORR/EPSF references source_catalog needs too)."""
     folder.mkdir(parents=True, exist_ok=True)
     detector = make_detector(SHAPE, seed=seed)
     references = make_reference_set(folder / "references", detector)
+    if catalog:
+        from romanxr.testing.catalog_refs import add_catalog_references
+
+        add_catalog_references(references)
     cache = build_local_crds_cache(folder / "crds_cache", references)
     (folder / "data").mkdir(exist_ok=True)
     sim = simulate_exposure(detector, seed=seed, path=folder / "data")

@@ -65,7 +65,9 @@ def test_demo_writes_the_catalog_and_segmentation_map(demo):
     assert written["catalog"] == cal.with_name(cal.name.replace("_cal.asdf", "_cat.parquet"))
     assert written["segmentation"] == cal.with_name(cal.name.replace("_cal.asdf", "_segm.asdf"))
     table = pq.read_table(written["catalog"])
-    assert {"x_centroid", "y_centroid", "ra_centroid", "aper_total_flux"} <= set(table.column_names)
+    assert {"x_centroid", "y_centroid", "ra_centroid", "segment_flux", "psf_flux"} <= set(
+        table.column_names
+    )
     n = table.num_rows
     assert n > 10  # the simulated stars are found
     assert f"source catalog: {n} sources in {written['catalog'].name}" in out
