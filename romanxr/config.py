@@ -163,6 +163,10 @@ def coerce_value(text: Any, spec: ParameterSpec, where: str = "") -> Any:
             return float(text)
         return text
     low = text.strip().lower()
+    if low == "" and isinstance(spec.default, str):
+        # a string parameter's empty value (stpipe's unset string, e.g. tweakreg's
+        # catalog_path) stays ''; one whose default is None (override_*) reads '' as None
+        return text
     if low in {"none", "null", ""} and spec.type is not bool:
         return None
     try:

@@ -96,9 +96,11 @@ class RomanTreeAccessor:
         nothing is computed until the write (pass True for romancal's fully-saturated
         exit, which computes one reduction per node). ``on_error`` as
         :func:`romanxr.exposures.tree.map_nodes`: by default every member is planned and
-        resolved first and one error lists every problem. ``tweakreg``, when asked for, runs
-        once on all the nodes after their calibration (relative alignment across exposures,
-        then absolute), as romancal's pipeline runs it on the whole set.
+        resolved first and one error lists every problem. ``source_catalog`` runs node by
+        node (by default on imaging exposures, when its references are found);
+        ``tweakreg``, when it can run (a local ``abs_refcat``), runs once on all the nodes
+        after their calibration (relative alignment across exposures, then absolute), as
+        romancal's pipeline runs it on the whole set.
         """
         for name in ("output", "save_results"):
             if kwargs.get(name):

@@ -350,9 +350,11 @@ def calibrate_nodes(
     run once on all of them afterwards, as romancal's exposure pipeline runs TweakRegStep
     on its whole ModelLibrary.
 
-    A joint step the options ask for is skipped in the per-node runs (its source catalog
-    still runs) and then applied to every node that has what it needs (a node without a
-    catalog, e.g. a fully saturated one, keeps its SKIPPED record).
+    A joint step that can run (tweakreg with a local ``abs_refcat``; with its default
+    service catalogue it is SKIPPED node by node, as in a single-file run) is skipped in
+    the per-node runs (its source catalog still runs) and then applied to every node that
+    has what it needs (a node without a catalog, e.g. a fully saturated one, keeps its
+    SKIPPED record).
     """
     joint = _joint_runs(kwargs)
     if not joint:

@@ -103,6 +103,19 @@ def test_values_are_coerced_to_the_parameter_type():
         resolve_step_options({"jump": {"skip": "maybe"}})
 
 
+def test_an_empty_string_parameter_stays_empty():
+    """A string parameter's '' (stpipe's unset string, as a cal's record keeps it) comes back
+    as '', not None: a cal given back as a config then records the same parameters."""
+    opts = resolve_step_options(
+        {"tweakreg": {"catalog_path": ""}, "source_catalog": {"forced_segmentation": ""}}
+    )
+    assert opts["tweakreg"]["catalog_path"] == ""
+    assert opts["source_catalog"]["forced_segmentation"] == ""
+    assert (
+        resolve_step_options({"dq_init": {"override_mask": ""}})["dq_init"]["override_mask"] is None
+    )
+
+
 def test_aliases_merge_into_one_step():
     opts = resolve_step_options(
         {"flat": {"include_var_flat": True}, "flat_field": {"override_flat": "f.asdf"}}
