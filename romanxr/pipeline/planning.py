@@ -334,10 +334,11 @@ def optional_skip_reason(
     except (ConfigError, ReferenceFileError) as exc:
         if run.requested or not run.spec.optional:
             raise
+        log.debug("step %s cannot run by default: %s", run.name, exc)
         if isinstance(exc, ReferenceFileError):
-            found = "/".join(run.spec.reftypes)
-            return f"no {found} reference ({str(exc).split(';')[0]})"
-        return str(exc).removeprefix(f"{run.name}: ")
+            return f"no {'/'.join(run.spec.reftypes)} reference"
+        option = run.spec.request_options[0]
+        return f"no usable {option} ({run.record.get(option)!r}): --steps.{run.name}.{option}=FILE"
     return ""
 
 

@@ -156,13 +156,13 @@ def test_the_heap_is_handed_back_before_and_after_every_member(batch, tmp_path, 
 
     events: list[str] = []
     monkeypatch.setattr(allocator, "release_free_memory", lambda: events.append("trim") or True)
-    real_write = romanxr.pipeline.write
+    real_write = romanxr.pipeline.write_products  # a member's cal (and catalog products)
 
     def write(*args, **kwargs):
         events.append("write")
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(romanxr.pipeline, "write", write)
+    monkeypatch.setattr(romanxr.pipeline, "write_products", write)
     args = ["calibrate", *map(str, batch.members), "--output-dir", str(tmp_path)]
     assert cli.main(args) == 0
     writes = events.count("write")
