@@ -25,9 +25,14 @@ class Batch:
 
 
 def make_batch(
-    folder: Path, detectors: tuple[str, ...] = ("WFI01", "WFI02"), exposures: int = 1
+    folder: Path,
+    detectors: tuple[str, ...] = ("WFI01", "WFI02"),
+    exposures: int = 1,
+    *,
+    catalog: bool = False,
 ) -> Batch:
-    """``exposures`` x ``detectors`` uncal files in ``folder/data`` (Roman names)."""
+    """``exposures`` x ``detectors`` uncal files in ``folder/data`` (Roman names); with
+    ``catalog`` the cache also has the APCORR/EPSF references source_catalog needs."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     data.mkdir(exist_ok=True)
@@ -36,6 +41,10 @@ def make_batch(
     for d, name in enumerate(detectors):
         detector = make_detector(SHAPE, seed=20 + d, detector=name)
         refs = make_reference_set(folder / "references" / name, detector)
+        if catalog:
+            from romanxr.testing.catalog_refs import add_catalog_references
+
+            add_catalog_references(refs)
         # one darkdecaysignal file serves every detector (CRDS selects it by date only)
         references += [p for t, p in refs.paths.items() if t != "darkdecaysignal" or d == 0]
         for e in range(1, exposures + 1):
