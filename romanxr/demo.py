@@ -54,7 +54,6 @@ def run_demo(
         it; False shows nothing.
     """
     import romanxr
-    from romanxr.io.catalog_io import catalog_paths, read_catalog
     from romanxr.pipeline import (
         calibrate,
         output_name,
@@ -106,10 +105,11 @@ def run_demo(
             cal = calibrate(ds, output=out, overwrite=True)
         print(f"\ncalibrated and wrote {out.name} in {time.perf_counter() - t1:.1f} s")
     steps = cal.attrs["meta"].get("cal_step", {})
+    # the catalog calibrate measured (and wrote beside the cal, by the Roman naming rule)
+    catalog = cal.roman.catalog if "source_catalog" in cal.attrs else None
+    cat_path, segm_path = output_name(out, "cat", ".parquet"), output_name(out, "segm")
     print("cal_step: " + ", ".join(f"{k}={v}" for k, v in steps.items()))
     cal = romanxr.open_cal(out)
-    cat_path, segm_path = catalog_paths(out)
-    catalog = read_catalog(cat_path) if cat_path.is_file() else None
     if catalog is not None:
         print(f"source catalog: {len(catalog)} sources in {cat_path.name}, {segm_path.name}")
     title = f"{out.name}: slope (DN/s)"
