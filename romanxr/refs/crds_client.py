@@ -17,7 +17,9 @@ never tries the network), and a reference missing from the cache is reported as 
 instead of as the misleading network error crds would raise while trying to download it.
 
 Results are cached per (cache, server, context, reftype, values of the rmap's selection
-parameters); :func:`clear_crds_cache` empties that cache.
+parameters), and the context's parsed rules per (cache, server): resetting crds' caches for
+each lookup would otherwise make crds parse the ``.pmap``, ``.imap`` and every ``.rmap`` again
+for every reference type of a run. :func:`clear_crds_cache` empties both.
 """
 
 from __future__ import annotations
@@ -64,13 +66,37 @@ _LOCK = threading.RLock()
 _PARKEYS: dict[tuple, tuple[str, tuple[str, ...]]] = {}
 # (crds_path, server, final context, reftype, parkey values) -> path or None
 _RESULTS: dict[tuple, str | None] = {}
+# (crds_path, server) -> crds' loaded mappings ({cache key: Mapping} of rmap._load_mapping)
+_MAPPINGS: dict[tuple, dict] = {}
 
 
 def clear_crds_cache() -> None:
-    """Forget every cached lookup result (e.g. after changing files in a CRDS cache)."""
+    """Forget every cached lookup result and parsed context (e.g. after changing files in a
+    CRDS cache)."""
     with _LOCK:
         _PARKEYS.clear()
         _RESULTS.clear()
+        _MAPPINGS.clear()
+
+
+@contextmanager
+def _reuse_mappings(key: tuple) -> Iterator[None]:
+    """Inside :func:`crds_environment`: hand crds the mappings parsed by earlier lookups under
+    the same cache and server, and keep what this lookup parsed for the next one.
+
+    crds keeps loaded mappings in the function cache of ``rmap._load_mapping``, keyed by the
+    mapping's name; :func:`crds_environment` empties that cache (it would otherwise carry one
+    cache's rules into a lookup in another), so the mappings are kept here per
+    ``(CRDS_PATH, server)`` instead.
+    """
+    from crds.core import rmap
+
+    loaded = _MAPPINGS.setdefault(key, {})
+    rmap._load_mapping.cache.update(loaded)
+    try:
+        yield
+    finally:
+        loaded.update(rmap._load_mapping.cache)
 
 
 def is_offline_server(server_url: str | None) -> bool:
@@ -354,7 +380,7 @@ def crds_best_reference(
         if server_url is not None and not offline:
             env["CRDS_CONFIG_URI"] = "none"  # an explicit server: ask it, not a config file
         try:
-            with crds_environment(env):
+            with crds_environment(env), _reuse_mappings((path_s, server_key)):
                 final, parkeys, found = _lookup(
                     reftype, params, requested, path_s, server, offline, fix
                 )
