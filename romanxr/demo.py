@@ -52,7 +52,25 @@ def run_demo(
         The calibration's progress bar on stderr: None (default) redraws it in place on a
         terminal or in a notebook and writes one line per step elsewhere; True always redraws
         it; False shows nothing.
+
+    On a cold numba cache (the first run after an install) the ramp-fit kernel compiles in a
+    helper process on another core while the exposure is simulated
+    (:func:`romanxr.schedule.compile_ahead.compiling_ahead`).
     """
+    if size < 256 or size % 256:
+        from romanxr.errors import ConfigError
+
+        raise ConfigError(
+            f"demo size must be a multiple of 256 (refpix needs whole rows of an even number "
+            f"of 128-column channels), got {size}"
+        )
+    from romanxr.schedule.compile_ahead import compiling_ahead
+
+    with compiling_ahead("ramp_likely"):
+        return _run_demo(Path(folder), size=size, seed=seed, progress=progress)
+
+
+def _run_demo(folder: Path, *, size: int, seed: int, progress: bool | None) -> dict[str, Path]:
     import romanxr
     from romanxr.pipeline import (
         calibrate,
@@ -68,14 +86,6 @@ def run_demo(
     from romanxr.testing.catalog_refs import add_catalog_references
     from romanxr.testing.crds_cache import build_local_crds_cache
 
-    if size < 256 or size % 256:
-        from romanxr.errors import ConfigError
-
-        raise ConfigError(
-            f"demo size must be a multiple of 256 (refpix needs whole rows of an even number "
-            f"of 128-column channels), got {size}"
-        )
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     detector = make_detector((size, size), seed=seed)

@@ -9,6 +9,9 @@ the earlier steps' kernels itself. :func:`wait` (called by the ramp-fit and jump
 before their kernel runs) waits for that helper, so the kernel is then loaded from the cache
 rather than compiled a second time. With a warm cache nothing is started and :func:`wait`
 returns at once.
+
+``romanxr demo`` starts the helper even earlier, before it simulates its exposure, through
+:func:`compiling_ahead`, which also reaps the helper when the block ends, however it ends.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["GROUPS", "cache_is_cold", "start", "wait"]
+__all__ = ["GROUPS", "cache_is_cold", "compiling_ahead", "start", "wait"]
 
 #: helper group -> (kernel module, name of its top-level compiled function)
 GROUPS = {"ramp_likely": ("romanxr.kernels.ramp_likely", "_likely_block")}
@@ -94,11 +98,46 @@ def wait(group: str = "ramp_likely", limit: float = WAIT_LIMIT) -> None:
         helper.wait()
 
 
+def _reap(helper: subprocess.Popen) -> None:
+    """End ``helper`` if it still runs, and collect its exit status (no zombie is left)."""
+    with contextlib.suppress(OSError):
+        if helper.poll() is None:
+            helper.kill()
+        helper.wait()
+
+
+@contextlib.contextmanager
+def compiling_ahead(*groups: str) -> Iterator[list[str]]:
+    """Start a helper for each cold group for the duration of a block.
+
+    Inside the block, the steps that use a group's kernel wait for its helper (:func:`wait`)
+    as they do after :func:`start`. When the block ends (normally, by an exception or by an
+    interrupt) every helper it started is ended if it still runs and reaped; numba writes its
+    cache files whole, so an interrupted helper leaves no broken entry behind.
+
+    Parameters
+    ----------
+    *groups : str
+        Names in :data:`GROUPS`; default ``("ramp_likely",)``.
+
+    Yields
+    ------
+    list of str
+        The groups a helper was started for (empty with a warm cache).
+    """
+    started = [group for group in groups or ("ramp_likely",) if start(group)]
+    try:
+        yield started
+    finally:
+        for group in started:
+            with _LOCK:
+                helper = _HELPERS.pop(group, None)
+            if helper is not None:
+                _reap(helper)
+
+
 @atexit.register
 def _stop() -> None:
     """A helper does not outlive its command (an interrupted run, an error)."""
     for helper in list(_HELPERS.values()):
-        with contextlib.suppress(OSError):
-            if helper.poll() is None:
-                helper.kill()
-                helper.wait()
+        _reap(helper)

@@ -107,3 +107,69 @@ def test_the_helper_compiles_the_specialisation_other_inputs_need(tmp_path, monk
         [sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "compiled: False"
+
+
+class SlowHelper(FakeHelper):
+    """A helper that is still compiling until it is killed."""
+
+    def __init__(self, command, **kwargs):
+        super().__init__(command, **kwargs)
+        self.killed = False
+        self.reaped = False
+
+    def poll(self):
+        return -9 if self.killed else None
+
+    def kill(self):
+        self.killed = True
+
+    def wait(self, timeout=None):
+        self.reaped = self.killed
+        return super().wait(timeout)
+
+
+def test_the_block_reaps_its_helper_even_when_it_fails(cache, monkeypatch):
+    monkeypatch.setattr(compile_ahead.subprocess, "Popen", SlowHelper)
+    FakeHelper.started = []
+    with pytest.raises(RuntimeError, match="boom"), compile_ahead.compiling_ahead() as started:
+        assert started == ["ramp_likely"]
+        helper = compile_ahead._HELPERS["ramp_likely"]
+        raise RuntimeError("boom")
+    assert helper.killed and helper.reaped  # ended and its exit status collected
+    assert compile_ahead._HELPERS == {}
+    assert len(FakeHelper.started) == 1
+
+
+def test_a_finished_helper_is_collected_not_killed(cache, monkeypatch):
+    monkeypatch.setattr(compile_ahead.subprocess, "Popen", FakeHelper)
+    FakeHelper.started = []
+    with compile_ahead.compiling_ahead("ramp_likely"):
+        helper = compile_ahead._HELPERS["ramp_likely"]
+        compile_ahead.wait("ramp_likely")  # what the ramp-fit step does
+    assert helper.waited
+    assert compile_ahead._HELPERS == {}
+    (cache / "ramp_likely._likely_block-305.py311.nbi").write_bytes(b"")  # it compiled
+    with compile_ahead.compiling_ahead() as started:
+        assert started == []  # a warm cache: no second helper, nothing compiled twice
+    assert len(FakeHelper.started) == 1
+
+
+def test_the_demo_starts_the_helper_before_it_simulates(cache, monkeypatch, tmp_path):
+    import romanxr.testing
+
+    monkeypatch.setattr(compile_ahead.subprocess, "Popen", SlowHelper)
+    FakeHelper.started = []
+    seen = []
+
+    def simulate(*args, **kwargs):
+        seen.append(dict(compile_ahead._HELPERS))
+        raise RuntimeError("stop after the simulation started")
+
+    monkeypatch.setattr(romanxr.testing, "simulate_exposure", simulate)
+    from romanxr.demo import run_demo
+
+    with pytest.raises(RuntimeError, match="stop after"):
+        run_demo(tmp_path / "demo", size=256)
+    assert list(seen[0]) == ["ramp_likely"]  # compiling while the exposure is simulated
+    helper = seen[0]["ramp_likely"]
+    assert helper.killed and helper.reaped and compile_ahead._HELPERS == {}
