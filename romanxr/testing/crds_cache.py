@@ -180,16 +180,22 @@ def _read_meta(path: Path) -> dict[str, Any]:
 def _parameter_file_meta(path: Path) -> dict[str, Any] | None:
     """The top-level ``meta`` of an stpipe parameter file (a ``pars-*`` reference), or None
     for any other file."""
-    import asdf
+    from romanxr.io.asdf_setup import prepare_asdf
 
     if path.suffix.lower() != ".asdf":
         return None
+    asdf = prepare_asdf()
     try:
-        with asdf.open(path, lazy_load=True, memmap=False) as af:
-            tree = af.tree
-            if "roman" in tree or "parameters" not in tree or "class" not in tree:
-                return None
-            return dict(tree.get("meta") or {})
+        # no schema validation here: a Roman reference is validated once, by
+        # open_roman_tree, when _read_meta reads it (validating it here too cost ~0.3 s of
+        # every cache build)
+        with asdf.config_context() as cfg:
+            cfg.validate_on_read = False
+            with asdf.open(path, lazy_load=True, memmap=False, lazy_tree=False) as af:
+                tree = af.tree
+                if "roman" in tree or "parameters" not in tree or "class" not in tree:
+                    return None
+                return dict(tree.get("meta") or {})
     except Exception:  # not ASDF: open_roman_tree says why
         return None
 
