@@ -52,7 +52,8 @@ def write_wcs_product(image_model: Any, target: str | os.PathLike, *, overwrite:
     model = dm.WfiWcsModel.from_model_with_wcs(image_model)
     model.meta.filename = target.name
     model.meta.file_date = Time.now()
-    model.validate()
+    # not model.validate(): asdf validates the tree against the same schemas as it writes it
+    # (an invalid model raises the same ValidationError there, and no file is left behind)
     with atomic_target(target, overwrite=overwrite) as tmp:
         af = asdf.AsdfFile()
         af.tree = {"roman": model._instance}
