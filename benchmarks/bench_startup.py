@@ -19,6 +19,12 @@ wall time, the median CPU time (user + system) and the median peak RSS of the ch
   at a fresh empty folder each run (the first run after an install); its CPU time includes
   the helper process that compiles the ramp-fit kernel meanwhile
   (:mod:`romanxr.schedule.compile_ahead`), which the command waits for;
+* ``crds_256``: ``romanxr calibrate`` of the 256² cut-out with every reference (and the
+  ``pars-*`` step parameters) looked up in the local CRDS cache instead of overridden, all
+  steps run (numba cache warm): the CRDS lookups of a run, as ``make demo`` does them;
+* ``demo`` / ``cold_demo``: ``romanxr demo`` (simulate a 256² exposure with its references
+  and CRDS cache, calibrate, plot) in a fresh folder, numba cache warm / ``NUMBA_CACHE_DIR``
+  a fresh empty folder each run (its CPU time includes the compile-ahead helper);
 * ``asdf_plugins`` / ``asdf_plugins_plain``: building asdf's plugin lists in a fresh process
   (after ``import romanxr.io``) with :func:`romanxr.io.asdf_setup.prepare_asdf` / with asdf's
   own entry-point loading, the fixed cost the first ``asdf.open`` of every run pays.
@@ -59,6 +65,9 @@ CASES = (
     "strun_512",
     "python_512",
     "cold_256",
+    "crds_256",
+    "demo",
+    "cold_demo",
     "asdf_plugins",
     "asdf_plugins_plain",
 )
@@ -165,6 +174,13 @@ def commands(case: str, inputs: dict, work: Path) -> tuple[list[str], dict[str, 
     if case in ("cli_256", "cli_512", "cold_256"):
         info = inputs[int(case[-3:])]
         return _cli_calibrate(info, work / case), {}, case != "cold_256"
+    if case == "crds_256":
+        info = inputs[256]
+        cmd = [*romanxr_command(), "calibrate", info["uncal"], "--output_dir", str(work / case)]
+        return cmd, dict(info["crds_env"]), True
+    if case in ("demo", "cold_demo"):
+        cmd = [*romanxr_command(), "demo", "--output", str(work / case), "--no-progress"]
+        return cmd, {}, case == "demo"
     if case == "strun_512":
         info = inputs[512]
         strun = str(Path(py).with_name("strun"))
@@ -202,10 +218,10 @@ def measure(case: str, inputs: dict, work: Path, repeat: int) -> list[dict]:
     runs = []
     for i in range(repeat + warm_up):
         env = dict(os.environ, **extra, **_repo_env())
-        if case == "cold_256":
+        if case in ("cold_256", "cold_demo"):
             cache = tempfile.mkdtemp(prefix="numba-cold-", dir=work)
             env["NUMBA_CACHE_DIR"] = cache
-        if case.startswith(("cli", "cold", "strun")):
+        if case.startswith(("cli", "cold", "strun", "crds", "demo")):
             shutil.rmtree(work / case, ignore_errors=True)
             (work / case).mkdir()
         run = run_measured(cmd, env, work)
