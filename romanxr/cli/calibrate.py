@@ -182,7 +182,9 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     if args.dry_run:
         return dry_run(args, source, config, out, save, step_options, crds)
     keep_existing(args, out)
-    with progress(args.progress, f"calibrate {source.name}"):
+    from romanxr.schedule import local_threads
+
+    with local_threads(), progress(args.progress, f"calibrate {source.name}"):
         pipeline.calibrate(source, output=out, **run_arguments(args, step_options, config))
     print(out)
     return 0

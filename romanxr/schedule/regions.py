@@ -15,7 +15,9 @@ queues root tasks and respects priorities), so this module is for the local sche
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from romanxr.schedule.allocator import release_free_memory
@@ -24,6 +26,7 @@ __all__ = [
     "AT_END",
     "REGION_ROWS",
     "local_scheduler",
+    "local_threads",
     "optimized_graph",
     "region_axis",
     "row_axis",
@@ -52,7 +55,30 @@ def local_scheduler() -> bool:
     import dask.threaded
 
     configured = dask.config.get("scheduler", None)
-    return scheduler is dask.threaded.get and configured in (None, "threads", "threading")
+    # local_threads() names the threaded scheduler by its function
+    local = (None, "threads", "threading", dask.threaded.get)
+    return scheduler is dask.threaded.get and configured in local
+
+
+@contextlib.contextmanager
+def local_threads() -> Iterator[None]:
+    """Name the threaded scheduler for the block, when nothing else was chosen.
+
+    With no scheduler configured, every ``compute`` asks dask for one, and dask imports
+    ``distributed`` to look for a client (~0.1 s of CPU in a process that never uses it).
+    When ``distributed`` was never imported no client can exist, so naming
+    ``dask.threaded.get`` (dask's default for arrays) changes nothing but that import. A
+    configured scheduler, or a process where ``distributed`` is loaded, is left as it is.
+    """
+    import dask
+
+    if dask.config.get("scheduler", None) is not None or "distributed" in sys.modules:
+        yield
+        return
+    import dask.threaded
+
+    with dask.config.set(scheduler=dask.threaded.get):
+        yield
 
 
 def _put(target: Any, where: tuple[slice, ...], value: Any) -> None:

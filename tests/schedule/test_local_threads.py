@@ -1,0 +1,50 @@
+"""local_threads(): the threaded scheduler named by its function, so dask does not import
+``distributed`` to look for a client; a scheduler chosen elsewhere is left alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dask
+import dask.array as da
+import dask.threaded
+
+from romanxr.schedule import local_scheduler, local_threads
+
+
+def test_the_writers_still_see_the_local_threaded_scheduler():
+    with dask.config.set(scheduler=None), local_threads():
+        assert dask.config.get("scheduler") is dask.threaded.get
+        assert local_scheduler()
+        assert int(da.arange(10, chunks=3).sum().compute()) == 45
+    assert dask.config.get("scheduler", None) is None
+
+
+def test_a_configured_scheduler_is_kept():
+    with dask.config.set(scheduler="synchronous"), local_threads():
+        assert dask.config.get("scheduler") == "synchronous"
+        assert not local_scheduler()
+
+
+CHECK = """
+import sys
+import dask.array as da
+from romanxr.schedule import local_threads
+with local_threads():
+    total = int(da.ones((64, 64), chunks=16).sum().compute())
+print(total, "distributed" in sys.modules)
+"""
+
+
+def test_computing_inside_does_not_import_distributed():
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["4096", "False"]
+    # without it, dask's scheduler lookup imports distributed (what the block avoids)
+    plain = CHECK.replace("with local_threads():", "if True:")
+    out = subprocess.run(
+        [sys.executable, "-c", plain], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["4096", "True"]
