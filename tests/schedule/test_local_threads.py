@@ -13,7 +13,9 @@ import dask.threaded
 from romanxr.schedule import local_scheduler, local_threads
 
 
-def test_the_writers_still_see_the_local_threaded_scheduler():
+def test_the_writers_still_see_the_local_threaded_scheduler(monkeypatch):
+    # as in a fresh CLI process (other tests of this session may have loaded distributed)
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
     with dask.config.set(scheduler=None), local_threads():
         assert dask.config.get("scheduler") is dask.threaded.get
         assert local_scheduler()
@@ -21,10 +23,17 @@ def test_the_writers_still_see_the_local_threaded_scheduler():
     assert dask.config.get("scheduler", None) is None
 
 
-def test_a_configured_scheduler_is_kept():
+def test_a_configured_scheduler_is_kept(monkeypatch):
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
     with dask.config.set(scheduler="synchronous"), local_threads():
         assert dask.config.get("scheduler") == "synchronous"
         assert not local_scheduler()
+
+
+def test_a_loaded_distributed_is_left_to_find_its_client(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", sys.modules.get("distributed", sys))
+    with dask.config.set(scheduler=None), local_threads():
+        assert dask.config.get("scheduler", None) is None
 
 
 CHECK = """
