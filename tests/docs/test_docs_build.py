@@ -5,15 +5,15 @@ are executed during it (myst-nb) and their pages must show images and outputs, e
 must show its figure, every public function/class and ``ds.roman`` method must have a
 docstring whose summary appears in the API reference. The notebooks' own checks (their
 ``assert`` cells, no romancal log records in the outputs) are read from the notebooks the
-build executed, so the suite runs each notebook once. The tests that need the build share one
-xdist group (``make test`` distributes with ``--dist loadgroup``), so it is built once.
+build executed, so the suite runs each notebook once. The build is the session fixture
+``built`` (``tests/docs/conftest.py``): once per test session, however the tests are spread
+over xdist workers.
 """
 
 from __future__ import annotations
 
 import html
 import inspect
-import os
 import re
 import sys
 from html.parser import HTMLParser
@@ -72,28 +72,6 @@ def page_text(path: Path) -> str:
     parser.feed(path.read_text())
     # a field list's "Reference types" and its ":" come in separate tags
     return re.sub(r"\s+:", ":", html.unescape(" ".join(parser.parts)))
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The HTML site, built once with -W; the executed notebooks lie in ``jupyter_execute``
-    beside it (myst-nb's folder)."""
-    from sphinx.cmd.build import build_main
-
-    root = tmp_path_factory.mktemp("docs")
-    saved = dict(os.environ)
-    # the notebooks write only into this folder and never reach the network
-    os.environ["ROMANXR_NB_DIR"] = str(root / "notebook-files")
-    os.environ["CRDS_SERVER_URL"] = "https://crds-offline.invalid"
-    try:
-        # -W: any warning (a broken docstring, a missing page, a bad reference, a notebook
-        # cell that raises) fails the build
-        code = build_main(["-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(root / "html")])
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    assert code == 0, "sphinx-build -W failed; run `make docs` to see the warnings"
-    return root / "html"
 
 
 def executed(built: Path, name: str):
