@@ -16,9 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/romanxr demo --output demo-output
 
-# --dist loadgroup: the docs build, which executes the notebooks, runs once, on one worker
+# --dist loadfile: each test module runs on one worker, so every module-scoped fixture (a
+# simulated exposure, a CRDS cache, a calibration) is built once, not once per worker; the docs
+# build (which executes the notebooks) is one session fixture under a file lock, built once.
+# (--dist loadgroup would split the docs tests: with pytest 9.2, pytest-xdist 3.8 no longer
+# tags the node ids of xdist_group tests, so it schedules them one by one.)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # house rules: ruff, plus module size, complexity (radon), import cycles, private imports
 lint: $(STAMP)
