@@ -1,7 +1,12 @@
-"""The ``romanxr`` command line, run as a subprocess like a user types it.
+"""The ``romanxr`` command line: arguments, outputs, messages and exit codes.
 
-One simulated exposure and one offline CRDS cache serve the whole module; the subprocesses
-find the references through ``cache.environ()`` (no server).
+One simulated exposure and one offline CRDS cache serve the whole module. Most commands run in
+this process (``cli.main`` with the cache active and the folder as the current directory,
+output read with capsys): the same parsing, writing and exit codes as a user's shell gets,
+without a Python start-up and numba cache load per command. What only a separate process
+shows runs as one, through ``python -m romanxr.cli``: the entry point and its log lines on the
+real stderr (``test_tutorial_exercise_as_typed``); the subprocess finds the references through
+``cache.environ()`` (no server).
 """
 
 from __future__ import annotations
@@ -67,6 +72,37 @@ def run(args, env, cwd, expect=0):
     return proc
 
 
+@dataclasses.dataclass
+class Finished:
+    """What a command left: its exit code and what it printed (as ``subprocess.run`` returns)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def romanxr_cmd(exposure, capsys, monkeypatch):
+    """``romanxr ARGS`` run in this process from folder ``cwd``, references from the module's
+    offline CRDS cache (or from the ``CRDS_*`` variables ``crds_env`` gives instead)."""
+    from romanxr.refs.crds_client import crds_environment
+
+    def call(args, cwd, expect=0, crds_env=None):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()  # only this command's output
+        with crds_environment(crds_env or exposure.cache.environ(), lock=False):
+            try:
+                code = cli.main([str(a) for a in args])
+            except SystemExit as stop:  # what the console script would exit with
+                code = stop.code
+        out, err = capsys.readouterr()
+        code = 0 if code is None else code
+        assert code == expect, (code, out, err)
+        return Finished(code, out, err)
+
+    return call
+
+
 # ---------------------------------------------------------------- calibrate
 
 
@@ -88,11 +124,11 @@ def test_tutorial_exercise_as_typed(work, env, default_cal):
     assert cal.attrs["meta"]["cal_step"]["ramp_fit"] == "COMPLETE"
 
 
-def test_quiet_log_off_a_terminal_gets_one_progress_line_per_step(work, env):
+def test_quiet_log_off_a_terminal_gets_one_progress_line_per_step(work, romanxr_cmd):
     """With the log at WARNING, the progress says each step itself: plain lines, no bar."""
     out = work / "quiet_cal.asdf"
     cmd = ["calibrate", UNCAL_NAME, "--log-level", "WARNING", "--output_file", out.name]
-    proc = run(cmd, env, work)
+    proc = romanxr_cmd(cmd, work)
     lines = [line for line in proc.stderr.splitlines() if not line.startswith("romanxr: compil")]
     assert not any("\r" in line or "[" in line for line in lines), lines
     assert all(line.startswith(f"calibrate {UNCAL_NAME}: ") for line in lines), lines
@@ -100,9 +136,9 @@ def test_quiet_log_off_a_terminal_gets_one_progress_line_per_step(work, env):
     assert "done in" in lines[-1]
 
 
-def test_pasted_strun_arguments(work, env, exposure):
+def test_pasted_strun_arguments(work, romanxr_cmd, exposure):
     flat = exposure.references["flat"]
-    proc = run(
+    proc = romanxr_cmd(
         [
             "calibrate",
             "romancal.pipeline.ExposurePipeline",
@@ -122,7 +158,6 @@ def test_pasted_strun_arguments(work, env, exposure):
             "roman_9000.pmap",
             "-v",
         ],
-        env,
         work,
     )
     assert "romanxr - INFO - step jump" not in proc.stderr  # folded into ramp_fit
@@ -147,18 +182,18 @@ def test_pasted_strun_arguments(work, env, exposure):
         "- class: romancal.linearity.LinearityStep\n  name: linearity\n"
         "  parameters:\n    skip: true\n"
     )
-    run(["calibrate", "roman_elp", cfg.name, UNCAL_NAME, "--output_file=mine"], env, work)
+    romanxr_cmd(["calibrate", "roman_elp", cfg.name, UNCAL_NAME, "--output_file=mine"], work)
     mine = romanxr.open_cal(work / "mine.asdf")
     assert mine.attrs["meta"]["cal_step"]["linearity"] == "SKIPPED"
 
 
-def test_config_file_zarr_output_and_precedence(work, env):
+def test_config_file_zarr_output_and_precedence(work, romanxr_cmd):
     cfg = work / "cfg.toml"
     cfg.write_text(
         "[steps.jump]\nrejection_threshold = 100\n[steps.linearity]\nskip = true\n"
         "[steps.saturation]\nbackup = 1\n"
     )
-    run(
+    romanxr_cmd(
         [
             "calibrate",
             UNCAL_NAME,
@@ -168,7 +203,6 @@ def test_config_file_zarr_output_and_precedence(work, env):
             "--output-format",
             "zarr",
         ],
-        env,
         work,
     )
     ds = romanxr.open_zarr(work / f"{STEM}_cal.zarr")
@@ -179,16 +213,16 @@ def test_config_file_zarr_output_and_precedence(work, env):
     assert ds.attrs["meta"]["cal_step"]["linearity"] == "SKIPPED"
 
 
-def test_single_steps_resume_and_overwrite(work, env, exposure):
-    run(["step", "dq_init", UNCAL_NAME], env, work)
+def test_single_steps_resume_and_overwrite(work, romanxr_cmd, exposure):
+    romanxr_cmd(["step", "dq_init", UNCAL_NAME], work)
     dqinit = work / f"{STEM}_dqinit.asdf"
-    run(["step", "saturation", dqinit.name, "--n_pix_grow_sat=1"], env, work)
+    romanxr_cmd(["step", "saturation", dqinit.name, "--n_pix_grow_sat=1"], work)
     sat = work / f"{STEM}_saturation.asdf"
     ramp = romanxr.open_ramp(sat)
     assert ramp.attrs["meta"]["cal_step"]["saturation"] == "COMPLETE"
     assert ramp.attrs["step_parameters"]["saturation"]["n_pix_grow_sat"] == 1
 
-    run(["calibrate", sat.name, "--start-at", "refpix", "--stop-after", "linearity"], env, work)
+    romanxr_cmd(["calibrate", sat.name, "--start-at", "refpix", "--stop-after", "linearity"], work)
     # resumed from the saved ramp: the same result as the whole pipeline from the uncal
     lin = romanxr.open_ramp(work / f"{STEM}_linearity.asdf")
     with exposure.cache.activate():
@@ -199,18 +233,20 @@ def test_single_steps_resume_and_overwrite(work, env, exposure):
     np.testing.assert_array_equal(lin["groupdq"].values, expected["groupdq"].values)
 
 
-def test_progress_bar_and_overwrite(work, env):
-    proc = run(["step", "dq_init", UNCAL_NAME, "--progress"], env, work)
+def test_progress_bar_and_overwrite(work, romanxr_cmd):
+    proc = romanxr_cmd(["step", "dq_init", UNCAL_NAME, "--progress"], work)
     # forced: the labelled bar (text mode reads its \r as a line end), ending at 100 %
     last = proc.stderr.splitlines()[-1]
     assert last.startswith(f"dq_init {UNCAL_NAME}: [####################] 100%"), last
     out = work / f"{STEM}_dqinit.asdf"
     before = out.stat().st_mtime_ns
-    proc = run(["step", "dq_init", UNCAL_NAME, "--no-overwrite"], env, work, expect=5)
+    proc = romanxr_cmd(["step", "dq_init", UNCAL_NAME, "--no-overwrite"], work, expect=5)
     assert "already exists and --no-overwrite keeps it" in proc.stderr
     assert out.stat().st_mtime_ns == before
     # as strun does, an existing output is replaced by default
-    proc = run(["step", "dq_init", UNCAL_NAME, "--no-progress", "--log-level=WARNING"], env, work)
+    proc = romanxr_cmd(
+        ["step", "dq_init", UNCAL_NAME, "--no-progress", "--log-level=WARNING"], work
+    )
     assert proc.stderr == ""  # no bar, no log output
     assert out.stat().st_mtime_ns > before
 
@@ -218,8 +254,8 @@ def test_progress_bar_and_overwrite(work, env):
 # ---------------------------------------------------------------- listing, refs, info
 
 
-def test_calibrate_help_lists_every_parameter_of_every_step(env, tmp_path):
-    proc = run(["calibrate", "-h"], env, tmp_path)
+def test_calibrate_help_lists_every_parameter_of_every_step(romanxr_cmd, tmp_path):
+    proc = romanxr_cmd(["calibrate", "-h"], tmp_path)
     text = proc.stdout
     for option in ("--steps", "--config", "--crds-context", "--save-intermediate", "-o"):
         assert option in text
@@ -231,21 +267,21 @@ def test_calibrate_help_lists_every_parameter_of_every_step(env, tmp_path):
             assert p.help.split()[0] in text
 
 
-def test_steps_listing(env, tmp_path):
-    text = run(["steps"], env, tmp_path).stdout
+def test_steps_listing(romanxr_cmd, tmp_path):
+    text = romanxr_cmd(["steps"], tmp_path).stdout
     for spec in STEPS:
         assert f"\n{spec.name}" in f"\n{text}"
         for name in spec.parameters():
             assert f"    {name} = " in text
-    one = run(["steps", "rampfit"], env, tmp_path).stdout
+    one = romanxr_cmd(["steps", "rampfit"], tmp_path).stdout
     assert one.startswith("ramp_fit") and "algorithm = 'likely'" in one
     assert "n_pix_grow_sat" not in one
-    proc = run(["steps", "rampfti"], env, tmp_path, expect=2)
+    proc = romanxr_cmd(["steps", "rampfti"], tmp_path, expect=2)
     assert "did you mean 'ramp_fit'" in proc.stderr
 
 
-def test_refs_offline_cache(env, exposure, tmp_path):
-    proc = run(["refs", exposure.uncal], env, tmp_path)
+def test_refs_offline_cache(romanxr_cmd, exposure, tmp_path):
+    proc = romanxr_cmd(["refs", exposure.uncal], tmp_path)
     lines = proc.stdout.splitlines()
     for reftype, path in exposure.references.items():
         if reftype in {"apcorr", "area", "epsf"}:
@@ -254,9 +290,8 @@ def test_refs_offline_cache(env, exposure, tmp_path):
         assert hits, (reftype, proc.stdout)
         assert all("[crds roman_9000.pmap]" in ln for ln in hits)
     flat = exposure.references["flat"]
-    proc = run(
+    proc = romanxr_cmd(
         ["refs", exposure.uncal, f"--steps.flat.override_flat={flat}", "--steps.dark.skip=true"],
-        env,
         tmp_path,
     )
     (flat_line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("flatfield")]
@@ -264,14 +299,15 @@ def test_refs_offline_cache(env, exposure, tmp_path):
     assert any(ln.startswith("dark_current") and "skipped" in ln for ln in proc.stdout.splitlines())
 
 
-def test_refs_without_crds_is_a_reference_error(env, exposure, tmp_path):
-    bare = {k: v for k, v in env.items() if not k.startswith("CRDS_")}
+def test_refs_without_crds_is_a_reference_error(romanxr_cmd, exposure, tmp_path):
+    # no CRDS_* variable but these three (None removes one)
+    bare = {k: None for k in [*os.environ, *exposure.cache.environ()] if k.startswith("CRDS_")}
     bare.update(
         CRDS_PATH=str(tmp_path / "empty"),
         CRDS_SERVER_URL="https://crds-offline.invalid",
         CRDS_MODE="local",
     )
-    proc = run(["refs", exposure.uncal], bare, tmp_path, expect=4)
+    proc = romanxr_cmd(["refs", exposure.uncal], tmp_path, expect=4, crds_env=bare)
     assert "CRDS not configured (--steps.flatfield.override_flat)" in proc.stdout
     # the reason is said once, naming the cache that was tried
     assert proc.stderr.count("romanxr: ") == 1
@@ -279,15 +315,15 @@ def test_refs_without_crds_is_a_reference_error(env, exposure, tmp_path):
     assert "other references above" in proc.stderr
 
 
-def test_info_on_uncal_ramp_and_cal(env, exposure, work):
-    text = run(["info", exposure.uncal], env, work).stdout
+def test_info_on_uncal_ramp_and_cal(romanxr_cmd, exposure, work):
+    text = romanxr_cmd(["info", exposure.uncal], work).stdout
     assert "product:     ramp (Level 1 uncal)" in text
     assert "WFI01" in text and "8 resultants" in text
     with exposure.cache.activate():
         calibrate(work / UNCAL_NAME, save_intermediate=["dq_init"], save_results=True)
-    text = run(["info", f"{STEM}_dqinit.asdf"], env, work).stdout
+    text = romanxr_cmd(["info", f"{STEM}_dqinit.asdf"], work).stdout
     assert "ramp (calibrated intermediate)" in text and "dq_init=COMPLETE" in text
-    text = run(["info", CAL_NAME], env, work).stdout
+    text = romanxr_cmd(["info", CAL_NAME], work).stdout
     assert "image (Level 2)" in text and "flat_field=COMPLETE" in text
     assert "parameters:  jump: " in text
 
@@ -309,35 +345,35 @@ def test_info_on_uncal_ramp_and_cal(env, exposure, work):
         (["calibrate", UNCAL_NAME, "--steps.jump=5"], "expected steps.<step>.<parameter>"),
     ],
 )
-def test_usage_errors_exit_2(work, env, args, message):
-    proc = run(args, env, work, expect=2)
+def test_usage_errors_exit_2(work, romanxr_cmd, args, message):
+    proc = romanxr_cmd(args, work, expect=2)
     assert message in proc.stderr
     assert not (work / CAL_NAME).exists()
 
 
-def test_bad_input_exits_3(work, env, default_cal):
-    proc = run(["calibrate", "missing_uncal.asdf"], env, work, expect=3)
+def test_bad_input_exits_3(work, romanxr_cmd, default_cal):
+    proc = romanxr_cmd(["calibrate", "missing_uncal.asdf"], work, expect=3)
     assert "missing_uncal.asdf" in proc.stderr
     (work / "junk_uncal.asdf").write_text("this is not ASDF")
-    run(["calibrate", "junk_uncal.asdf"], env, work, expect=3)
-    run(["info", "junk_uncal.asdf"], env, work, expect=3)
-    proc = run(["calibrate", UNCAL_NAME, "--start-at", "saturation"], env, work, expect=3)
+    romanxr_cmd(["calibrate", "junk_uncal.asdf"], work, expect=3)
+    romanxr_cmd(["info", "junk_uncal.asdf"], work, expect=3)
+    proc = romanxr_cmd(["calibrate", UNCAL_NAME, "--start-at", "saturation"], work, expect=3)
     assert "must start at dq_init" in proc.stderr
 
 
-def test_reference_problem_exits_4(work, env):
-    proc = run(
-        ["calibrate", UNCAL_NAME, "--steps.flat.override_flat=nowhere.asdf"], env, work, expect=4
+def test_reference_problem_exits_4(work, romanxr_cmd):
+    proc = romanxr_cmd(
+        ["calibrate", UNCAL_NAME, "--steps.flat.override_flat=nowhere.asdf"], work, expect=4
     )
     assert "nowhere.asdf" in proc.stderr
-    run(["calibrate", UNCAL_NAME, "--crds-context", "roman_0001.pmap"], env, work, expect=4)
+    romanxr_cmd(["calibrate", UNCAL_NAME, "--crds-context", "roman_0001.pmap"], work, expect=4)
 
 
-def test_write_failure_exits_5(work, env):
-    proc = run(["calibrate", UNCAL_NAME, "-o", "no/such/dir/x.asdf"], env, work, expect=5)
+def test_write_failure_exits_5(work, romanxr_cmd):
+    proc = romanxr_cmd(["calibrate", UNCAL_NAME, "-o", "no/such/dir/x.asdf"], work, expect=5)
     assert "does not exist" in proc.stderr
     (work / CAL_NAME).write_text("old")
-    proc = run(["calibrate", UNCAL_NAME, "--no-overwrite"], env, work, expect=5)
+    proc = romanxr_cmd(["calibrate", UNCAL_NAME, "--no-overwrite"], work, expect=5)
     assert "already exists" in proc.stderr
     assert (work / CAL_NAME).read_text() == "old"
 
@@ -386,16 +422,16 @@ def test_logging_touches_only_the_romanxr_logger(exposure, monkeypatch):
         logger.setLevel(old_level)
 
 
-def test_default_output_goes_to_the_current_directory(work, env):
+def test_default_output_goes_to_the_current_directory(work, romanxr_cmd):
     # strun writes into the directory it runs in, not next to the input
     here = work / "elsewhere"
     here.mkdir()
-    proc = run(["calibrate", f"../{UNCAL_NAME}", "--stop-after=dq_init"], env, here)
+    proc = romanxr_cmd(["calibrate", f"../{UNCAL_NAME}", "--stop-after=dq_init"], here)
     assert proc.stdout.strip() == f"{STEM}_dqinit.asdf"
     assert (here / f"{STEM}_dqinit.asdf").is_file()
     assert not (work / f"{STEM}_dqinit.asdf").exists()
     # a batch (here a pattern) too; --output-dir still wins
-    run(["calibrate", f"../{STEM}*_uncal.asdf", "--stop-after=dq_init", "--suffix=b"], env, here)
+    romanxr_cmd(["calibrate", f"../{STEM}*_uncal.asdf", "--stop-after=dq_init", "--suffix=b"], here)
     assert (here / f"{STEM}_b.asdf").is_file()
-    run(["calibrate", f"../{UNCAL_NAME}", "--stop-after=dq_init", "--output-dir=out"], env, here)
+    romanxr_cmd(["calibrate", f"../{UNCAL_NAME}", "--stop-after=dq_init", "--output-dir=out"], here)
     assert (here / "out" / f"{STEM}_dqinit.asdf").is_file()
