@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs._site import build_once
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -44,14 +46,7 @@ def _build(root: Path) -> int:
 def built(tmp_path_factory):
     """The HTML site, built once per session with -W; the executed notebooks lie in
     ``jupyter_execute`` beside it (myst-nb's folder)."""
-    from filelock import FileLock
-
     root = _session_folder(tmp_path_factory) / "docs-site"
-    exit_code = root / "sphinx-exit-code"
-    with FileLock(f"{root}.lock"):
-        if not exit_code.exists():
-            root.mkdir(exist_ok=True)
-            exit_code.write_text(str(_build(root)))
-        code = int(exit_code.read_text())
+    code = build_once(root, _build)
     assert code == 0, "sphinx-build -W failed; run `make docs` to see the warnings"
     return root / "html"
