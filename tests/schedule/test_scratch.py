@@ -255,6 +255,7 @@ def test_a_session_that_goes_on_after_ctrl_c_keeps_its_directory(tmp_path):
     proc = _python(
         """
         import os, signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
         from romanxr.schedule import scratch
         path = scratch.run_dir()
         try:
