@@ -318,8 +318,10 @@ def _merge_jump_into_ramp_fit(
 def optional_skip_reason(
     run: StepRun, exposure: xr.Dataset | None = None, resolver: ReferenceResolver | None = None
 ) -> str:
-    """Why an optional step (:attr:`~romanxr.registry.StepSpec.optional`) that runs by
-    default cannot run: its precheck's complaint (``""``: it can run).
+    """Why an optional step that runs by default cannot run: its precheck's complaint.
+
+    ``""`` means it can run. Optional steps are those with
+    :attr:`romanxr.registry.StepSpec.optional` set (source_catalog, tweakreg).
 
     A step the user asked for (``run.requested``) gets the precheck's error instead.
 
