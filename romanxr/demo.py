@@ -53,6 +53,8 @@ def run_demo(
         terminal or in a notebook and writes one line per step elsewhere; True always redraws
         it; False shows nothing.
 
+    Notes
+    -----
     On a cold numba cache (the first run after an install) the ramp-fit kernel compiles in a
     helper process on another core while the exposure is simulated
     (:func:`romanxr.schedule.compile_ahead.compiling_ahead`).

@@ -84,7 +84,7 @@ def test_cli_input_replaced_mid_run(tmp_path, monkeypatch, capsys):
     for key, value in exposure.cache.environ().items():
         monkeypatch.setenv(key, value)
     uncal = exposure.uncal
-    real = calibration.write
+    real = calibration.write_products
 
     def replace_then_write(ds, path, **kwargs):
         copy = tmp_path / "copy.asdf"
@@ -92,7 +92,7 @@ def test_cli_input_replaced_mid_run(tmp_path, monkeypatch, capsys):
         os.replace(copy, uncal)
         return real(ds, path, **kwargs)
 
-    monkeypatch.setattr(calibration, "write", replace_then_write)
+    monkeypatch.setattr(calibration, "write_products", replace_then_write)
     out = tmp_path / "o_dqinit.asdf"
     code = main(["step", "dq_init", str(uncal), "-o", str(out), "--no-progress"])
     err = capsys.readouterr().err
