@@ -29,7 +29,6 @@ from romanxr.pipeline.options import (
 )
 from romanxr.pipeline.planning import (
     FOLD,
-    OFF,
     RUN,
     SKIP,
     PlannedReference,
@@ -52,7 +51,6 @@ from romanxr.pipeline.products import (
 
 __all__ = [
     "FOLD",
-    "OFF",
     "RUN",
     "SKIP",
     "CrdsStepOptions",

@@ -15,7 +15,7 @@ from typing import Any
 
 import xarray as xr
 
-from romanxr.pipeline.planning import FOLD, OFF, RUN, StepRun
+from romanxr.pipeline.planning import FOLD, RUN, StepRun
 from romanxr.refs import ReferenceResolver
 from romanxr.steps import skip_step
 
@@ -57,8 +57,6 @@ def execute(
 
     pending: list[StepRun] = []
     for index, run in enumerate(runs):
-        if run.action == OFF:
-            continue
         if run.action != RUN:
             ds = _pass(run, ds)
             if run.record_after:

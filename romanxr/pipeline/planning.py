@@ -40,7 +40,6 @@ log = logging.getLogger("romanxr")
 
 __all__ = [
     "FOLD",
-    "OFF",
     "RUN",
     "SKIP",
     "PlannedReference",
@@ -53,7 +52,7 @@ __all__ = [
 ]
 
 #: :attr:`StepRun.action` values
-RUN, SKIP, FOLD, OFF = "run", "skip", "fold", "off"
+RUN, SKIP, FOLD = "run", "skip", "fold"
 
 #: after this step the pipeline checks whether every pixel is saturated
 SATURATION_CHECK_AFTER = "saturation"
@@ -392,8 +391,7 @@ def _check_levels(runs: Sequence[StepRun], ds: xr.Dataset) -> None:
     """An image step that is not skipped needs an image: ramp_fit must have run before it."""
     is_ramp = "resultant" in (ds["data"].dims if "data" in ds else ())
     for run in runs:
-        off = run.action == OFF or run.record.get("skip")
-        if run.spec.level == "image" and not off and is_ramp:
+        if run.spec.level == "image" and not run.record.get("skip") and is_ramp:
             raise InputError(
                 f"step {run.name!r} needs a Level-2 image but the data are still a ramp; "
                 "run ramp_fit first (or --start-at an earlier step)"
