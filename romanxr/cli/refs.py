@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, step_options: dict[str, dict[str, Any]]) -> in
     print(f"{'step':16s} {'reftype':22s} reference  [source]")
     for run in runs:
         if run.action != RUN:
-            done = {SKIP: "skipped", "off": "off"}.get(run.action, "folded")
+            done = "skipped" if run.action == SKIP else "folded"
             print(f"{run.name:16s} {'-':22s} {done} ({run.reason})")
             continue
         if not run.spec.reftypes:

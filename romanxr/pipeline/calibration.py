@@ -268,9 +268,8 @@ def _with_sources(
     attrs = dict(ds.attrs)
     recorded = {}
     for run in runs:
-        if run.action != "off":
-            names = {k: v for k, v in sources.get(run.name, {}).items() if k != "save_results"}
-            recorded[run.spec.key] = names
+        names = {k: v for k, v in sources.get(run.name, {}).items() if k != "save_results"}
+        recorded[run.spec.key] = names
     attrs["parameter_sources"] = recorded
     attrs["crds_step_parameters"] = (
         "disabled" if crds.disabled else {t: Path(p).name for t, p in crds.references.items()}

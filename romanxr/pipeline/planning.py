@@ -66,11 +66,10 @@ class StepRun:
     ----------
     spec : StepSpec
         The step.
-    action : {"run", "skip", "fold", "off"}
+    action : {"run", "skip", "fold"}
         ``run``: call the step function. ``skip``: pass the data on, with ``meta.cal_step``
         SKIPPED when the step has a cal_step key. ``fold``: the step's work is done by a later
-        step (the jump search inside ``ramp_fit``). ``off``: nothing happens, nothing is
-        recorded (no step is planned so today; kept for callers that test for it).
+        step (the jump search inside ``ramp_fit``).
     reason : str
         Why the step is skipped or folded (empty when it runs).
     arguments : dict
