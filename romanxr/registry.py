@@ -103,6 +103,11 @@ class StepSpec:
     member_check : str or None
         A function of the step module that checks one member before the joint call
         (raises a romanxr error naming it), so ``on_error="continue"`` can leave it out.
+    from_twin : str or None
+        A function of the step module, ``f(ds, twin, **parameters)``, that the pipeline calls
+        instead of :attr:`function`: ``twin()`` returns the step's input built again (the
+        earlier steps on a clone of the exposure), for a whole-frame reduction that should
+        not hold the bands of the input (wfi18_transient's fit).
     """
 
     name: str
@@ -123,6 +128,7 @@ class StepSpec:
     request_options: tuple[str, ...] = ()
     joint: str | None = None
     member_check: str | None = None
+    from_twin: str | None = None
 
     def load(self) -> Callable[..., xr.Dataset]:
         """Import and return the step function."""
@@ -173,11 +179,17 @@ class StepSpec:
         return not self.imaging_only or is_imaging(ds)
 
     def apply(
-        self, ds: xr.Dataset, parameters: dict[str, Any] | None = None, resolver: Any = None
+        self,
+        ds: xr.Dataset,
+        parameters: dict[str, Any] | None = None,
+        resolver: Any = None,
+        twin: Callable[[], xr.Dataset] | None = None,
     ) -> xr.Dataset:
         """Run the step function on ``ds`` with ``parameters`` (and ``resolver`` if it reads
-        references)."""
+        references); with ``twin``, the :attr:`from_twin` form where the step has one."""
         func = self.load()
+        if twin is not None and self.from_twin:
+            func = functools.partial(_load(self.module, self.from_twin), statistics=twin)
         if self.takes_resolver:
             return func(ds, resolver=resolver, **(parameters or {}))
         return func(ds, **(parameters or {}))
@@ -267,6 +279,7 @@ STEPS: tuple[StepSpec, ...] = (
         "wfi18_transient",
         "wfi18_transient",
         romancal_class="romancal.wfi18_transient.wfi18_transient_step.WFI18TransientStep",
+        from_twin="wfi18_transient_from",
     ),
     StepSpec(
         "linearity",

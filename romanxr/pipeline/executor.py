@@ -56,6 +56,7 @@ def execute(
     from romanxr.schedule.progress import note_step
 
     pending: list[StepRun] = []
+    start = ds
     for index, run in enumerate(runs):
         if run.action != RUN:
             ds = _pass(run, ds)
@@ -66,7 +67,8 @@ def execute(
             continue
         log.info("step %s with %s", run.name, run.arguments or "defaults")
         note_step(run.name)
-        ds = run.spec.apply(ds, run.arguments, resolver)
+        twin = _twin_builder(runs[:index], start, resolver) if run.spec.from_twin else None
+        ds = run.spec.apply(ds, run.arguments, resolver, twin=twin)
         ran = ds.attrs.get("step_parameters", {}).get(run.spec.key, {})
         ds = _record(ds, run.spec.key, {**run.record, **ran})
         ds, pending = _flush(ds, pending, after=run.name)
@@ -80,6 +82,26 @@ def execute(
             save(run, ds)
     ds, _ = _flush(ds, pending)
     return ds
+
+
+def _twin_builder(
+    before: Sequence[StepRun], start: xr.Dataset, resolver: ReferenceResolver | None
+) -> Callable[[], xr.Dataset]:
+    """``twin()``: the steps that ran in ``before`` run again on a clone of ``start``, the
+    result cloned once more, so that it shares no task with the main chain (the first clone
+    gives the earlier steps' own task names and scratch files, the second renames the
+    reference reads both chains would share). See ``StepSpec.from_twin``."""
+
+    def twin() -> xr.Dataset:
+        from romanxr.schedule.graph import clone
+
+        ds = clone(start)
+        for run in before:
+            if run.action == RUN:
+                ds = run.spec.apply(ds, run.arguments, resolver)
+        return ds
+
+    return twin
 
 
 def _pass(run: StepRun, ds: xr.Dataset) -> xr.Dataset:

@@ -13,6 +13,7 @@ input's own chunk keys:
 * :func:`chunk_anchors` - a Delayed per chunk, to order a task after a chunk's read;
 * :func:`map_row_chunks` - one task per band of rows, with shared task results as arguments;
 * :func:`item_array` - a one-chunk array from one item of a task's result;
+* :func:`prelude` - a small result computed before the bands (a whole-frame fit);
 * :class:`Opaque` - a task argument dask must not look into (a lazily indexed reference).
 """
 
@@ -26,14 +27,21 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "PRELUDE",
     "Opaque",
     "chunk_anchors",
     "clone",
     "edge_and_row_cuts",
     "item_array",
     "map_row_chunks",
+    "prelude",
+    "prelude_rows",
     "single_chunk_task",
 ]
+
+#: Name prefix of the keys that :func:`romanxr.schedule.regions.store_by_region` computes in a
+#: region of their own, before the first band (see :func:`prelude`).
+PRELUDE = "romanxr-prelude-"
 
 
 class Opaque:
@@ -205,3 +213,41 @@ def item_array(delayed: Any, index: int, name: str, chunks: tuple, dtype: Any) -
         name, {(name, *(0,) * len(chunks)): (operator.getitem, delayed.key, index)}, [delayed]
     )
     return da.Array(graph, name, chunks=chunks, dtype=dtype)
+
+
+def prelude(x: Any, name: str, rows: bool = False) -> Any:
+    """``x`` (a dask array) with its chunks under :data:`PRELUDE` keys.
+
+    For a small result that every band needs and that needs every band, computed from a
+    twin of the bands (wfi18_transient's fit). The writers that store region by region
+    compute the prelude keys first, in regions of their own, and keep only them: computed
+    with the first region instead, the twin's work would run beside that region's bands and
+    the peak memory would be both together.
+
+    With ``rows``, axis 0 of ``x`` runs along detector rows in chunks of one size (the last
+    may be smaller), and its chunks are computed band by band, as the bands of a store are
+    (the row size is in the key's name); without, ``x`` is computed after the row preludes.
+    """
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    size = x.chunks[0][0] if rows and x.ndim and x.chunks[0] else 0
+    if size and any(c != size for c in x.chunks[0][:-1]):
+        size = 0  # uneven row chunks: no band order, computed with the others
+    key = f"{PRELUDE}rows{size}-{name}" if size else f"{PRELUDE}{name}"
+    dsk = {
+        (key, *index): (operator.getitem, [(x.name, *index)], 0)
+        for index in itertools.product(*map(range, x.numblocks))
+    }
+    graph = HighLevelGraph.from_collections(key, dsk, dependencies=[x])
+    return da.Array(graph, key, chunks=x.chunks, dtype=x.dtype, meta=x._meta)
+
+
+def prelude_rows(key: Any) -> int | None:
+    """The first detector row of a :func:`prelude` key's chunk; None without row order."""
+    name = key[0] if isinstance(key, tuple) else key
+    prefix = f"{PRELUDE}rows"
+    if not (isinstance(name, str) and name.startswith(prefix)) or len(key) < 2:
+        return None
+    size = name[len(prefix) :].split("-", 1)[0]
+    return int(size) * int(key[1]) if size.isdigit() else None

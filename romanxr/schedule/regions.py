@@ -108,6 +108,8 @@ def optimized_graph(sources: Sequence[Any]) -> dict:
 
     merged = HighLevelGraph.merge(*[s.__dask_graph__() for s in sources])
     keys = [k for s in sources for k in flatten(s.__dask_keys__())]
+    # prelude keys stay as they are (not fused away), for the writers to find them
+    keys += [k for name, layer in merged.layers.items() if _is_prelude(name) for k in layer]
     return dict(optimize(merged, keys))
 
 
@@ -172,12 +174,38 @@ def _store_group(
     region_of = _add_store_tasks(graph, sources, targets, row_axes, region_rows)
     regions = sorted(set(region_of.values()))
     outputs = {r: [k for k, v in region_of.items() if v == r] for r in regions}
+    # the prelude keys (graph.prelude: whole-frame fits from a twin) make a region of their
+    # own before the first band, so that their work does not add to the first region's
+    first = _prelude_regions([k for k in graph if _is_prelude(k)], region_rows)
+    ordered = first + [outputs[r] for r in regions]
     deps = {k: get_dependencies(graph, k) for k in graph}
-    plan, last = _plan_regions([outputs[r] for r in regions], deps)
+    plan, last = _plan_regions(ordered, deps)
     from romanxr.schedule.progress import expect
 
     expect(sum(len(todo) for todo in plan))  # the progress bar's total covers every region
-    _run_regions(graph, [outputs[r] for r in regions], plan, last)
+    _run_regions(graph, ordered, plan, last, trim_after=len(first) - 1 if first else None)
+
+
+def _prelude_regions(keys: list, region_rows: int) -> list[list]:
+    """The prelude keys in regions: those in row order band by band, then the others."""
+    from romanxr.schedule.graph import prelude_rows
+
+    by_rows: dict[int, list] = {}
+    rest = []
+    for key in keys:
+        row = prelude_rows(key)
+        if row is None:
+            rest.append(key)
+        else:
+            by_rows.setdefault(row // max(1, region_rows), []).append(key)
+    return [by_rows[r] for r in sorted(by_rows)] + ([rest] if rest else [])
+
+
+def _is_prelude(key: Any) -> bool:
+    from romanxr.schedule.graph import PRELUDE
+
+    name = key[0] if isinstance(key, tuple) and key else key
+    return isinstance(name, str) and name.startswith(PRELUDE)
 
 
 def _add_store_tasks(
@@ -253,8 +281,11 @@ def _plan_regions(outputs: list[list], deps: dict) -> tuple[list[set], dict]:
     return plan, last
 
 
-def _run_regions(graph: dict, outputs: list[list], plan: list[set], last: dict) -> None:
-    """Compute the regions one after the other, handing kept results on as data."""
+def _run_regions(
+    graph: dict, outputs: list[list], plan: list[set], last: dict, trim_after: int | None = None
+) -> None:
+    """Compute the regions one after the other, handing kept results on as data; after
+    region ``trim_after`` (a prelude) hand the freed heap back to the system."""
     import dask.threaded
     from dask._task_spec import DataNode
 
@@ -276,6 +307,8 @@ def _run_regions(graph: dict, outputs: list[list], plan: list[set], last: dict) 
             del kept[key], until[key]
         del values, sub
         plan[n] = set()  # this region's key set is no longer needed
+        if n == trim_after:
+            release_free_memory()
 
 
 def row_axis(dims: Sequence[str]) -> int | None:

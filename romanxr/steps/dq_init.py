@@ -206,18 +206,36 @@ def dq_init(
     return result
 
 
+def _zeros_like(template: xr.DataArray, dtype: Any) -> xr.DataArray:
+    """``xr.zeros_like(template, dtype=dtype)``, on dask named after ``template``'s graph.
+
+    dask names an array of zeros by its shape, chunks and dtype only, so two exposures of one
+    shape (or an exposure and its twin, see ``wfi18_transient_from``) would share those
+    chunks and everything computed from them alone (the mask read, the DQ flags), and a
+    writer that keeps shared results for later bands would keep them all.
+    """
+    if template.chunks is None:
+        return xr.zeros_like(template, dtype=dtype)
+    import dask.array as da
+    from dask.base import tokenize
+
+    name = f"zeros-{tokenize(template.data.name, np.dtype(dtype).str)}"
+    zeros = da.zeros(template.shape, dtype=dtype, chunks=template.data.chunks, name=name)
+    return template.copy(data=zeros)
+
+
 def _initial_dq(ds: xr.Dataset, data: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Step 1: ``pixeldq`` and ``groupdq`` kept from a ramp, else from ``resultantdq``/zeros."""
     if "pixeldq" in ds:
         pixeldq = ds["pixeldq"].astype(PIXEL_DTYPE)
     else:
-        pixeldq = xr.zeros_like(data.isel(resultant=0, drop=True), dtype=PIXEL_DTYPE)
+        pixeldq = _zeros_like(data.isel(resultant=0, drop=True), PIXEL_DTYPE)
     if "groupdq" in ds:
         groupdq = ds["groupdq"].astype(GROUP_DTYPE)
     elif "resultantdq" in ds:
         groupdq = ds["resultantdq"].astype(GROUP_DTYPE)
     else:
-        groupdq = xr.zeros_like(data, dtype=GROUP_DTYPE)
+        groupdq = _zeros_like(data, GROUP_DTYPE)
     return pixeldq, groupdq
 
 
@@ -236,7 +254,7 @@ def _flag_guide_window(
     if ye > ys and xe > xs:
         # built as (dask pixeldq) + (1-D terms) so nothing full-frame is made eagerly
         inside = (
-            xr.zeros_like(pixeldq, dtype=np.uint8)
+            _zeros_like(pixeldq, np.uint8)
             + _in_range(ds["y"], ys, ye).astype(np.uint8)
             + _in_range(ds["x"], xs, xe).astype(np.uint8)
         ) == 2

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from romanxr.dataset import BORDER, read_pattern_info, validate_exposure
 from romanxr.dq import GroupFlag
@@ -16,10 +19,11 @@ from romanxr.kernels.wfi18_transient import (
     row_residual_means,
     subtract_transient,
 )
+from romanxr.schedule.graph import prelude
 from romanxr.steps._common import apply_kernel, finish_step
 from romanxr.steps.dark_decay import detector_number
 
-__all__ = ["wfi18_transient"]
+__all__ = ["wfi18_transient", "wfi18_transient_from"]
 
 STEP = "wfi18_transient"
 SCA = 18
@@ -33,6 +37,12 @@ def _chunks_like(arr: xr.DataArray, ref: xr.DataArray) -> xr.DataArray:
         return arr
     chunks = dict(zip(ref.dims, ref.chunks, strict=True))
     return arr.chunk({d: chunks[d] for d in arr.dims if d in chunks})
+
+
+def _span(inside: np.ndarray) -> slice:
+    """The slice of the (contiguous) True run of ``inside``; empty when there is none."""
+    where = np.flatnonzero(inside)
+    return slice(int(where[0]), int(where[-1]) + 1) if where.size else slice(0, 0)
 
 
 def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
@@ -56,9 +66,11 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
     uniform residuals both give the same result (see the parity tests).
 
     The row statistics and fit are a reduction (whole rows, then one small fit); their result is
-    applied blockwise, so a dask-backed input stays lazy. Cut-outs use their own rows and
-    columns with full-frame timing; the start values of the time constants come from the
-    full-frame rows 304 and 1004 as in romancal.
+    applied blockwise, so a dask-backed input stays lazy. Computed from ``ds`` itself, every
+    band waits in memory for the fit; :func:`romanxr.calibrate` (and the command line) take
+    the statistics from a twin instead (:func:`wfi18_transient_from`), with the same result.
+    Cut-outs use their own rows and columns with full-frame timing; the start values of the
+    time constants come from the full-frame rows 304 and 1004 as in romancal.
 
     Parameters
     ----------
@@ -73,6 +85,42 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
     xarray.Dataset
         The corrected (or flagged) ramp; ``cal_step.wfi18_transient`` COMPLETE or N/A.
     """
+    return _transient(ds, mask_rows, None)
+
+
+def wfi18_transient_from(
+    ds: xr.Dataset, statistics: Callable[[], xr.Dataset], *, mask_rows: bool = False
+) -> xr.Dataset:
+    """:func:`wfi18_transient` with the fit's row statistics taken from another ramp.
+
+    The fit needs every row of the first five resultants before any row can be corrected.
+    Taken from ``ds`` itself, every band of ``ds`` (and of the steps before it) waits, held
+    in memory, until the last band has been read: at full frame, the whole ramp. Taken from
+    a *twin* (the same values built under other task names, e.g. the earlier steps run
+    again on a clone of the exposure), the twin's bands are made, reduced to row means and
+    dropped, and the bands of ``ds`` are made only when they are corrected. The result is
+    the same as :func:`wfi18_transient`'s; the price is computing the earlier steps twice.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A ramp after dq_init.
+    statistics : callable
+        Returns the twin of ``ds``; called only when a fit is made (WFI18, fitting).
+    mask_rows : bool
+        As for :func:`wfi18_transient`.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`wfi18_transient`.
+    """
+    return _transient(ds, mask_rows, statistics)
+
+
+def _transient(
+    ds: xr.Dataset, mask_rows: bool, statistics: Callable[[], xr.Dataset] | None
+) -> xr.Dataset:
     validate_exposure(ds)  # dims, dtypes and read_pattern, even where the step is N/A
     detector, _ = detector_number(ds)
     if detector != "WFI18":
@@ -89,7 +137,10 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
     else:
         in_y = (y >= BORDER) & (y < FRAME_SIZE - BORDER)
         in_x = (x >= BORDER) & (x < FRAME_SIZE - BORDER)
-        sci = data.isel(y=np.flatnonzero(in_y), x=np.flatnonzero(in_x))
+        source = data if statistics is None else statistics()["data"]
+        # the science columns (a slice: dask indexes each chunk); every row, so the row
+        # means keep the bands' chunks, and the science rows are taken from the means
+        sci = source.isel(x=_span(in_x))
         d = [sci.isel(resultant=i).reset_coords(drop=True) for i in range(5)]
         # float32 differences, float64 from the division on (romancal's promotion)
         residual = first_read_residual(d[0], d[1], d[2], info.mean_time[:3])
@@ -112,6 +163,11 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
             float(t) for t in row_time(ft, SCA, np.array(_TAU_GUESS_ROWS)) + full_cols.mean()
         )
         if row_means.chunks is not None:
+            # band by band before the bands of the result (see graph.prelude)
+            token = tokenize(row_means.data.name)
+            row_means = row_means.copy(data=prelude(row_means.data, f"wfi18-rows-{token}", True))
+        row_means = row_means.isel(y=_span(in_y))
+        if row_means.chunks is not None:
             row_means = row_means.chunk({"y": -1})
         fit = xr.apply_ufunc(
             fit_transient,
@@ -123,6 +179,8 @@ def wfi18_transient(ds: xr.Dataset, *, mask_rows: bool = False) -> xr.Dataset:
             dask_gufunc_kwargs={"output_sizes": {"param": 5}},
             kwargs={"row_times": row_times, "tau_guesses": tau_guesses},
         )
+        if fit.chunks is not None:
+            fit = fit.copy(data=prelude(fit.data, f"wfi18-fit-{tokenize(fit.data.name)}"))
 
     in_y_all = xr.DataArray((y >= BORDER) & (y < FRAME_SIZE - BORDER), dims=("y",))
     in_x_all = xr.DataArray((x >= BORDER) & (x < FRAME_SIZE - BORDER), dims=("x",))

@@ -278,3 +278,119 @@ def test_store_by_region_places_at_end_sources_in_the_last_region():
     # two regions of two row chunks each: top goes with the first, bottom with the last
     assert sorted(order[:3]) == ["rows", "rows", "top"]
     assert sorted(order[3:]) == ["bottom", "rows", "rows"]
+
+
+def test_prelude_runs_first_band_by_band_and_keeps_only_its_result():
+    # A whole-frame fit from a twin of the bands (wfi18_transient): the twin's row statistics
+    # are computed band by band in regions of their own, then the fit, then the bands of the
+    # result, which are made only when their region comes up.
+    from romanxr.schedule.graph import clone, prelude
+
+    events: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def make(block, block_info=None):
+        with lock:
+            events.append(("make", block_info[None]["chunk-location"][0]))
+        return block * 2.0
+
+    x = da.from_array(np.arange(64.0 * 4).reshape(64, 4), chunks=(8, 4))
+    frame = x.map_blocks(make, dtype=float, meta=np.array((), dtype=float))
+    twin = clone(frame)  # the same values under other keys
+    rows = prelude(twin.sum(axis=1), "rows-test", rows=True)
+    fit = prelude(rows.rechunk(-1).mean(keepdims=True), "fit-test")
+
+    class Target:
+        def __init__(self):
+            self.array = np.zeros(frame.shape)
+
+        def __setitem__(self, key, value):
+            with lock:
+                events.append(("store", key[0].start // 8))
+            self.array[key] = value
+
+    target = Target()
+    store_by_region([frame - fit], [target], [0], region_rows=16)
+    values = np.arange(64.0 * 4).reshape(64, 4) * 2.0
+    np.testing.assert_allclose(target.array, values - values.sum(axis=1).mean())
+    # first every band once for the twin, in row order by regions of two bands, and no
+    # store; then the result's bands, each made in its own region (none waits for the fit)
+    twin, rest = events[:8], events[8:]
+    assert {kind for kind, _ in twin} == {"make"}
+    assert sorted(b for _, b in twin) == list(range(8))
+    assert [b // 2 for _, b in twin] == sorted(b // 2 for _, b in twin)
+    assert sorted(b for kind, b in rest if kind == "make") == list(range(8))
+    for kind, band in rest:  # a band is made only in the region that stores it
+        if kind == "store":
+            made = {b for k, b in rest[: rest.index((kind, band))] if k == "make"}
+            assert band in made and max(made) // 2 == band // 2
+
+
+def test_prelude_rows_read_from_the_key():
+    from romanxr.schedule.graph import PRELUDE, prelude, prelude_rows
+
+    rows = prelude(da.zeros(40, chunks=16), "r", rows=True)
+    assert [prelude_rows(k) for k in rows.__dask_keys__()] == [0, 16, 32]
+    uneven = prelude(da.zeros(40, chunks=((8, 16, 16),)), "u", rows=True)
+    assert all(prelude_rows(k) is None for k in uneven.__dask_keys__())
+    assert all(k[0].startswith(PRELUDE) for k in uneven.__dask_keys__())
+    assert prelude_rows(("something-else", 3)) is None
+
+
+def test_wfi18_fit_holds_no_band_and_matches_the_plain_chain(tmp_path, monkeypatch):
+    # The WFI18 transient fit needs every row before any row is corrected. The pipeline takes
+    # it from a twin of the earlier steps, computed band by band in prelude regions: what
+    # those regions keep for the bands of the result is the fit and a few coordinate
+    # vectors, not the ramp (before: every band of the ramp until the last region).
+    import asdf
+
+    import romanxr
+    import romanxr.pipeline.executor as executor
+    import romanxr.schedule.regions as regions
+    from romanxr.pipeline import calibrate
+    from romanxr.testing import simulate_wfi_exposure
+
+    sim = simulate_wfi_exposure(tmp_path / "sim", [18], shape=(256, 256), seed=5)
+    for key, value in sim.crds_cache.environ().items():
+        monkeypatch.setenv(key, value)
+    skip = {"source_catalog": {"skip": True}, "tweakreg": {"skip": True}}
+    kept: dict = {}
+    real_run = regions._run_regions
+
+    def spy(graph, outputs, plan, last, trim_after=None):
+        import dask.threaded
+
+        n_pre = -1 if trim_after is None else trim_after
+        crossing = {k for (k, n), m in last.items() if n <= n_pre < m}
+        real_get = dask.threaded.get
+
+        def get(sub, keys, **kwargs):
+            values = real_get(sub, keys, **kwargs)
+            kept.update({k: v for k, v in zip(keys, values, strict=True) if k in crossing})
+            return values
+
+        monkeypatch.setattr(dask.threaded, "get", get)
+        kept["preludes"] = n_pre + 1
+        try:
+            return real_run(graph, outputs, plan, last, trim_after=trim_after)
+        finally:
+            monkeypatch.setattr(dask.threaded, "get", real_get)
+
+    monkeypatch.setattr(regions, "_run_regions", spy)
+    cal = calibrate(sim.paths[0], steps=skip, chunks={"y": 64})
+    assert cal.attrs["meta"]["cal_step"]["wfi18_transient"] == "COMPLETE"
+    romanxr.to_asdf(cal, tmp_path / "twin_cal.asdf")
+    preludes = kept.pop("preludes")
+    assert preludes >= 2  # the twin's row means (by regions of rows), then the fit
+    held = sum(np.asarray(v).nbytes for v in kept.values())
+    ramp = 8 * 256 * 256 * 4
+    assert any("wfi18-fit" in str(k) for k in kept)
+    assert held < ramp / 100, {k: np.asarray(v).nbytes for k, v in kept.items()}
+
+    monkeypatch.setattr(regions, "_run_regions", real_run)
+    monkeypatch.setattr(executor, "_twin_builder", lambda *args: None)
+    plain = calibrate(sim.paths[0], steps=skip, chunks={"y": 64})
+    romanxr.to_asdf(plain, tmp_path / "plain_cal.asdf")
+    with asdf.open(tmp_path / "twin_cal.asdf") as a, asdf.open(tmp_path / "plain_cal.asdf") as b:
+        for name in ("data", "dq", "err", "var_poisson", "chisq"):
+            np.testing.assert_array_equal(np.asarray(a["roman"][name]), b["roman"][name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -220,3 +221,23 @@ def test_bottom_border_is_rows_4092_to_4095(tmp_path):
     np.testing.assert_array_equal(out["border_ref_pix_top"].values, data[:, :4, :6])
     assert out["dq_border_ref_pix_bottom"].shape == (4, 6)
     assert "border_ref_pix_right" not in out
+
+
+def test_two_exposures_of_one_shape_share_no_pixel_dq_chunk(exposure):
+    # dask names zeros by shape and dtype only: the pixel DQ (and the mask read anchored on
+    # it) of two exposures of one shape, or of an exposure and its twin (wfi18_transient),
+    # would be the same tasks, and a region-by-region writer would keep them for both.
+    from romanxr.schedule.graph import clone
+
+    path, mask, _ = exposure
+    ds = romanxr.open_uncal(path, chunks={"y": 4})
+    one = dq_init(ds, override_mask=mask)
+    two = dq_init(clone(ds), override_mask=mask)
+    graphs = [dict(d["pixeldq"].data.__dask_graph__()) for d in (one, two)]
+    shared = sorted(set(graphs[0]) & set(graphs[1]), key=str)
+    # only coordinate vectors (the guide window's row and column ranges) may be shared
+    values = dask.get(graphs[0], shared) if shared else []
+    assert all(min(np.shape(v), default=1) == 1 for v in values), shared
+    np.testing.assert_array_equal(one["pixeldq"].values, two["pixeldq"].values)
+    expected = dq_init(romanxr.open_uncal(path, chunks=None), override_mask=mask)
+    np.testing.assert_array_equal(one["pixeldq"].values, expected["pixeldq"].values)
