@@ -37,16 +37,45 @@ _END_MARKS = (b"\n...\n", b"\n...\r\n")
 _BLOCK_MAGIC = b"\xd3BLK"
 
 
-def _yaml_text(path: str) -> bytes:
-    """The YAML part of the file: up to the document end marker or the first block."""
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_YAML_BYTES + 1)
+#: First read of :func:`_yaml_text`; each further read doubles what is held.
+_FIRST_READ = 1 << 16
+#: Longest of the markers searched for: a marker that straddles the end of what is read so
+#: far starts at least this close to that end.
+_LONGEST_MARK = max(len(m) for m in (*_END_MARKS, _BLOCK_MAGIC))
+
+
+def _tree_end(data: bytes) -> int | None:
+    """Where the YAML part of ``data`` ends (document end marker or first block), or None."""
     ends = [i + len(m) for m in _END_MARKS if (i := data.find(m)) >= 0]
     block = data.find(_BLOCK_MAGIC)
     if block >= 0:
         ends.append(block)
-    if ends:
-        return data[: min(ends)]
+    return min(ends) if ends else None
+
+
+def _yaml_text(path: str) -> bytes:
+    """The YAML part of the file: up to the document end marker or the first block.
+
+    Read in doubling pieces, not :data:`MAX_YAML_BYTES` at once: a Roman tree is some tens of
+    KiB, and reading (and searching) 64 MiB of every file opened cost ~50 ms each. The result
+    is what searching the first ``MAX_YAML_BYTES + 1`` bytes gives: an end is taken once it
+    lies more than a marker's length before the end of what is read, so no marker cut by the
+    read can start before it.
+    """
+    limit = MAX_YAML_BYTES + 1
+    with open(path, "rb") as fh:
+        data = fh.read(min(_FIRST_READ, limit))
+        while True:
+            end = _tree_end(data)
+            at_eof = len(data) >= limit
+            if end is not None and end <= len(data) - _LONGEST_MARK:
+                return data[:end]
+            more = fh.read(min(len(data), limit - len(data))) if not at_eof else b""
+            if not more:
+                break
+            data += more
+    if end is not None:
+        return data[:end]
     if len(data) > MAX_YAML_BYTES:
         raise FileFormatError(
             f"{path}: the ASDF tree is larger than {MAX_YAML_BYTES // 2**20} MiB of YAML "

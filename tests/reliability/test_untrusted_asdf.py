@@ -98,3 +98,38 @@ def test_external_block_source_is_refused(tmp_path, source):
 def test_integer_sources_are_accepted(tmp_path):
     path = _with_source(tmp_path, "0")  # unchanged
     assert romanxr.open_uncal(path)["data"].shape[0] > 0
+
+
+def _whole_read_yaml(data: bytes) -> bytes:
+    """The YAML part as defined: the earliest end marker or block in the first bytes."""
+    from romanxr.io.asdf_guard import MAX_YAML_BYTES
+
+    data = data[: MAX_YAML_BYTES + 1]
+    ends = [i + len(m) for m in (b"\n...\n", b"\n...\r\n") if (i := data.find(m)) >= 0]
+    if (block := data.find(b"\xd3BLK")) >= 0:
+        ends.append(block)
+    return data[: min(ends)] if ends else data
+
+
+@pytest.mark.parametrize("mark", [b"\n...\n", b"\n...\r\n", b"\xd3BLK"])
+@pytest.mark.parametrize("shift", [-12, -6, -5, -4, -3, -1, 0, 1, 2, 5, 65536])
+def test_yaml_text_read_in_pieces_finds_the_same_end(tmp_path, mark, shift):
+    """The tree is read in doubling pieces (issue 19: not 64 MiB of every file); an end
+    marker cut by a piece boundary, or a second marker just after, gives the same text."""
+    from romanxr.io.asdf_guard import _FIRST_READ, _yaml_text
+
+    at = _FIRST_READ + shift
+    body = b"a" * (at - len(HEADER)) + mark + b"\n...\n" + b"\xd3BLK" + b"z" * 100
+    path = tmp_path / "t.asdf"
+    path.write_bytes(HEADER.encode() + body)
+    expected = _whole_read_yaml(path.read_bytes())
+    assert expected.endswith(mark) or mark == b"\xd3BLK"
+    assert _yaml_text(str(path)) == expected
+
+
+def test_yaml_text_without_an_end_is_the_whole_small_file(tmp_path):
+    from romanxr.io.asdf_guard import _FIRST_READ, _yaml_text
+
+    path = tmp_path / "t.asdf"
+    path.write_bytes(HEADER.encode() + b"b" * (3 * _FIRST_READ))
+    assert _yaml_text(str(path)) == path.read_bytes()
