@@ -69,6 +69,9 @@ def local_threads() -> Iterator[None]:
     When ``distributed`` was never imported no client can exist, so naming
     ``dask.threaded.get`` (dask's default for arrays) changes nothing but that import. A
     configured scheduler, or a process where ``distributed`` is loaded, is left as it is.
+
+    ``rechunk`` asks the same question while the graph is built (``p2p`` needs a client): with
+    no method configured it is named ``tasks``, what dask picks without a client.
     """
     import dask
 
@@ -77,7 +80,10 @@ def local_threads() -> Iterator[None]:
         return
     import dask.threaded
 
-    with dask.config.set(scheduler=dask.threaded.get):
+    settings: dict[str, Any] = {"scheduler": dask.threaded.get}
+    if dask.config.get("array.rechunk.method", None) is None:
+        settings["array.rechunk.method"] = "tasks"
+    with dask.config.set(settings):
         yield
 
 

@@ -23,6 +23,16 @@ def test_the_writers_still_see_the_local_threaded_scheduler(monkeypatch):
     assert dask.config.get("scheduler", None) is None
 
 
+def test_rechunk_is_named_tasks_inside_unless_configured(monkeypatch):
+    """rechunk's method lookup imports distributed too (issue 19); a chosen one is kept."""
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    with dask.config.set(scheduler=None), local_threads():
+        assert dask.config.get("array.rechunk.method") == "tasks"
+    assert dask.config.get("array.rechunk.method", None) is None
+    with dask.config.set({"scheduler": None, "array.rechunk.method": "p2p"}), local_threads():
+        assert dask.config.get("array.rechunk.method") == "p2p"
+
+
 def test_a_configured_scheduler_is_kept(monkeypatch):
     monkeypatch.delitem(sys.modules, "distributed", raising=False)
     with dask.config.set(scheduler="synchronous"), local_threads():
