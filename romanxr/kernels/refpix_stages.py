@@ -62,7 +62,9 @@ __all__ = [
 #: Memory that the corrections of one group of rows may take (bytes). A correction needs a
 #: whole-frame inverse FFT per channel and resultant, so a frame cut into G groups costs G
 #: transforms per channel and resultant, and holds 1/G of the float32 ramp in corrections.
-CORRECTION_BYTES = 64 * 2**20
+#: (With the scratch file the transforms run once whatever G; 32 MiB is one
+#: :data:`~romanxr.schedule.REGION_ROWS` region of a full frame, 8 resultants.)
+CORRECTION_BYTES = 32 * 2**20
 #: Detector channels whose corrections one task computes.
 CHANNEL_BLOCK = 4
 
