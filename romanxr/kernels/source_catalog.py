@@ -20,6 +20,7 @@ the way romancal 1.1.0's SourceCatalogStep does, so that the two catalogs agree:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from romanxr.kernels.psf_photometry import psf_fit
 
 __all__ = [
     "ANNULUS_RADII_ARCSEC",
@@ -47,9 +50,6 @@ APERTURE_RADII_ARCSEC = (0.1, 0.2, 0.4, 0.8, 1.6)
 #: inner and outer radius (arcsec) of the local-background annulus
 ANNULUS_RADII_ARCSEC = (2.4, 2.8)
 DO_NOT_USE = 1
-#: PSF fit box (pixels) and grouping distance (pixels)
-PSF_FIT_SHAPE = (5, 5)
-PSF_GROUP_SEPARATION = 5.0
 
 
 def aperture_column(radius_arcsec: float) -> str:
@@ -228,6 +228,7 @@ def measure(
     deblend: bool = False,
     fit_psf: bool = True,
     forced_segmentation: np.ndarray | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Detect and measure the sources of one image.
 
@@ -241,6 +242,9 @@ def measure(
         WCS, flux conversion, PSF model and encircled-energy curve.
     forced_segmentation : ndarray, optional
         Use these segments instead of detecting (sources fully masked are dropped).
+    workers : int
+        Processes to fork for the PSF fit (1: fit in this thread); the other columns are
+        measured meanwhile. The catalog is the same, bit for bit, for any number.
 
     Returns
     -------
@@ -280,7 +284,8 @@ def measure(
         fit_psf = False  # as romancal: no PSF fit in forced mode
     if segm is None:
         return {**empty, "detection": detection.astype(np.float32), "reason": "no sources"}
-    table = _catalog(subtracted, err, dq, mask, segm, detection, inputs, kernel_fwhm, fit_psf)
+    psf = inputs.psf if fit_psf else None
+    table = _catalog(subtracted, err, dq, mask, segm, detection, inputs, kernel_fwhm, psf, workers)
     return {
         "segmentation": np.asarray(segm.data, dtype=np.uint32),
         "detection": detection.astype(np.float32),
@@ -298,7 +303,8 @@ def _catalog(
     detection: np.ndarray,
     inputs: CatalogInputs,
     kernel_fwhm: float,
-    fit_psf: bool,
+    psf: Any,
+    workers: int,
 ):
     import astropy.units as u
     from astropy.table import QTable, Table
@@ -313,7 +319,7 @@ def _catalog(
     area_arcsec2 = inputs.pixel_area_sr * (180 / math.pi * 3600) ** 2
     scale_from_area = math.sqrt(area_arcsec2)
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         warnings.simplefilter("ignore", RuntimeWarning)
         cat = SourceCatalog(
             flux,
@@ -338,10 +344,8 @@ def _catalog(
         for name in ("x_centroid_win_err", "y_centroid_win_err"):
             t[name] = np.zeros(n, np.float32) * u.pix
         xy = np.transpose([np.asarray(t["x_centroid"].value), np.asarray(t["y_centroid"].value)])
-        psf_cols = _psf_photometry(flux, flux_err, mask, xy, inputs) if fit_psf else None
-        if psf_cols is not None:
-            for name in ("x_psf", "x_psf_err", "y_psf", "y_psf_err"):
-                t[name] = psf_cols[name] * u.pix
+        # the PSF fit runs (in forked workers) while the other columns are measured
+        psf_columns = stack.enter_context(psf_fit(flux, flux_err, mask, xy, psf, workers))
         ra, dec = _sky(inputs.wcs, xy[:, 0], xy[:, 1])
         t["ra"], t["dec"] = ra * u.deg, dec * u.deg
         t["ra_centroid"], t["dec_centroid"] = ra * u.deg, dec * u.deg
@@ -351,11 +355,6 @@ def _catalog(
         t["ra_centroid_win"], t["dec_centroid_win"] = raw * u.deg, decw * u.deg
         t["ra_centroid_win_err"] = np.zeros(n, np.float32) * u.arcsec
         t["dec_centroid_win_err"] = np.zeros(n, np.float32) * u.arcsec
-        if psf_cols is not None:
-            rap, decp = _sky(inputs.wcs, psf_cols["x_psf"], psf_cols["y_psf"])
-            t["ra_psf"], t["dec_psf"] = rap * u.deg, decp * u.deg
-            t["ra_psf_err"] = np.zeros(n, np.float32) * u.arcsec
-            t["dec_psf_err"] = np.zeros(n, np.float32) * u.arcsec
         for name in ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax"):
             t[name] = np.asarray(getattr(cat, name), dtype=np.int32)
         t["segment_area"] = _f32(cat.area) * area_arcsec2 * u.arcsec**2
@@ -387,9 +386,6 @@ def _catalog(
         for name, values in apertures.items():
             unit = u.nJy / u.arcsec**2 if name.startswith("aper_bkg") else u.nJy
             t[name] = values * unit
-        if psf_cols is not None:
-            t["psf_flux"] = psf_cols["psf_flux"] * u.nJy
-            t["psf_flux_err"] = psf_cols["psf_flux_err"] * u.nJy
         t["segment_flux"] = _f32(cat.segment_flux) * u.nJy
         t["segment_flux_err"] = _f32(cat.segment_flux_err) * u.nJy
         t["kron_flux"] = _f32(cat.kron_flux) * u.nJy
@@ -398,10 +394,8 @@ def _catalog(
         t["kron_abmag"], t["kron_abmag_err"] = mag * u.ABmag, mag_err * u.ABmag
         t["warning_flags"] = _warning_flags(xy, dq)
         t["image_flags"] = np.zeros(n, dtype=np.int32)
-        if psf_cols is not None:
-            t["psf_flags"] = psf_cols["psf_flags"]
-            t["psf_gof"] = psf_cols["psf_gof"]
         t["dust_ebv"] = np.full(n, np.nan, dtype=np.float32)  # no dust map offline
+        _add_psf_columns(t, psf_columns(), inputs.wcs)
     out = Table(t)
     out.meta["aperture_radii"] = {
         "circle_arcsec": np.array(APERTURE_RADII_ARCSEC),
@@ -414,6 +408,36 @@ def _catalog(
             [float(inputs.ee(r)) for r in APERTURE_RADII_ARCSEC], dtype=np.float32
         )
     return out
+
+
+def _add_psf_columns(t: Any, psf_cols: dict[str, np.ndarray] | None, wcs: Any) -> None:
+    """Insert the PSF-fit columns into ``t`` where romancal's catalog has them."""
+    import astropy.units as u
+
+    if psf_cols is None:
+        return
+    n = len(t)
+    rap, decp = _sky(wcs, psf_cols["x_psf"], psf_cols["y_psf"])
+    zeros = np.zeros(n, np.float32) * u.arcsec
+    after = {
+        "y_centroid_win_err": [
+            (k, psf_cols[k] * u.pix) for k in ("x_psf", "x_psf_err", "y_psf", "y_psf_err")
+        ],
+        "dec_centroid_win_err": [
+            ("ra_psf", rap * u.deg),
+            ("dec_psf", decp * u.deg),
+            ("ra_psf_err", zeros),
+            ("dec_psf_err", zeros.copy()),
+        ],
+        aperture_column(APERTURE_RADII_ARCSEC[-1]) + "_err": [
+            (k, psf_cols[k] * u.nJy) for k in ("psf_flux", "psf_flux_err")
+        ],
+        "image_flags": [(k, psf_cols[k]) for k in ("psf_flags", "psf_gof")],
+    }
+    for anchor, columns in after.items():
+        index = t.colnames.index(anchor) + 1
+        names = [name for name, _ in columns]
+        t.add_columns([value for _, value in columns], indexes=[index] * len(columns), names=names)
 
 
 def _sky(wcs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -536,45 +560,3 @@ def daofind_shape(
         total[total == 0] = np.nan
         roundness = 2.0 * (q2 + q4 - q1 - q3) / total
     return sharpness.astype(np.float32), roundness.astype(np.float32)
-
-
-def _psf_photometry(
-    flux: np.ndarray,
-    flux_err: np.ndarray,
-    mask: np.ndarray,
-    xy: np.ndarray,
-    inputs: CatalogInputs,
-) -> dict[str, np.ndarray] | None:
-    from astropy.table import Table
-    from astropy.utils.exceptions import AstropyUserWarning
-    from photutils.psf import PSFPhotometry, SourceGrouper
-
-    if inputs.psf is None:
-        return None
-    phot = PSFPhotometry(
-        inputs.psf,
-        PSF_FIT_SHAPE,
-        grouper=SourceGrouper(min_separation=PSF_GROUP_SEPARATION),
-        aperture_radius=PSF_FIT_SHAPE[0],
-        progress_bar=False,
-    )
-    init = Table({"x_init": xy[:, 0], "y_init": xy[:, 1]})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        res = phot(flux, error=flux_err, mask=mask, init_params=init)
-    names = {
-        "x_fit": "x_psf",
-        "x_err": "x_psf_err",
-        "y_fit": "y_psf",
-        "y_err": "y_psf_err",
-        "flux_fit": "psf_flux",
-        "flux_err": "psf_flux_err",
-        "reduced_chi2": "psf_gof",
-        "flags": "psf_flags",
-    }
-    out = {}
-    for old, new in names.items():
-        value = np.asarray(getattr(res[old], "value", res[old]))
-        out[new] = value.astype(np.int32 if np.issubdtype(value.dtype, np.integer) else np.float32)
-    return out

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from romanxr.schedule.allocator import release_free_memory, tune_allocator
 from romanxr.schedule.banded import BorderStage, stream_border_stage
+from romanxr.schedule.forked import ForkedMap, fork_workers, forked_map, worker_count
 from romanxr.schedule.graph import (
     chunk_anchors,
     clone,
@@ -92,11 +93,14 @@ __all__ = [
     "PIXEL_DIMS",
     "REGION_ROWS",
     "BorderStage",
+    "ForkedMap",
     "chunk_anchors",
     "chunk_like",
     "clone",
     "count_read",
     "edge_and_row_cuts",
+    "fork_workers",
+    "forked_map",
     "item_array",
     "local_scheduler",
     "local_threads",
@@ -114,5 +118,6 @@ __all__ = [
     "stream_border_stage",
     "temporary_file",
     "tune_allocator",
+    "worker_count",
     "write_frames",
 ]
