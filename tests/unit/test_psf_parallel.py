@@ -139,3 +139,31 @@ def test_group_parts_are_whole_groups_covering_every_row(n_parts):
     if n_parts == 2:
         sizes = [len(p) for p in parts]
         assert abs(sizes[0] - sizes[1]) <= 6  # about equal shares
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_groups_are_photutils_source_grouper_ones(seed):
+    from photutils.psf import SourceGrouper
+
+    from romanxr.kernels.psf_photometry import _groups
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 800))
+    side = np.sqrt(n) * rng.uniform(3, 8)
+    if seed % 2:  # a 5-px lattice: many pairs exactly at the grouping distance
+        xy = rng.integers(0, int(side / 5) + 2, size=(n, 2)) * 5.0 + rng.choice([0, 0.5], (n, 2))
+    else:
+        xy = rng.uniform(0, side, size=(n, 2))
+    xy = xy.astype(np.float32)
+    expected = np.asarray(SourceGrouper(min_separation=5.0)(xy[:, 0], xy[:, 1]))
+    got = _groups(xy)
+    assert 1 < expected.max() < n  # some sources alone, some together
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_non_finite_positions_fail_as_in_photutils():
+    from romanxr.kernels.psf_photometry import _groups
+
+    with pytest.raises(ValueError, match="finite"):
+        _groups(np.array([[1.0, 2.0], [np.nan, 3.0]], np.float32))
+    assert _groups(np.array([[1.0, 2.0]], np.float32)).tolist() == [1]
