@@ -159,3 +159,33 @@ def test_distributed_writes_zarr_and_asdf(exposure, threaded, client, tmp_path):
     np.testing.assert_array_equal(
         back["err"].values, threaded["err"].values.astype(np.float16).astype(np.float32)
     )
+
+
+def test_catalog_runs_serially_on_a_cluster_with_the_threaded_result(client, tmp_path):
+    """source_catalog forks no processes on a cluster (its workers are daemonic and their
+    cores the cluster's): the task fits the PSF in the worker, with the same catalog."""
+    import dask
+
+    from romanxr.schedule import fork_workers
+    from romanxr.steps import source_catalog as step
+    from romanxr.testing.catalog_refs import make_apcorr_reference, make_epsf_reference
+    from tests.unit.test_psf_parallel import crowded_image
+
+    assert client.submit(fork_workers, pure=False).result() == 1
+    assert fork_workers() == 1  # the client is the default scheduler here
+    refs = {
+        "override_apcorr": str(make_apcorr_reference(tmp_path / "apcorr.asdf", psf_sigma=1.2)),
+        "override_epsf": str(make_epsf_reference(tmp_path / "epsf.asdf", psf_sigma=1.2)),
+    }
+    ds = crowded_image().chunk({"y": 80})
+    options = {"bkg_boxsize": 32, "npixels": 5, "snr_threshold": 5.0}
+    with dask.config.set(scheduler="threads", num_workers=2):
+        expected = step.catalog_table(step.source_catalog(ds, **options, **refs))
+    with step._LOCK:
+        step._RESULTS.clear()
+        step._TABLES.clear()
+    table = step.catalog_table(step.source_catalog(ds, **options, **refs))
+    assert table.colnames == expected.colnames
+    for name in table.colnames:
+        a, b = np.asarray(table[name]), np.asarray(expected[name])
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name

@@ -66,6 +66,8 @@ def fork_workers() -> int:
 def _work(token: int, counter: Any, conn: Any) -> None:
     """A forked worker: take the next item index until none is left, send all results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends us
+    for name in ("SIGTERM", "SIGHUP"):  # not the parent's handlers (scratch cleanup...)
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
     func, items = _JOBS[token]
     done: list[tuple[int, Any]] = []
     try:

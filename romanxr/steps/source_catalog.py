@@ -85,6 +85,14 @@ def source_catalog(
     ``ee_fractions``. Pixels with non-finite data or error, ``err <= 0`` or ``DO_NOT_USE`` are
     masked. Columns and units are romancal 1.1.0's.
 
+    Speed: the PSF fit (photutils fits one source group after another, most of the time on
+    a full frame) is split into parts of whole groups fitted in forked worker processes,
+    while this process measures the other columns. There are as many workers as dask's
+    ``num_workers`` setting, else CPUs (``dask.config.set(num_workers=1)`` fits serially).
+    With a ``dask.distributed`` client, or the ``processes`` or ``synchronous`` scheduler,
+    the fit runs in the task's own thread (cluster workers may not fork; their cores are
+    the cluster's). The catalog is the same, bit for bit, for any number of workers.
+
     Differences from romancal 1.1.0: the ePSF stamps are used as given (romancal also
     re-convolves them from the reference's guide-star jitter to the exposure's; the two agree
     when the jitters are the same); ``dust_ebv`` is NaN (romancal looks up a dust map in CRDS
