@@ -6,7 +6,8 @@ time, and threads do not help (the loop holds the GIL). The result of a source d
 on its group (its pixels, its initial positions and fluxes, the order of its sources), so
 the groups are found once for all sources, exactly as photutils' ``SourceGrouper`` does,
 and split into parts of whole groups; each part is one ``PSFPhotometry`` call with those
-group ids, and the parts can run in forked processes (:func:`romanxr.schedule.forked_map`).
+group ids, and the parts can run in parallel (the caller's ``parallel_map``, e.g.
+:func:`romanxr.schedule.forked_map`: forked processes).
 The rows of each part keep their relative order, so every group is fitted with its sources
 in the same order as in one call over all sources, and the columns are the same, bit for
 bit, whatever the number of parts or processes.
@@ -21,8 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from romanxr.schedule.forked import forked_map
 
 __all__ = ["PARTS_PER_WORKER", "PSF_FIT_SHAPE", "PSF_GROUP_SEPARATION", "group_parts", "psf_fit"]
 
@@ -105,6 +104,19 @@ class _Fit:
         return out
 
 
+class _Done:
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def result(self) -> list[Any]:
+        return self.values
+
+
+@contextlib.contextmanager
+def _serial_map(func: Callable[[Any], Any], items: Any, workers: int) -> Iterator[_Done]:
+    yield _Done([func(item) for item in items])
+
+
 def _groups(xy: np.ndarray) -> np.ndarray:
     """The group id of every source, as ``PSFPhotometry``'s ``SourceGrouper`` gives them.
 
@@ -149,12 +161,15 @@ def psf_fit(
     xy: np.ndarray,
     psf: Any,
     workers: int = 1,
+    parallel_map: Callable[..., Any] | None = None,
 ) -> Iterator[Callable[[], dict[str, np.ndarray] | None]]:
     """Fit ``psf`` at the initial positions ``xy`` (n, 2; x, y) of the sources.
 
-    A context manager: with ``workers > 1`` the parts are fitted in that many forked
-    processes while the block runs (leaving the block ends them); with 1 they are fitted
-    on entry. It yields a function that returns the columns (``x_psf``, ``x_psf_err``,
+    A context manager: with ``workers > 1`` and a ``parallel_map`` (a context manager
+    ``parallel_map(func, parts, workers)`` yielding a handle whose ``result()`` is
+    ``[func(part) for part in parts]``, as :func:`romanxr.schedule.forked_map`), the parts
+    are fitted by it while the block runs; otherwise they are fitted on entry, in one call.
+    It yields a function that returns the columns (``x_psf``, ``x_psf_err``,
     ``y_psf``, ``y_psf_err``, ``psf_flux``, ``psf_flux_err``, ``psf_gof``, ``psf_flags``;
     float32, flags int32; one row per source in the order of ``xy``), or None when
     ``psf`` is None.
@@ -165,9 +180,9 @@ def psf_fit(
     xy = np.asarray(xy)  # its dtype as given: photutils computes with the column's dtype
     fit = _Fit(flux, flux_err, mask, xy, _groups(xy), psf)
     parts = group_parts(fit.group_id, max(1, int(workers)) * PARTS_PER_WORKER)
-    if workers <= 1:
-        parts = [np.arange(len(xy))]
-    with forked_map(fit, parts, workers) as pending:
+    if workers <= 1 or parallel_map is None:
+        parts, workers, parallel_map = [np.arange(len(xy))], 1, _serial_map
+    with parallel_map(fit, parts, workers) as pending:
 
         def columns() -> dict[str, np.ndarray]:
             results = pending.result()

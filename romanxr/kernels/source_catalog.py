@@ -229,6 +229,7 @@ def measure(
     fit_psf: bool = True,
     forced_segmentation: np.ndarray | None = None,
     workers: int = 1,
+    parallel_map: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """Detect and measure the sources of one image.
 
@@ -242,9 +243,10 @@ def measure(
         WCS, flux conversion, PSF model and encircled-energy curve.
     forced_segmentation : ndarray, optional
         Use these segments instead of detecting (sources fully masked are dropped).
-    workers : int
-        Processes to fork for the PSF fit (1: fit in this thread); the other columns are
-        measured meanwhile. The catalog is the same, bit for bit, for any number.
+    workers, parallel_map : int, callable
+        Fit the PSF in parts with ``parallel_map(func, parts, workers)`` (e.g.
+        :func:`romanxr.schedule.forked_map`) while the other columns are measured; None or
+        ``workers=1``: in this thread. The catalog is the same, bit for bit, either way.
 
     Returns
     -------
@@ -285,7 +287,8 @@ def measure(
     if segm is None:
         return {**empty, "detection": detection.astype(np.float32), "reason": "no sources"}
     psf = inputs.psf if fit_psf else None
-    table = _catalog(subtracted, err, dq, mask, segm, detection, inputs, kernel_fwhm, psf, workers)
+    parallel = (workers, parallel_map)
+    table = _catalog(subtracted, err, dq, mask, segm, detection, inputs, kernel_fwhm, psf, parallel)
     return {
         "segmentation": np.asarray(segm.data, dtype=np.uint32),
         "detection": detection.astype(np.float32),
@@ -304,7 +307,7 @@ def _catalog(
     inputs: CatalogInputs,
     kernel_fwhm: float,
     psf: Any,
-    workers: int,
+    parallel: tuple[int, Any],
 ):
     import astropy.units as u
     from astropy.table import QTable, Table
@@ -344,8 +347,9 @@ def _catalog(
         for name in ("x_centroid_win_err", "y_centroid_win_err"):
             t[name] = np.zeros(n, np.float32) * u.pix
         xy = np.transpose([np.asarray(t["x_centroid"].value), np.asarray(t["y_centroid"].value)])
-        # the PSF fit runs (in forked workers) while the other columns are measured
-        psf_columns = stack.enter_context(psf_fit(flux, flux_err, mask, xy, psf, workers))
+        # the PSF fit runs (e.g. in forked workers) while the other columns are measured
+        fit = psf_fit(flux, flux_err, mask, xy, psf, parallel[0], parallel[1])
+        psf_columns = stack.enter_context(fit)
         ra, dec = _sky(inputs.wcs, xy[:, 0], xy[:, 1])
         t["ra"], t["dec"] = ra * u.deg, dec * u.deg
         t["ra_centroid"], t["dec_centroid"] = ra * u.deg, dec * u.deg

@@ -400,7 +400,7 @@ def _attach(
 def _run(key: str, data, err, dq, inputs: Any, options: dict, forced) -> dict[str, Any]:
     """Measure once per key; later calls (the other output, the Table) reuse the result."""
     from romanxr.kernels.source_catalog import measure
-    from romanxr.schedule import fork_workers
+    from romanxr.schedule import fork_workers, forked_map
 
     with _LOCK:
         if key in _RESULTS:
@@ -413,6 +413,7 @@ def _run(key: str, data, err, dq, inputs: Any, options: dict, forced) -> dict[st
         inputs,
         forced_segmentation=forced,
         workers=fork_workers(),  # decided now: the scheduler that runs this task counts
+        parallel_map=forked_map,
         **options,
     )
     result["table"].meta["reason"] = result.pop("reason", "")

@@ -87,6 +87,7 @@ def test_psf_fit_in_parts_equals_one_call_with_groups_of_several(refs):
 
     from romanxr.kernels.psf_photometry import _groups, psf_fit
     from romanxr.kernels.source_catalog import gridded_psf
+    from romanxr.schedule import forked_map
 
     with dm.open(refs["override_epsf"]) as model:
         psf = gridded_psf(
@@ -107,7 +108,7 @@ def test_psf_fit_in_parts_equals_one_call_with_groups_of_several(refs):
         serial = columns()
     assert np.isfinite(serial["psf_flux"][:60]).all() and (serial["psf_flags"][60:] != 0).all()
     for workers in (2, 3):
-        with psf_fit(flux, err, mask, xy, psf, workers=workers) as columns:
+        with psf_fit(flux, err, mask, xy, psf, workers, forked_map) as columns:
             parallel = columns()
         assert list(parallel) == list(serial)
         for name, values in serial.items():
