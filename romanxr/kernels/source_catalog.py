@@ -473,7 +473,10 @@ def _apertures(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for m in annulus.to_mask(method="center"):
-            values = clip(m.get_values(flux), masked=False)
+            values = m.get_values(flux)
+            # non-finite values left out first, as SigmaClip would, but without its warning:
+            # a warnings filter is process-global, and this runs in dask's threads
+            values = clip(values[np.isfinite(values)], masked=False)
             medians.append(np.median(values) if values.size else np.nan)
             std = np.std(values) if values.size else np.nan
             errors.append(np.sqrt(np.pi / (2.0 * values.size)) * std if values.size else np.nan)
