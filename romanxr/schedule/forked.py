@@ -63,6 +63,10 @@ def fork_workers() -> int:
     return worker_count()
 
 
+#: seconds a terminated worker has to end before it is killed
+TERMINATE_GRACE = 2.0
+
+
 def _work(token: int, counter: Any, conn: Any) -> None:
     """A forked worker: take the next item index until none is left, send all results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and ends us
@@ -185,7 +189,12 @@ def forked_map(
             if proc.is_alive():
                 proc.terminate()
         for proc in procs:
-            proc.join()
+            # a worker terminated before it reset its signal handlers runs the parent's
+            # SIGTERM handler, which need not end it: killed after a grace period instead
+            proc.join(TERMINATE_GRACE)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
             proc.close()
         for conn in conns:
             conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 
 import dask
@@ -101,3 +102,22 @@ def test_fork_workers_is_one_in_a_daemonic_process():
     proc.start()
     proc.join(30)
     assert queue.get() == 1
+
+
+def test_a_worker_that_ignores_sigterm_is_killed(monkeypatch):
+    # A worker terminated before it has reset its signal handlers runs the parent's SIGTERM
+    # handler, which need not end it (seen once in the suite: the block waited the 30 s).
+    import romanxr.schedule.forked as forked
+
+    def stubborn(token, counter, conn):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(30)
+
+    monkeypatch.setattr(forked, "_work", stubborn)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with forked_map(_sleep, [1, 2], 2):
+            time.sleep(0.5)  # the workers are running and ignore SIGTERM
+            raise KeyboardInterrupt
+    assert time.monotonic() - start < 10
+    assert _no_children_left()
