@@ -57,7 +57,7 @@ def client():
             processes=True,
             memory_limit="1GiB",
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: None means 8787, which a parallel test may hold
         ) as cluster,
         Client(cluster) as c,
     ):

@@ -211,7 +211,7 @@ def test_cluster_gather_computes_a_shared_chain_once(tmp_path):
     outputs = [shared + 1, -shared]
     targets = [np.zeros((16, 4)) for _ in outputs]
     with (
-        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):
         _gather_into(client, outputs, targets)
