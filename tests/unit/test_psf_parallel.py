@@ -9,21 +9,14 @@ import xarray as xr
 
 from romanxr.kernels.psf_photometry import group_parts
 from romanxr.steps import source_catalog as step
-from tests.unit.test_source_catalog import _wcs, make_image
+from tests.unit.test_source_catalog import SIGMA, _wcs, catalog_references, make_image
 
 SHAPE = (160, 160)
-SIGMA = 1.2
 
 
 @pytest.fixture(scope="module")
 def refs(tmp_path_factory):
-    from romanxr.testing.catalog_refs import make_apcorr_reference, make_epsf_reference
-
-    tmp = tmp_path_factory.mktemp("psfrefs")
-    return {
-        "override_apcorr": str(make_apcorr_reference(tmp / "apcorr.asdf", psf_sigma=SIGMA)),
-        "override_epsf": str(make_epsf_reference(tmp / "epsf.asdf", psf_sigma=SIGMA)),
-    }
+    return catalog_references(tmp_path_factory.mktemp("psfrefs"))
 
 
 def crowded_image(seed=3):

@@ -81,15 +81,19 @@ def make_image(*, seed=0, chunks=None, exposure_type="WFI_IMAGE"):
     return ds.chunk(chunks) if chunks else ds
 
 
-@pytest.fixture(scope="module")
-def refs(tmp_path_factory):
+def catalog_references(tmp) -> dict:
+    """APCORR and EPSF references of the test images' PSF, as step overrides."""
     from romanxr.testing.catalog_refs import make_apcorr_reference, make_epsf_reference
 
-    tmp = tmp_path_factory.mktemp("catrefs")
     return {
         "override_apcorr": str(make_apcorr_reference(tmp / "apcorr.asdf", psf_sigma=SIGMA)),
         "override_epsf": str(make_epsf_reference(tmp / "epsf.asdf", psf_sigma=SIGMA)),
     }
+
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory):
+    return catalog_references(tmp_path_factory.mktemp("catrefs"))
 
 
 PARAMS = {"bkg_boxsize": 32, "npixels": 5, "snr_threshold": 5.0}
