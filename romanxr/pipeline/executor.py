@@ -87,10 +87,11 @@ def execute(
 def _twin_builder(
     before: Sequence[StepRun], start: xr.Dataset, resolver: ReferenceResolver | None
 ) -> Callable[[], xr.Dataset]:
-    """``twin()``: the steps that ran in ``before`` run again on a clone of ``start``, the
-    result cloned once more, so that it shares no task with the main chain (the first clone
-    gives the earlier steps' own task names and scratch files, the second renames the
-    reference reads both chains would share). See ``StepSpec.from_twin``."""
+    """``twin()``: the steps that ran in ``before`` run again on a clone of ``start``.
+
+    The clone gives every earlier step its own task names (refpix its own scratch files),
+    and the reference reads anchored on the data follow; so the twin shares no band task
+    with the main chain. See ``StepSpec.from_twin``."""
 
     def twin() -> xr.Dataset:
         from romanxr.schedule.graph import clone
