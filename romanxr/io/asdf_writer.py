@@ -348,7 +348,9 @@ def _placeholder(dtype: Any, ndim: int) -> np.ndarray:
 
 
 def _model_class(kind: str):
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     return dm.ImageModel if kind == "cal" else dm.RampModel
 

@@ -89,7 +89,9 @@ def write_catalog(
         The file exists (and not ``overwrite``), or the catalog does not validate against the
         ImageSourceCatalogModel schema (the message names the column).
     """
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     target = check_output_path(path, overwrite=overwrite, inputs=())
     meta = _models_meta(ds, target.name, dm.ImageSourceCatalogModel)
@@ -121,7 +123,9 @@ def write_segmentation(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bo
     OutputError
         The file exists (and not ``overwrite``).
     """
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     if "segmentation" not in ds:
         raise InputError(

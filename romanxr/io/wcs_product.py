@@ -45,7 +45,10 @@ def write_wcs_product(image_model: Any, target: str | os.PathLike, *, overwrite:
         ``target``.
     """
     import asdf
-    import roman_datamodels.datamodels as dm
+
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
     from astropy.time import Time
 
     target = Path(target)

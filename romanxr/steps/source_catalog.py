@@ -268,7 +268,9 @@ def _flux_conversion(meta: dict) -> tuple[float, float]:
 
 
 def _open_model(resolved: ResolvedReference, what: str) -> Any:
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     try:
         return dm.open(resolved.path)
@@ -316,7 +318,9 @@ def _psf_model(resolved: ResolvedReference) -> Any:
 
 
 def _read_segmentation(path: str, ds: xr.Dataset) -> np.ndarray:
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     try:
         with dm.open(path) as model:

@@ -81,7 +81,9 @@ def make_epsf_reference(
     ``jitter_major``/``jitter_minor`` are ``jitter_mas`` (set the exposure's guide-star jitter
     to the same value and romancal's jitter re-convolution changes nothing).
     """
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     n = 2 * half_width * oversample + 1
     offsets = (np.arange(n) - (n - 1) / 2) / oversample
@@ -122,7 +124,9 @@ def make_apcorr_reference(
 ) -> Path:
     """Write an APCORR reference: encircled energy vs radius (arcsec) of the Gaussian PSF,
     the same for every imaging element."""
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     from romanxr.testing.references import OPTICAL_ELEMENTS
 

@@ -521,7 +521,10 @@ def write_fake_reference(
     Path
     """
     import numpy as np
-    import roman_datamodels.datamodels as dm
+
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
     from astropy.time import Time
 
     try:

@@ -245,7 +245,9 @@ def make_reference_set(
     ReferenceSet
         reftype -> path.
     """
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
     from astropy.time import Time
 
     det = detector_model

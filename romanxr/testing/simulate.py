@@ -399,7 +399,9 @@ def simulate_exposure(
     SimulatedExposure
         ``.path``, ``.dataset`` (lazy, via :func:`romanxr.open_uncal`) and ``.truth``.
     """
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     if not isinstance(detector, DetectorModel):
         detector = make_detector(

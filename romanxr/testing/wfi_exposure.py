@@ -151,7 +151,9 @@ def _dark_decay_for_all(path: Path, decay: dict[str, tuple[float, float]]) -> No
 
     ``decay`` maps detector name -> (amplitude DN, time constant s).
     """
-    import roman_datamodels.datamodels as dm
+    from romanxr.io.asdf_setup import datamodels
+
+    dm = datamodels()
 
     with dm.open(path) as model:
         table = dict(model.decay_table)

@@ -74,3 +74,63 @@ def test_prepare_leaves_yaml_and_asdf_as_they_were():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "{'a': [1, 2]}"
+
+
+# --- parsed schemas kept between validations ---------------------------------------------
+
+SCHEMA_URI = "asdf://romanxr.test/schemas/kept-1.0.0"
+
+
+def _schema(kind: str) -> bytes:
+    return (
+        f"%YAML 1.1\n---\n$schema: http://stsci.edu/schemas/yaml-schema/draft-01\n"
+        f"id: {SCHEMA_URI}\ntype: {kind}\n...\n"
+    ).encode()
+
+
+def _count_yaml_loads(monkeypatch) -> list:
+    import yaml
+
+    calls: list = []
+    load = yaml.load
+
+    def counting(stream, Loader):
+        calls.append(stream)
+        return load(stream, Loader=Loader)
+
+    monkeypatch.setattr(yaml, "load", counting)
+    return calls
+
+
+def test_a_second_validation_parses_no_schema(monkeypatch):
+    from romanxr.io.asdf_setup import prepare_asdf
+
+    prepare_asdf()
+    import roman_datamodels.datamodels as dm
+    from asdf.exceptions import ValidationError
+
+    model = dm.FlatRefModel.create_fake_data(shape=(8, 8))
+    model.validate()
+    calls = _count_yaml_loads(monkeypatch)
+    model.validate()
+    assert calls == []  # asdf alone parses ~30 schemas again here
+    model.meta.instrument.detector = "WFI99"  # not an enum value: validation still bites
+    with pytest.raises(ValidationError):
+        model.validate()
+
+
+def test_a_schema_whose_bytes_change_is_parsed_again(monkeypatch):
+    import asdf.schema
+
+    from romanxr.io.asdf_setup import prepare_asdf
+
+    asdf = prepare_asdf()
+    seen = []
+    for kind in ("object", "string", "object"):
+        with asdf.config_context() as config:
+            config.add_resource_mapping({SCHEMA_URI: _schema(kind)})
+            calls = _count_yaml_loads(monkeypatch)
+            seen.append((asdf.schema._make_schema_loader()(SCHEMA_URI)[0]["type"], len(calls)))
+            monkeypatch.undo()
+    # parsed for each new content; the third content was seen before: no parse
+    assert seen == [("object", 1), ("string", 1), ("object", 0)]
