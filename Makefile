@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,plot,oracle]"
+	# compile the numba kernels now (~20 s), not in the first calibration (docs/installation.rst)
+	$(BIN)/romanxr warm
 	touch $(STAMP)
 
 demo: $(STAMP)

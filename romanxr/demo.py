@@ -9,7 +9,7 @@ import shlex
 import time
 from pathlib import Path
 
-__all__ = ["calibrate_files", "describe_truth", "run_demo", "run_exposure_demo"]
+__all__ = ["calibrate_files", "describe_truth", "run_demo", "run_exposure_demo", "warm_kernels"]
 
 
 def describe_truth(name: str, truth: object) -> str:
@@ -151,6 +151,44 @@ def _run_demo(folder: Path, *, size: int, seed: int, progress: bool | None) -> d
         "crds_cache": cache.path,
         "crds_env": env_file,
     }
+
+
+def warm_kernels(*, size: int = 256, seed: int = 2026) -> None:
+    """Compile every numba kernel of a calibration into numba's on-disk cache.
+
+    What the first calibration after an install would otherwise do, tens of seconds of CPU
+    before its first pixel (``romanxr warm``; ``make`` runs it after installing): a
+    ``size``² exposure is simulated with its reference set in a temporary folder and
+    calibrated into a cal.asdf there, all steps but source_catalog and tweakreg (no numba
+    kernel), so each kernel is compiled for the argument types a calibration of any frame
+    size passes it. The ramp-fit kernel compiles in a helper process on another core
+    meanwhile (:func:`romanxr.schedule.compile_ahead.compiling_ahead`).
+
+    Parameters
+    ----------
+    size : int
+        Frame size of the exposure simulated (a multiple of 256, as refpix needs).
+    seed : int
+        Random seed of the simulation.
+    """
+    import tempfile
+
+    from romanxr.pipeline import calibrate
+    from romanxr.schedule.compile_ahead import compiling_ahead
+    from romanxr.testing import make_detector, make_reference_set, simulate_exposure
+
+    skipped = {"source_catalog": {"skip": True}, "tweakreg": {"skip": True}}
+    with compiling_ahead("ramp_likely"), tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        detector = make_detector((size, size), seed=seed)
+        references = make_reference_set(folder / "references", detector)
+        sim = simulate_exposure(detector, seed=seed, path=folder)
+        calibrate(
+            sim.path,
+            steps=skipped,
+            overrides=references.overrides(),
+            output=folder / "warm_cal.asdf",
+        )
 
 
 def calibrate_files(

@@ -10,7 +10,7 @@ a leading stpipe parameter file is read as ``--config``, ``--steps.<step>.<param
 
 Subcommands: ``calibrate``, ``step`` (one step, e.g. on a saved intermediate), ``steps`` (list
 parameters), ``refs`` (which reference files, no compute), ``info`` (summarize a file),
-``demo``.
+``demo``, ``warm`` (compile the kernels into numba's cache; ``make`` runs it at install).
 
 Logging goes through the ``romanxr`` logger only, in stpipe's line format: INFO by default as
 strun logs, ``-v`` debug (strun's ``--verbose``), ``--log-level``/``--log-file``/
@@ -36,7 +36,7 @@ import traceback
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from romanxr.cli import calibrate, demo, info, refs, step, steps
+from romanxr.cli import calibrate, demo, info, refs, step, steps, warm
 from romanxr.cli.options import (
     EXIT_CODES,
     CliParser,
@@ -57,7 +57,9 @@ from romanxr.logsetup import command_logging
 __all__ = ["COMMANDS", "EXIT_CODES", "build_parser", "main"]
 
 #: The subcommands, in the order ``romanxr -h`` lists them.
-COMMANDS: tuple[Command, ...] = tuple(m.COMMAND for m in (calibrate, step, steps, refs, info, demo))
+COMMANDS: tuple[Command, ...] = tuple(
+    m.COMMAND for m in (calibrate, step, steps, refs, info, demo, warm)
+)
 _BY_NAME = {c.name: c for c in COMMANDS}
 
 #: errors -> (exit code, message prefix); the first matching class wins

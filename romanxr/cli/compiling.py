@@ -20,7 +20,7 @@ __all__ = ["NOTICE", "NOTICE_AFTER", "announce_compilation", "announcing_compila
 
 #: seconds of compiling before the line is printed
 NOTICE_AFTER = 2.0
-NOTICE = "romanxr: compiling kernels (first run only)…"
+NOTICE = "romanxr: compiling kernels (first run only; `romanxr warm` does it ahead)…"
 
 
 class _Watch:
