@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_cli.py                             # the default full frame
     python benchmarks/bench_cli.py --input X_uncal.asdf --refs DIR  # any L1 file (romanisim's)
+    python benchmarks/bench_cli.py --default-scene --input X_uncal.asdf --refs DIR  # both, one run
     python benchmarks/bench_cli.py --size 512 --repeat 5       # a small exposure
 
 What a user types is what is timed: both commands run from the shell's point of view (start-up,
@@ -104,35 +105,16 @@ def frame_size(uncal: Path) -> int:
     return int(romanxr.open_uncal(uncal).sizes["y"])
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--input", type=Path, help="a Level-1 *_uncal.asdf (default: simulated)")
-    p.add_argument("--refs", type=Path, help="folder of the reference files for --input")
-    p.add_argument("--size", type=int, default=4096, help="frame of the simulated default")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--no-romancal", action="store_true", help="time romanxr only")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: beside input)")
-    p.add_argument("--json", type=Path, help="also write every run here")
-    args = p.parse_args(argv)
-    if args.input is None:
-        from bench_pipeline import DEFAULT_CACHE, prepare
-
-        info = prepare(DEFAULT_CACHE / f"pipeline_{args.size}", args.size, reuse=True)
-        uncal, references = Path(info["uncal"]), info["overrides"]
-    else:
-        if args.refs is None:
-            raise SystemExit("--input needs --refs DIR (the reference files to override with)")
-        uncal, references = args.input, references_in(args.refs)
+def run_case(uncal: Path, references: dict, out: Path, tools: list[str], repeat: int) -> dict:
+    """Time ``tools`` on one input, alternately, ``repeat`` times; print and return the runs."""
     size = frame_size(uncal)
-    out = args.out or uncal.parent / "bench_cli_out"
     cmds = commands(uncal, out, step_options(references, size))
     from romanxr.testing.crds_cache import build_local_crds_cache
 
     env = build_local_crds_cache(out / "crds_cache", references).environ()
-    tools = ["romanxr"] + ([] if args.no_romancal else ["romancal"])
     print(f"{uncal} ({size}^2), {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     runs: dict[str, list[dict]] = {tool: [] for tool in tools}
-    for i in range(args.repeat):
+    for i in range(repeat):
         for tool in tools:  # alternately, so that a change of load hits both
             folder = out / tool
             shutil.rmtree(folder, ignore_errors=True)
@@ -160,8 +142,54 @@ def main(argv: list[str] | None = None) -> None:
             f"romancal / romanxr: wall x{rc['wall'] / rx['wall']:.1f}, CPU "
             f"x{rc['cpu'] / rx['cpu']:.1f}, peak memory x{rc['peak_gib'] / rx['peak_gib']:.1f}"
         )
+    return {"input": str(uncal), "size": size, "runs": runs, "medians": med}
+
+
+def cases(args: argparse.Namespace) -> list[tuple[Path, dict]]:
+    """(uncal, reftype -> file) of each input: the simulated default, then each --input."""
+    inputs = args.input or []
+    refs = args.refs or []
+    if inputs and len(refs) not in (1, len(inputs)):
+        raise SystemExit("give one --refs DIR for all the --input files, or one per --input")
+    found = []
+    if not inputs or args.default_scene:
+        from bench_pipeline import DEFAULT_CACHE, prepare
+
+        info = prepare(DEFAULT_CACHE / f"pipeline_{args.size}", args.size, reuse=True)
+        found.append((Path(info["uncal"]), info["overrides"]))
+    for n, uncal in enumerate(inputs):
+        found.append((uncal, references_in(refs[n if len(refs) > 1 else 0])))
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--input", type=Path, action="append", help="a Level-1 *_uncal.asdf (repeatable)"
+    )
+    p.add_argument(
+        "--refs", type=Path, action="append", help="folder of the reference files for --input"
+    )
+    p.add_argument(
+        "--default-scene",
+        action="store_true",
+        help="time the simulated default too (first), when --input is given",
+    )
+    p.add_argument("--size", type=int, default=4096, help="frame of the simulated default")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-romancal", action="store_true", help="time romanxr only")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: beside input)")
+    p.add_argument("--json", type=Path, help="also write every run here")
+    args = p.parse_args(argv)
+    if args.input and not args.refs:
+        raise SystemExit("--input needs --refs DIR (the reference files to override with)")
+    tools = ["romanxr"] + ([] if args.no_romancal else ["romancal"])
+    results = []
+    for uncal, references in cases(args):
+        out = (args.out / uncal.stem) if args.out else uncal.parent / "bench_cli_out"
+        results.append(run_case(uncal, references, out, tools, args.repeat))
     if args.json:
-        args.json.write_text(json.dumps({"input": str(uncal), "runs": runs}, indent=1))
+        args.json.write_text(json.dumps({"cases": results}, indent=1))
 
 
 if __name__ == "__main__":
