@@ -25,6 +25,9 @@ wall time, the median CPU time (user + system) and the median peak RSS of the ch
 * ``demo`` / ``cold_demo``: ``romanxr demo`` (simulate a 256² exposure with its references
   and CRDS cache, calibrate, plot) in a fresh folder, numba cache warm / ``NUMBA_CACHE_DIR``
   a fresh empty folder each run (its CPU time includes the compile-ahead helper);
+* ``warm`` / ``installed_demo``: ``romanxr warm`` on a fresh empty numba cache (what ``make``
+  adds to an install) / ``romanxr demo`` right after it, on that cache (the first demo after
+  ``make``'s install; the ``romanxr warm`` before each run is not measured);
 * ``asdf_plugins`` / ``asdf_plugins_plain``: building asdf's plugin lists in a fresh process
   (after ``import romanxr.io``) with :func:`romanxr.io.asdf_setup.prepare_asdf` / with asdf's
   own entry-point loading, the fixed cost the first ``asdf.open`` of every run pays.
@@ -68,6 +71,8 @@ CASES = (
     "crds_256",
     "demo",
     "cold_demo",
+    "warm",
+    "installed_demo",
     "asdf_plugins",
     "asdf_plugins_plain",
 )
@@ -178,9 +183,11 @@ def commands(case: str, inputs: dict, work: Path) -> tuple[list[str], dict[str, 
         info = inputs[256]
         cmd = [*romanxr_command(), "calibrate", info["uncal"], "--output_dir", str(work / case)]
         return cmd, dict(info["crds_env"]), True
-    if case in ("demo", "cold_demo"):
+    if case in ("demo", "cold_demo", "installed_demo"):
         cmd = [*romanxr_command(), "demo", "--output", str(work / case), "--no-progress"]
         return cmd, {}, case == "demo"
+    if case == "warm":
+        return [*romanxr_command(), "warm"], {}, False
     if case == "strun_512":
         info = inputs[512]
         strun = str(Path(py).with_name("strun"))
@@ -218,9 +225,11 @@ def measure(case: str, inputs: dict, work: Path, repeat: int) -> list[dict]:
     runs = []
     for i in range(repeat + warm_up):
         env = dict(os.environ, **extra, **_repo_env())
-        if case in ("cold_256", "cold_demo"):
+        if case in ("cold_256", "cold_demo", "warm", "installed_demo"):
             cache = tempfile.mkdtemp(prefix="numba-cold-", dir=work)
             env["NUMBA_CACHE_DIR"] = cache
+        if case == "installed_demo":
+            run_measured([*romanxr_command(), "warm"], env, work)
         if case.startswith(("cli", "cold", "strun", "crds", "demo")):
             shutil.rmtree(work / case, ignore_errors=True)
             (work / case).mkdir()
