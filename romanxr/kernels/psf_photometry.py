@@ -16,12 +16,13 @@ bit, whatever the number of parts or processes.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from romanxr.kernels.quiet import ignoring
 
 __all__ = ["PARTS_PER_WORKER", "PSF_FIT_SHAPE", "PSF_GROUP_SEPARATION", "group_parts", "psf_fit"]
 
@@ -92,9 +93,7 @@ class _Fit:
                 "y_init": self.xy[rows, 1],
             }
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            warnings.simplefilter("ignore", AstropyUserWarning)
+        with ignoring(RuntimeWarning, AstropyUserWarning):
             res = phot(self.flux, error=self.flux_err, mask=self.mask, init_params=init)
         out = {}
         for old, new in COLUMNS.items():

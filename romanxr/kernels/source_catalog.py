@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from romanxr.kernels.psf_photometry import psf_fit
+from romanxr.kernels.quiet import ignoring
 
 __all__ = [
     "ANNULUS_RADII_ARCSEC",
@@ -116,8 +116,7 @@ def _convolve(data: np.ndarray, fwhm: float, mask: np.ndarray) -> np.ndarray:
     size = math.ceil(3 * fwhm)
     size += 1 - size % 2
     kernel = make_2dgaussian_kernel(fwhm, size=size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyUserWarning)
+    with ignoring(AstropyUserWarning):
         return convolve(data, kernel, mask=mask)
 
 
@@ -149,8 +148,7 @@ def detect(
     subtracted = (data - bkg.background).astype(data.dtype)
     detection = _convolve(subtracted, kernel_fwhm, mask)
     finder = SourceFinder(int(npixels), deblend=bool(deblend), contrast=1e-4, progress_bar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoDetectionsWarning)
+    with ignoring(NoDetectionsWarning):
         segm = finder(detection, snr_threshold * bkg.background_rms, mask=mask)
     return subtracted, segm, detection
 
@@ -322,8 +320,7 @@ def _catalog(
     area_arcsec2 = inputs.pixel_area_sr * (180 / math.pi * 3600) ** 2
     scale_from_area = math.sqrt(area_arcsec2)
 
-    with warnings.catch_warnings(), contextlib.ExitStack() as stack:
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with ignoring(RuntimeWarning), contextlib.ExitStack() as stack:
         cat = SourceCatalog(
             flux,
             segm,
@@ -470,8 +467,7 @@ def _apertures(
     annulus = CircularAnnulus(xy, ANNULUS_RADII_ARCSEC[0] / scale, ANNULUS_RADII_ARCSEC[1] / scale)
     clip = SigmaClip(sigma=3.0)
     medians, errors = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring(Warning):
         for m in annulus.to_mask(method="center"):
             values = m.get_values(flux)
             # non-finite values left out first, as SigmaClip would, but without its warning:

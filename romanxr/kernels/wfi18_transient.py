@@ -10,9 +10,9 @@ excess over a backward extrapolation from resultants 1 and 2. Fit parameters tra
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from romanxr.kernels.quiet import ignoring
 
 __all__ = [
     "N_MASKED_ROWS",
@@ -84,8 +84,7 @@ def fit_transient(
         return np.array([0.0, 0.0, 0.0, 1.0, 1.0])
     p0 = [row_means[0] * 1.1, row_means[0] * -0.1, tau_guesses[0], tau_guesses[1]]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+        with ignoring(optimize.OptimizeWarning):
             params, _ = optimize.curve_fit(double_exponential, row_times, row_means, p0=p0)
     except (ValueError, RuntimeError):
         return np.array([0.0, 0.0, 0.0, 1.0, 1.0])
