@@ -157,8 +157,8 @@ def warm_kernels(*, size: int = 256, seed: int = 2026) -> None:
     """Compile every numba kernel of a calibration into numba's on-disk cache.
 
     What the first calibration after an install would otherwise do, tens of seconds of CPU
-    before its first pixel (``romanxr warm``; ``make`` runs it after installing): a
-    ``size``² exposure is simulated with its reference set in a temporary folder and
+    before its first pixel (``romanxr warm``; ``make`` runs it after installing): an
+    exposure of ``size`` by ``size`` pixels is simulated with its reference set in a temporary folder and
     calibrated into a cal.asdf there, all steps but source_catalog and tweakreg (no numba
     kernel), so each kernel is compiled for the argument types a calibration of any frame
     size passes it. The ramp-fit kernel compiles in a helper process on another core
