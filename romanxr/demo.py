@@ -158,11 +158,12 @@ def warm_kernels(*, size: int = 256, seed: int = 2026) -> None:
 
     What the first calibration after an install would otherwise do, tens of seconds of CPU
     before its first pixel (``romanxr warm``; ``make`` runs it after installing): an
-    exposure of ``size`` by ``size`` pixels is simulated with its reference set in a temporary folder and
-    calibrated into a cal.asdf there, all steps but source_catalog and tweakreg (no numba
-    kernel), so each kernel is compiled for the argument types a calibration of any frame
-    size passes it. The ramp-fit kernel compiles in a helper process on another core
-    meanwhile (:func:`romanxr.schedule.compile_ahead.compiling_ahead`).
+    exposure of ``size`` by ``size`` pixels is simulated with its reference set in a
+    temporary folder and calibrated into a cal.asdf there, with every step but
+    source_catalog and tweakreg (which have no numba kernel), so each kernel is compiled for
+    the argument types a calibration of any frame size passes it. The ramp-fit kernel
+    compiles in a helper process on another core meanwhile
+    (:func:`romanxr.schedule.compile_ahead.compiling_ahead`).
 
     Parameters
     ----------

@@ -10,6 +10,7 @@ once wait for a single load.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections import OrderedDict
@@ -101,6 +102,9 @@ class ArrayCache:
 
 #: The cache of this process.
 CACHE = ArrayCache()
+# the files kept open for memmaps are closed when the interpreter exits, not left to the
+# garbage collector (which warns about each with a ResourceWarning)
+atexit.register(CACHE.clear)
 
 
 def _load_array(path: str, keys: tuple[str, ...]) -> tuple[np.ndarray, Any]:

@@ -83,3 +83,27 @@ def test_default_chunks_fit_memory_and_honour_target(monkeypatch):
     # explicit target wins; never more rows than the frame has
     assert default_chunks(shape, target_bytes=64 * 2**20)["y"] == 512
     assert default_chunks({"resultant": 2, "y": 10, "x": 10}, target_bytes=2**30)["y"] == 10
+
+
+def test_files_kept_open_for_memmaps_are_closed_at_exit(tmp_path):
+    """Closed by an exit handler, not left to the collector at shutdown (which warns about
+    each with a ResourceWarning, as the saturation property test's references did)."""
+    import subprocess
+    import sys
+
+    path = _write(tmp_path / "m.asdf", np.arange(64, dtype=np.float32).reshape(8, 8), None)
+    code = (
+        "import atexit, sys\n"
+        "def check():\n"
+        "    from romanxr.io.cache import CACHE\n"
+        "    print('open at exit' if CACHE._items else 'closed at exit')\n"
+        # registered first, so it runs after romanxr's own exit handlers
+        "atexit.register(check)\n"
+        "from romanxr.io.cache import CACHE\n"
+        "a = CACHE.get(sys.argv[1], ('arr',))\n"
+        "assert float(a.sum()) == 2016.0\n"
+        "assert CACHE._items  # kept with its open file (a raw block: a memmap)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "closed at exit"
