@@ -15,7 +15,11 @@ resources the cluster manages), the platform forks, and the calling process is n
 a daemonic worker.
 
 :func:`forked_map` starts the workers and gives a handle: the caller can do other work
-while they run, then take the results in order. Leaving the ``with`` block ends every
+while they run, then take the results in order. The forked workers of all the maps open at
+once in this process (one per detector's catalog in a batch, say, each in a thread of
+dask's pool) share one budget of :func:`worker_count` processes: a map that finds fewer
+than two free runs its items in the calling thread, so a batch does not start a set of
+workers per detector on the same cores. Leaving the ``with`` block ends every
 worker, also on an error or a KeyboardInterrupt (the workers ignore SIGINT; the parent
 terminates and joins them).
 """
@@ -27,6 +31,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,6 +40,27 @@ __all__ = ["ForkedMap", "fork_workers", "forked_map", "worker_count"]
 #: what the forked workers run, by token: (function, items); set before the fork
 _JOBS: dict[int, tuple[Callable[[Any], Any], Sequence[Any]]] = {}
 _TOKENS = itertools.count()
+#: forked workers alive now, over every open forked_map of this process
+_BUSY = 0
+_BUDGET_LOCK = threading.Lock()
+
+
+def _take_workers(wanted: int) -> int:
+    """Reserve up to ``wanted`` of the :func:`worker_count` budget: the number granted,
+    or 0 (none reserved) when fewer than two are free."""
+    global _BUSY
+    with _BUDGET_LOCK:
+        granted = min(wanted, worker_count() - _BUSY)
+        if granted <= 1:
+            return 0
+        _BUSY += granted
+        return granted
+
+
+def _give_back(n: int) -> None:
+    global _BUSY
+    with _BUDGET_LOCK:
+        _BUSY -= n
 
 
 def worker_count() -> int:
@@ -149,11 +175,13 @@ def forked_map(
 ) -> Iterator[ForkedMap]:
     """Start ``func(item)`` for every item in up to ``workers`` forked processes.
 
-    With ``workers <= 1`` or fewer than two items the calls run here, at once, in order.
-    Otherwise the workers (forked now: they see the parent's memory as it is) take the
-    items one at a time, in order, and send their results when no item is left; the
-    block's body runs meanwhile, and ``handle.result()`` waits for them. On leaving the
-    block every worker is terminated (if still running) and joined.
+    With ``workers <= 1``, fewer than two items, or fewer than two workers free in this
+    process's budget (:func:`worker_count` forked workers over all the maps open at once),
+    the calls run here, at once, in order. Otherwise the workers (forked now: they see the
+    parent's memory as it is) take the items one at a time, in order, and send their
+    results when no item is left; the block's body runs meanwhile, and ``handle.result()``
+    waits for them. On leaving the block every worker is terminated (if still running) and
+    joined.
 
     Parameters
     ----------
@@ -164,10 +192,20 @@ def forked_map(
     workers : int
         Processes to fork at most (see :func:`fork_workers`).
     """
-    n = min(int(workers), len(items))
-    if n <= 1:
+    n = _take_workers(min(int(workers), len(items)))
+    if n == 0:
         yield ForkedMap.done([func(item) for item in items])
         return
+    try:
+        with _forked(func, items, n) as pending:
+            yield pending
+    finally:
+        _give_back(n)
+
+
+@contextlib.contextmanager
+def _forked(func: Callable[[Any], Any], items: Sequence[Any], n: int) -> Iterator[ForkedMap]:
+    """:func:`forked_map` with ``n`` workers granted: fork them, end and join them after."""
     context = multiprocessing.get_context("fork")
     token = next(_TOKENS)
     _JOBS[token] = (func, items)

@@ -121,3 +121,22 @@ def test_a_worker_that_ignores_sigterm_is_killed(monkeypatch):
             raise KeyboardInterrupt
     assert time.monotonic() - start < 10
     assert _no_children_left()
+
+
+def test_maps_open_at_once_share_one_budget_of_workers():
+    """A second map while the first holds the budget runs in the calling thread (a batch of
+    catalogs does not fork a set of workers per detector); the budget comes back after."""
+    with dask.config.set(num_workers=2):
+        with forked_map(_square_and_pid, list(range(6)), 2) as first:
+            with forked_map(_square_and_pid, list(range(6)), 2) as second:
+                assert {pid for _, pid in second.result()} == {os.getpid()}
+            assert os.getpid() not in {pid for _, pid in first.result()}
+        with forked_map(_square_and_pid, list(range(6)), 2) as third:
+            assert os.getpid() not in {pid for _, pid in third.result()}
+        with dask.config.set(num_workers=3):
+            with forked_map(_square_and_pid, list(range(6)), 2) as first:
+                # one left of three: one worker would not run beside the parent any faster
+                with forked_map(_square_and_pid, list(range(6)), 2) as second:
+                    assert {pid for _, pid in second.result()} == {os.getpid()}
+                assert len({pid for _, pid in first.result()}) >= 1
+    assert _no_children_left()
