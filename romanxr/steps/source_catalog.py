@@ -88,10 +88,12 @@ def source_catalog(
     Speed: the PSF fit (photutils fits one source group after another, most of the time on
     a full frame) is split into parts of whole groups fitted in forked worker processes,
     while this process measures the other columns. There are as many workers as dask's
-    ``num_workers`` setting, else CPUs (``dask.config.set(num_workers=1)`` fits serially).
-    With a ``dask.distributed`` client, or the ``processes`` or ``synchronous`` scheduler,
-    the fit runs in the task's own thread (cluster workers may not fork; their cores are
-    the cluster's). The catalog is the same, bit for bit, for any number of workers.
+    ``num_workers`` setting, else CPUs (``dask.config.set(num_workers=1)`` fits serially),
+    over all the catalogs measured at once in this process: in a batch of detectors, a
+    catalog that finds the workers taken fits in its own thread. With a
+    ``dask.distributed`` client, or the ``processes`` or ``synchronous`` scheduler, the fit
+    runs in the task's own thread (cluster workers may not fork; their cores are the
+    cluster's). The catalog is the same, bit for bit, for any number of workers.
 
     Differences from romancal 1.1.0: the ePSF stamps are used as given (romancal also
     re-convolves them from the reference's guide-star jitter to the exposure's; the two agree
