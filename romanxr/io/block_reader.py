@@ -155,7 +155,7 @@ class BlockLayout:
                     memo[i] = chunk
             lo = start + pos - c0
             hi = min(len(chunk), stop - c0)
-            out[pos : pos + hi - lo] = chunk[lo:hi]
+            out[pos : pos + hi - lo] = memoryview(chunk)[lo:hi]  # one copy, not two
             pos += hi - lo
             i += 1
 
